@@ -1,0 +1,19 @@
+//! bouncectl: a PgBouncer-compatible PostgreSQL connection pooler and the operator's toolkit around it.
+//!
+//! # Layout
+//!
+//! Layers, lowest first; a module imports only from its own layer or a lower one
+//! (`tests/tidy.rs` enforces it):
+//!
+//! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
+//! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
+//!
+//! The binary in `src/main.rs` only parses the command line and maps the result to an exit code.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod protocol;

@@ -1,0 +1,1 @@
+//! Pure PostgreSQL wire protocol: frame decoding and message views/builders. No IO, no tokio, no logging.
