@@ -78,7 +78,9 @@ struct Report<'a> {
 /// Runs `hash`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.scram && args.method != Method::Native {
-        return Err(super::usage("--method applies to md5 secrets; --scram is computed in-process"));
+        return Err(super::usage(
+            "--method applies to md5 secrets; --scram is computed in-process",
+        ));
     }
     if args.user.is_empty() {
         return Err(super::usage("--user must not be empty"));
@@ -144,7 +146,11 @@ fn run_methods(
             None if all => {
                 skipped.insert("psql", "no --database-url or DATABASE_URL");
             }
-            None => return Err(super::usage("--method psql needs --database-url or DATABASE_URL")),
+            None => {
+                return Err(super::usage(
+                    "--method psql needs --database-url or DATABASE_URL",
+                ));
+            }
         }
     }
     if all || args.method == Method::Shell {
@@ -183,7 +189,8 @@ fn read_password(args: &Args) -> anyhow::Result<String> {
 fn psql_md5(url: &str, user: &str, password: &str) -> anyhow::Result<String> {
     super::runtime()?.block_on(async {
         let client = super::admin_client::connect(url).await?;
-        super::admin_client::query_text(&client, "SELECT 'md5' || md5($1 || $2)", &[password, user]).await
+        super::admin_client::query_text(&client, "SELECT 'md5' || md5($1 || $2)", &[password, user])
+            .await
     })
 }
 
@@ -201,7 +208,9 @@ fn shell_md5(user: &str, password: &str) -> anyhow::Result<String> {
     }
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_string(&mut out).context("cannot read md5sum's output")?;
+        stdout
+            .read_to_string(&mut out)
+            .context("cannot read md5sum's output")?;
     }
     let status = child.wait().context("md5sum did not finish")?;
     let digest = out.split_whitespace().next().unwrap_or_default();
@@ -213,7 +222,8 @@ fn shell_md5(user: &str, password: &str) -> anyhow::Result<String> {
 
 fn random_salt() -> anyhow::Result<[u8; scram::SALT_LEN]> {
     let mut salt = [0u8; scram::SALT_LEN];
-    getrandom::getrandom(&mut salt).map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
+    getrandom::getrandom(&mut salt)
+        .map_err(|e| anyhow::anyhow!("no randomness for the salt: {e}"))?;
     Ok(salt)
 }
 
@@ -226,7 +236,10 @@ fn write_entry(path: &Path, user: &str, secret: &str) -> anyhow::Result<()> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        return Err(super::usage(format!("{}: directory does not exist", dir.display())));
+        return Err(super::usage(format!(
+            "{}: directory does not exist",
+            dir.display()
+        )));
     }
     let (old, mode) = match std::fs::read(path) {
         Ok(bytes) => {
@@ -236,13 +249,21 @@ fn write_entry(path: &Path, user: &str, secret: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0o600),
         Err(e) => return Err(super::usage(format!("{}: {e}", path.display()))),
     };
-    let old = String::from_utf8(old).map_err(|_| super::usage(format!("{}: not UTF-8 text", path.display())))?;
+    let old = String::from_utf8(old)
+        .map_err(|_| super::usage(format!("{}: not UTF-8 text", path.display())))?;
     let new = userlist::upsert(&old, user, secret)
         .map_err(|e| super::usage(format!("{}:{e}", path.display())))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.bouncectl-{}.tmp", std::process::id()));
     let written = (|| -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(new.as_bytes())?;
         file.sync_all()?;
@@ -251,7 +272,10 @@ fn write_entry(path: &Path, user: &str, secret: &str) -> anyhow::Result<()> {
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(super::usage(format!("cannot write {}: {e}", path.display())));
+        return Err(super::usage(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )));
     }
     eprintln!("wrote {user}'s entry to {}", path.display());
     Ok(())

@@ -8,11 +8,13 @@ use super::output::{self, OutputArgs};
 
 /// Arguments of `bouncectl size`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example (5 app instances with 20 connections each, PostgreSQL max_connections = 100):\n  \
+#[command(
+    after_help = "Example (5 app instances with 20 connections each, PostgreSQL max_connections = 100):\n  \
     bouncectl size --instances 5 --per-instance 20 --pg-max-connections 100\n\n\
     demand = instances × per-instance + headroom. When it fits under max_connections − admin-reserve,\n\
     the pooler may open all of it; otherwise max_db_connections = max_connections − admin-reserve and\n\
-    default_pool_size = (max_connections − admin-reserve − headroom − reserve-pool) / instances.")]
+    default_pool_size = (max_connections − admin-reserve − headroom − reserve-pool) / instances."
+)]
 pub struct Args {
     /// Application instances (processes, pods) that connect through the pooler.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
@@ -21,19 +23,39 @@ pub struct Args {
     #[arg(long, value_name = "M", allow_hyphen_values = true)]
     pub per_instance: i64,
     /// Extra connections kept for migrations, cron jobs and consoles.
-    #[arg(long, value_name = "H", default_value_t = 10, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "H",
+        default_value_t = 10,
+        allow_hyphen_values = true
+    )]
     pub headroom: i64,
     /// PostgreSQL's max_connections (omit to size for demand alone).
     #[arg(long, value_name = "P", allow_hyphen_values = true)]
     pub pg_max_connections: Option<i64>,
     /// Connections kept free for superusers and admins.
-    #[arg(long, value_name = "A", default_value_t = 10, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "A",
+        default_value_t = 10,
+        allow_hyphen_values = true
+    )]
     pub admin_reserve: i64,
     /// reserve_pool_size to suggest.
-    #[arg(long, value_name = "R", default_value_t = 5, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 5,
+        allow_hyphen_values = true
+    )]
     pub reserve_pool: i64,
     /// Pooler replicas that share PostgreSQL's connections.
-    #[arg(long, value_name = "K", default_value_t = 1, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 1,
+        allow_hyphen_values = true
+    )]
     pub poolers: i64,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -138,7 +160,8 @@ fn render(args: &Args, plan: &Plan) -> String {
         args.instances, args.per_instance, args.headroom, plan.demand
     );
     match args.pg_max_connections {
-        None => text.push_str("PostgreSQL limit    = not given (--pg-max-connections); sized for demand\n"),
+        None => text
+            .push_str("PostgreSQL limit    = not given (--pg-max-connections); sized for demand\n"),
         Some(limit) => text.push_str(&format!(
             "usable on server    = {limit} max_connections − {} admin reserve = {}\n",
             args.admin_reserve,
@@ -146,7 +169,9 @@ fn render(args: &Args, plan: &Plan) -> String {
         )),
     }
     if plan.fits {
-        text.push_str("verdict             = fits: every app connection can have a server connection\n");
+        text.push_str(
+            "verdict             = fits: every app connection can have a server connection\n",
+        );
     } else {
         text.push_str(&format!(
             "verdict             = does not fit: pools capped, default_pool_size = ({} − {} − {} − {}) / {} = {}\n",
@@ -200,7 +225,10 @@ mod tests {
     #[test]
     fn demand_that_fits_is_passed_through() {
         let plan = plan(&args(2, 20, Some(100))).unwrap();
-        assert_eq!((plan.max_db_connections, plan.default_pool_size, plan.fits), (50, 20, true));
+        assert_eq!(
+            (plan.max_db_connections, plan.default_pool_size, plan.fits),
+            (50, 20, true)
+        );
         let plan = super::plan(&args(5, 20, None)).unwrap();
         assert_eq!((plan.max_db_connections, plan.default_pool_size), (110, 20));
     }

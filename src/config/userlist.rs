@@ -109,9 +109,13 @@ pub fn parse_line(line: &str) -> Result<Option<(String, String)>, String> {
             first_chars(rest)
         ));
     };
-    let (user, rest) = quoted_field(rest).ok_or("broken auth file: user name has no closing quote")?;
+    let (user, rest) =
+        quoted_field(rest).ok_or("broken auth file: user name has no closing quote")?;
     if user.len() >= MAX_USERNAME {
-        return Err(format!("username too long in auth file (max {} bytes)", MAX_USERNAME - 1));
+        return Err(format!(
+            "username too long in auth file (max {} bytes)",
+            MAX_USERNAME - 1
+        ));
     }
     // PgBouncer skips whatever stands between the two fields up to the next quote.
     let Some(open) = rest.find('"') else {
@@ -122,7 +126,10 @@ pub fn parse_line(line: &str) -> Result<Option<(String, String)>, String> {
         .and_then(quoted_field)
         .ok_or_else(|| format!("broken auth file: secret of user {user:?} has no closing quote"))?;
     if secret.len() >= MAX_PASSWORD {
-        return Err(format!("password too long in auth file (max {} bytes)", MAX_PASSWORD - 1));
+        return Err(format!(
+            "password too long in auth file (max {} bytes)",
+            MAX_PASSWORD - 1
+        ));
     }
     Ok(Some((user, secret)))
 }

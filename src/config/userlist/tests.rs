@@ -26,10 +26,18 @@ fn classifies_scram() {
 #[test]
 fn broken_lines_name_their_number() {
     for (text, line, needle) in [
-        ("\"a\" \"b\"\n# hash comment\n", 2, "comments start with ';'"),
+        (
+            "\"a\" \"b\"\n# hash comment\n",
+            2,
+            "comments start with ';'",
+        ),
         ("\"a\" \"b\"\n\"c\n", 2, "no closing quote"),
         ("\"a\"\n", 1, "no secret"),
-        ("\"a\" \"b\n", 1, "secret of user \"a\" has no closing quote"),
+        (
+            "\"a\" \"b\n",
+            1,
+            "secret of user \"a\" has no closing quote",
+        ),
         ("plain words\n", 1, "broken auth file"),
     ] {
         let err = parse(text).unwrap_err();
@@ -41,9 +49,19 @@ fn broken_lines_name_their_number() {
 #[test]
 fn too_long_fields_are_rejected() {
     let long_user = "u".repeat(MAX_USERNAME);
-    assert!(parse(&format_line(&long_user, "x")).unwrap_err().reason.contains("username too long"));
+    assert!(
+        parse(&format_line(&long_user, "x"))
+            .unwrap_err()
+            .reason
+            .contains("username too long")
+    );
     let long_secret = "s".repeat(MAX_PASSWORD);
-    assert!(parse(&format_line("u", &long_secret)).unwrap_err().reason.contains("password too long"));
+    assert!(
+        parse(&format_line("u", &long_secret))
+            .unwrap_err()
+            .reason
+            .contains("password too long")
+    );
 }
 
 #[test]

@@ -1,0 +1,11 @@
+//! The integration test binary (`cargo test --test it`): real PostgreSQL, real clients, the real
+//! `bouncectl` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod cli;
+mod support;

@@ -1,0 +1,66 @@
+//! Shared test support: throwaway PostgreSQL clusters, the built binary, polling helpers.
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use postgres::TempPostgres;
+
+/// The `bouncectl` binary cargo built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_bouncectl"))
+}
+
+/// Runs `bouncectl ARGS` with `stdin` fed in, the environment cleared of libpq variables.
+pub fn bouncectl(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PGPASSWORD")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot run bouncectl");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// stdout of an Output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr of an Output as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Connects tokio-postgres without TLS and drives the connection in the background.
+pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Polls `probe` until it returns true or `timeout` passes; returns whether it did.
+pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
