@@ -6,6 +6,8 @@
 //! (`tests/tidy.rs` enforces it):
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
+//! - **L1, io**: [`shutdown`].
+//! - **L2, pools**: [`pool`].
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
 //! The binary in `src/main.rs` only parses the command line and maps the result to an exit code.
@@ -16,4 +18,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod pool;
 pub mod protocol;
+pub mod shutdown;

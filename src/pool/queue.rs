@@ -1,0 +1,402 @@
+//! One pool's bookkeeping: idle server connections, the count of open ones, and a FIFO of waiting
+//! clients. Generic over the connection type so the waiting and limit logic is tested without
+//! sockets. The mutex is held only for a few pointer moves, never across an await.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+
+/// Limits a pool checks when it hands out a connection; they may change on reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `default_pool_size` (or the database/user override).
+    pub pool_size: usize,
+    /// `reserve_pool_size`: extra connections for clients that waited `reserve_timeout`.
+    pub reserve_size: usize,
+    /// `reserve_pool_timeout`.
+    pub reserve_timeout: Duration,
+    /// `query_wait_timeout`; `None` waits forever.
+    pub wait_timeout: Option<Duration>,
+}
+
+/// Connections shared by every pool of one database (`max_db_connections`) or one user
+/// (`max_user_connections`); 0 means unlimited.
+#[derive(Debug, Default)]
+pub struct SharedCap {
+    state: Mutex<(usize, usize)>,
+    freed: Notify,
+}
+
+impl SharedCap {
+    /// A cap of `max` connections (0 = unlimited).
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(SharedCap {
+            state: Mutex::new((0, max)),
+            freed: Notify::new(),
+        })
+    }
+
+    /// Changes the cap (reload).
+    pub fn set_max(&self, max: usize) {
+        lock(&self.state).1 = max;
+        self.freed.notify_waiters();
+    }
+
+    /// Connections currently counted.
+    pub fn open(&self) -> usize {
+        lock(&self.state).0
+    }
+
+    fn try_take(&self) -> bool {
+        let mut state = lock(&self.state);
+        if state.1 != 0 && state.0 >= state.1 {
+            return false;
+        }
+        state.0 += 1;
+        true
+    }
+
+    fn give_back(&self) {
+        {
+            let mut state = lock(&self.state);
+            state.0 = state.0.saturating_sub(1);
+        }
+        self.freed.notify_waiters();
+    }
+}
+
+/// Counts of one pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Idle server connections.
+    pub idle: usize,
+    /// Server connections open or being opened.
+    pub open: usize,
+    /// Clients waiting for a connection.
+    pub waiting: usize,
+    /// How long the oldest waiter has waited.
+    pub max_wait: Duration,
+}
+
+/// What a client gets from [`Queue::checkout`].
+#[derive(Debug)]
+pub enum Lease<T: Send + 'static> {
+    /// An idle connection, ready to use.
+    Ready(T),
+    /// Permission to open a new connection; dropping it without [`Slot::fill`] frees the slot.
+    Open(Slot<T>),
+}
+
+/// Why a checkout failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    /// Waited `query_wait_timeout` without getting a connection.
+    #[error("query_wait_timeout")]
+    WaitTimeout,
+    /// The pool was closed (database removed or shutdown).
+    #[error("pool closed")]
+    Closed,
+}
+
+struct Idle<T> {
+    conn: T,
+    since: Instant,
+}
+
+struct Waiter<T> {
+    id: u64,
+    since: Instant,
+    tx: oneshot::Sender<Grant<T>>,
+}
+
+enum Grant<T> {
+    Conn(T),
+    Open,
+}
+
+struct State<T> {
+    idle: Vec<Idle<T>>,
+    /// Idle + in use + being opened.
+    open: usize,
+    waiters: VecDeque<Waiter<T>>,
+    next_waiter: u64,
+    limits: Limits,
+    closed: bool,
+}
+
+/// One pool's idle list and wait queue.
+pub struct Queue<T> {
+    state: Mutex<State<T>>,
+    caps: Vec<Arc<SharedCap>>,
+}
+
+/// A counted, not yet opened connection slot.
+pub struct Slot<T: Send + 'static> {
+    queue: Option<Arc<Queue<T>>>,
+}
+
+impl<T: Send + 'static> Slot<T> {
+    /// The connection was opened: it now counts as in use (return it with [`Queue::checkin`]).
+    pub fn fill(mut self) {
+        self.queue = None;
+    }
+}
+
+impl<T: Send + 'static> std::fmt::Debug for Slot<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
+impl<T: Send + 'static> Drop for Slot<T> {
+    fn drop(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            queue.discard();
+        }
+    }
+}
+
+fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
+    // A panic while holding this lock cannot leave the counters half-written (each update is a
+    // single assignment), so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<T: Send + 'static> Queue<T> {
+    /// A new empty pool with `limits`, counted against each of `caps`.
+    pub fn new(limits: Limits, caps: Vec<Arc<SharedCap>>) -> Arc<Self> {
+        Arc::new(Queue {
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                waiters: VecDeque::new(),
+                next_waiter: 0,
+                limits,
+                closed: false,
+            }),
+            caps,
+        })
+    }
+
+    /// Gets an idle connection or a slot to open one, waiting in FIFO order when the pool is full.
+    pub async fn checkout(self: &Arc<Self>) -> Result<Lease<T>, CheckoutError> {
+        let started = Instant::now();
+        let (id, mut rx, limits) = {
+            let mut state = lock(&self.state);
+            if state.closed {
+                return Err(CheckoutError::Closed);
+            }
+            if state.waiters.is_empty() {
+                if let Some(idle) = state.idle.pop() {
+                    return Ok(Lease::Ready(idle.conn));
+                }
+                if state.open < state.limits.pool_size && self.take_caps() {
+                    state.open += 1;
+                    return Ok(Lease::Open(self.slot()));
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            let id = state.next_waiter;
+            state.next_waiter += 1;
+            state.waiters.push_back(Waiter {
+                id,
+                since: started,
+                tx,
+            });
+            (id, rx, state.limits)
+        };
+        let mut reserve_at =
+            Some(started + limits.reserve_timeout).filter(|_| limits.reserve_size > 0);
+        let deadline = limits.wait_timeout.map(|t| started + t);
+        loop {
+            let cap_freed = self.caps.iter().map(|c| c.freed.notified());
+            let any_cap_freed = futures_any(cap_freed);
+            tokio::select! {
+                grant = &mut rx => return match grant {
+                    Ok(Grant::Conn(conn)) => Ok(Lease::Ready(conn)),
+                    Ok(Grant::Open) => Ok(Lease::Open(self.slot())),
+                    Err(_) => Err(CheckoutError::Closed),
+                },
+                () = sleep_until(reserve_at) => {
+                    reserve_at = None;
+                    if let Some(lease) = self.try_reserve(id) {
+                        return Ok(lease);
+                    }
+                }
+                () = any_cap_freed => {
+                    if let Some(lease) = self.try_open_as_waiter(id, reserve_at.is_none()) {
+                        return Ok(lease);
+                    }
+                }
+                () = sleep_until(deadline) => {
+                    return self.give_up(id, rx);
+                }
+            }
+        }
+    }
+
+    fn slot(self: &Arc<Self>) -> Slot<T> {
+        Slot {
+            queue: Some(Arc::clone(self)),
+        }
+    }
+
+    fn take_caps(&self) -> bool {
+        for (i, cap) in self.caps.iter().enumerate() {
+            if !cap.try_take() {
+                self.caps.iter().take(i).for_each(|c| c.give_back());
+                return false;
+            }
+        }
+        true
+    }
+
+    /// After `reserve_pool_timeout`, a waiter may open a connection beyond `pool_size`.
+    fn try_reserve(self: &Arc<Self>, id: u64) -> Option<Lease<T>> {
+        self.try_open_as_waiter(id, true)
+    }
+
+    fn try_open_as_waiter(self: &Arc<Self>, id: u64, reserve: bool) -> Option<Lease<T>> {
+        let mut state = lock(&self.state);
+        let limit = state.limits.pool_size
+            + if reserve {
+                state.limits.reserve_size
+            } else {
+                0
+            };
+        if state.open >= limit || !self.take_caps() {
+            return None;
+        }
+        let pos = state.waiters.iter().position(|w| w.id == id)?;
+        state.waiters.remove(pos);
+        state.open += 1;
+        Some(Lease::Open(self.slot()))
+    }
+
+    fn give_up(
+        self: &Arc<Self>,
+        id: u64,
+        mut rx: oneshot::Receiver<Grant<T>>,
+    ) -> Result<Lease<T>, CheckoutError> {
+        {
+            let mut state = lock(&self.state);
+            if let Some(pos) = state.waiters.iter().position(|w| w.id == id) {
+                state.waiters.remove(pos);
+                return Err(CheckoutError::WaitTimeout);
+            }
+        }
+        // Granted between the timer firing and taking the lock: the grant is ours.
+        match rx.try_recv() {
+            Ok(Grant::Conn(conn)) => Ok(Lease::Ready(conn)),
+            Ok(Grant::Open) => Ok(Lease::Open(self.slot())),
+            Err(_) => Err(CheckoutError::WaitTimeout),
+        }
+    }
+
+    /// Returns a healthy connection: to the first waiter, else to the idle list.
+    pub fn checkin(&self, conn: T) {
+        let mut conn = conn;
+        let mut state = lock(&self.state);
+        if state.closed || state.open > state.limits.pool_size + state.limits.reserve_size {
+            drop(state);
+            self.discard();
+            return;
+        }
+        while let Some(waiter) = state.waiters.pop_front() {
+            match waiter.tx.send(Grant::Conn(conn)) {
+                Ok(()) => return,
+                Err(Grant::Conn(back)) => conn = back,
+                Err(Grant::Open) => return,
+            }
+        }
+        state.idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// A connection was closed (or never opened): frees its slot and lets a waiter open one.
+    pub fn discard(&self) {
+        let mut state = lock(&self.state);
+        state.open = state.open.saturating_sub(1);
+        self.caps.iter().for_each(|c| c.give_back());
+        if state.open < state.limits.pool_size && self.take_caps() {
+            while let Some(waiter) = state.waiters.pop_front() {
+                if waiter.tx.send(Grant::Open).is_ok() {
+                    state.open += 1;
+                    return;
+                }
+            }
+            self.caps.iter().for_each(|c| c.give_back());
+        }
+    }
+
+    /// Removes idle connections for which `expired(conn, idle_for)` holds; the caller closes them.
+    pub fn take_idle_where(&self, mut expired: impl FnMut(&T, Duration) -> bool) -> Vec<T> {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        let (gone, kept): (Vec<_>, Vec<_>) = state
+            .idle
+            .drain(..)
+            .partition(|i| expired(&i.conn, now.duration_since(i.since)));
+        state.idle = kept;
+        gone.into_iter().map(|i| i.conn).collect()
+    }
+
+    /// A snapshot of the counts SHOW POOLS needs.
+    pub fn counts(&self) -> Counts {
+        let state = lock(&self.state);
+        Counts {
+            idle: state.idle.len(),
+            open: state.open,
+            waiting: state.waiters.len(),
+            max_wait: state
+                .waiters
+                .front()
+                .map_or(Duration::ZERO, |w| w.since.elapsed()),
+        }
+    }
+
+    /// Applies new limits (reload); connections over a smaller size close as they come back.
+    pub fn set_limits(&self, limits: Limits) {
+        lock(&self.state).limits = limits;
+    }
+
+    /// Closes the pool: waiters fail, idle connections are returned for closing.
+    pub fn close(&self) -> Vec<T> {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        state.waiters.clear();
+        state.idle.drain(..).map(|i| i.conn).collect()
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when any of `futures` does; never when there are none.
+async fn futures_any<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
+    let mut futures: Vec<_> = futures.map(Box::pin).collect();
+    if futures.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for f in &mut futures {
+            if f.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+use super::*;
+
+fn limits(pool_size: usize) -> Limits {
+    Limits {
+        pool_size,
+        reserve_size: 0,
+        reserve_timeout: Duration::from_secs(5),
+        wait_timeout: Some(Duration::from_secs(10)),
+    }
+}
+
+async fn open(q: &Arc<Queue<u32>>) -> Slot<u32> {
+    match q.checkout().await.unwrap() {
+        Lease::Open(slot) => slot,
+        Lease::Ready(c) => panic!("expected a slot, got conn {c}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn opens_up_to_pool_size_then_queues_fifo() {
+    let q = Queue::new(limits(2), vec![]);
+    open(&q).await.fill();
+    open(&q).await.fill();
+    assert_eq!(q.counts().open, 2);
+    let first = tokio::spawn({
+        let q = Arc::clone(&q);
+        async move { q.checkout().await }
+    });
+    tokio::task::yield_now().await;
+    let second = tokio::spawn({
+        let q = Arc::clone(&q);
+        async move { q.checkout().await }
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(q.counts().waiting, 2);
+    q.checkin(7);
+    q.checkin(8);
+    assert!(matches!(first.await.unwrap(), Ok(Lease::Ready(7))));
+    assert!(matches!(second.await.unwrap(), Ok(Lease::Ready(8))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_connections_are_reused_lifo() {
+    let q = Queue::new(limits(2), vec![]);
+    open(&q).await.fill();
+    open(&q).await.fill();
+    q.checkin(1);
+    q.checkin(2);
+    assert!(matches!(q.checkout().await, Ok(Lease::Ready(2))));
+    assert_eq!(q.counts().idle, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_longer_than_query_wait_timeout_fails() {
+    let q = Queue::new(limits(1), vec![]);
+    open(&q).await.fill();
+    let started = Instant::now();
+    assert_eq!(q.checkout().await.unwrap_err(), CheckoutError::WaitTimeout);
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+    assert_eq!(q.counts().waiting, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reserve_pool_opens_after_reserve_timeout() {
+    let mut l = limits(1);
+    l.reserve_size = 1;
+    let q = Queue::new(l, vec![]);
+    open(&q).await.fill();
+    let started = Instant::now();
+    open(&q).await.fill();
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert_eq!(q.counts().open, 2);
+    // The reserve is used up: the next client times out.
+    assert_eq!(q.checkout().await.unwrap_err(), CheckoutError::WaitTimeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_slot_lets_a_waiter_open() {
+    let q = Queue::new(limits(1), vec![]);
+    let slot = open(&q).await;
+    let waiter = tokio::spawn({
+        let q = Arc::clone(&q);
+        async move { q.checkout().await }
+    });
+    tokio::task::yield_now().await;
+    drop(slot); // the connect failed
+    assert!(matches!(waiter.await.unwrap(), Ok(Lease::Open(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn shared_cap_limits_pools_of_one_database() {
+    let cap = SharedCap::new(1);
+    let a: Arc<Queue<u32>> = Queue::new(limits(5), vec![Arc::clone(&cap)]);
+    let b: Arc<Queue<u32>> = Queue::new(limits(5), vec![Arc::clone(&cap)]);
+    open(&a).await.fill();
+    let waiter = tokio::spawn({
+        let b = Arc::clone(&b);
+        async move { b.checkout().await }
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(b.counts().waiting, 1);
+    a.discard();
+    let Ok(Lease::Open(slot)) = waiter.await.unwrap() else {
+        panic!("the waiter should get a slot once the other pool freed one");
+    };
+    assert_eq!(cap.open(), 1);
+    drop(slot);
+    assert_eq!(cap.open(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shrinking_the_pool_closes_returning_connections() {
+    let q = Queue::new(limits(2), vec![]);
+    open(&q).await.fill();
+    open(&q).await.fill();
+    q.set_limits(limits(1));
+    q.checkin(1);
+    assert_eq!(
+        q.counts(),
+        Counts {
+            idle: 0,
+            open: 1,
+            waiting: 0,
+            max_wait: Duration::ZERO
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_fails_waiters_and_returns_idle() {
+    let q = Queue::new(limits(1), vec![]);
+    open(&q).await.fill();
+    q.checkin(3);
+    assert_eq!(q.close(), vec![3]);
+    assert_eq!(q.checkout().await.unwrap_err(), CheckoutError::Closed);
+}
