@@ -6,7 +6,7 @@
 //! (`tests/tidy.rs` enforces it):
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
-//! - **L1, io**: [`shutdown`].
+//! - **L1, io**: [`shutdown`], [`stats`].
 //! - **L2, pools**: [`pool`].
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
@@ -21,3 +21,4 @@ pub mod error;
 pub mod pool;
 pub mod protocol;
 pub mod shutdown;
+pub mod stats;

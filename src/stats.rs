@@ -1,0 +1,151 @@
+//! Traffic counters with PgBouncer's SHOW STATS definitions, updated on the data path with relaxed
+//! atomics (no lock), and plain snapshots for the admin console and metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters of one pool since start. Times are microseconds, sizes bytes.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    server_assignment_count: AtomicU64,
+    xact_count: AtomicU64,
+    query_count: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    xact_time: AtomicU64,
+    query_time: AtomicU64,
+    wait_time: AtomicU64,
+    client_parse_count: AtomicU64,
+    server_parse_count: AtomicU64,
+    bind_count: AtomicU64,
+    client_login_count: AtomicU64,
+}
+
+/// A copy of [`PoolStats`] at one moment, in SHOW STATS_TOTALS column order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Times a server was handed to a client.
+    pub server_assignment_count: u64,
+    /// Transactions pooled.
+    pub xact_count: u64,
+    /// Statements pooled.
+    pub query_count: u64,
+    /// Bytes from clients.
+    pub bytes_received: u64,
+    /// Bytes to clients.
+    pub bytes_sent: u64,
+    /// µs linked to a server inside transactions.
+    pub xact_time: u64,
+    /// µs executing queries.
+    pub query_time: u64,
+    /// µs clients waited for a server.
+    pub wait_time: u64,
+    /// Parse messages from clients.
+    pub client_parse_count: u64,
+    /// Parse messages sent to servers.
+    pub server_parse_count: u64,
+    /// Bind messages forwarded.
+    pub bind_count: u64,
+    /// Successful client logins.
+    pub client_login_count: u64,
+}
+
+impl Totals {
+    /// Field-wise sum (SHOW STATS sums the pools of a database).
+    pub fn add(&mut self, o: &Totals) {
+        self.server_assignment_count += o.server_assignment_count;
+        self.xact_count += o.xact_count;
+        self.query_count += o.query_count;
+        self.bytes_received += o.bytes_received;
+        self.bytes_sent += o.bytes_sent;
+        self.xact_time += o.xact_time;
+        self.query_time += o.query_time;
+        self.wait_time += o.wait_time;
+        self.client_parse_count += o.client_parse_count;
+        self.server_parse_count += o.server_parse_count;
+        self.bind_count += o.bind_count;
+        self.client_login_count += o.client_login_count;
+    }
+}
+
+impl PoolStats {
+    /// A server was assigned after the client waited `wait_us`.
+    pub fn assigned(&self, wait_us: u64) {
+        self.server_assignment_count.fetch_add(1, Relaxed);
+        if wait_us > 0 {
+            self.wait_time.fetch_add(wait_us, Relaxed);
+        }
+    }
+
+    /// A transaction ended after `us` microseconds.
+    pub fn xact(&self, us: u64) {
+        self.xact_count.fetch_add(1, Relaxed);
+        self.xact_time.fetch_add(us, Relaxed);
+    }
+
+    /// A query (ReadyForQuery round trip) ended after `us` microseconds.
+    pub fn query(&self, us: u64) {
+        self.query_count.fetch_add(1, Relaxed);
+        self.query_time.fetch_add(us, Relaxed);
+    }
+
+    /// Bytes moved: `received` from the client, `sent` to it.
+    pub fn traffic(&self, received: u64, sent: u64) {
+        if received > 0 {
+            self.bytes_received.fetch_add(received, Relaxed);
+        }
+        if sent > 0 {
+            self.bytes_sent.fetch_add(sent, Relaxed);
+        }
+    }
+
+    /// A client logged in.
+    pub fn login(&self) {
+        self.client_login_count.fetch_add(1, Relaxed);
+    }
+
+    /// Parse/Bind counts of the prepared-statement path.
+    pub fn prepared(&self, client_parse: u64, server_parse: u64, bind: u64) {
+        self.client_parse_count.fetch_add(client_parse, Relaxed);
+        self.server_parse_count.fetch_add(server_parse, Relaxed);
+        self.bind_count.fetch_add(bind, Relaxed);
+    }
+
+    /// The counters now.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            server_assignment_count: self.server_assignment_count.load(Relaxed),
+            xact_count: self.xact_count.load(Relaxed),
+            query_count: self.query_count.load(Relaxed),
+            bytes_received: self.bytes_received.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            xact_time: self.xact_time.load(Relaxed),
+            query_time: self.query_time.load(Relaxed),
+            wait_time: self.wait_time.load(Relaxed),
+            client_parse_count: self.client_parse_count.load(Relaxed),
+            server_parse_count: self.server_parse_count.load(Relaxed),
+            bind_count: self.bind_count.load(Relaxed),
+            client_login_count: self.client_login_count.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up() {
+        let s = PoolStats::default();
+        s.assigned(10);
+        s.xact(100);
+        s.query(40);
+        s.query(50);
+        s.traffic(7, 9);
+        let mut sum = s.totals();
+        sum.add(&s.totals());
+        assert_eq!(sum.query_count, 4);
+        assert_eq!(sum.query_time, 180);
+        assert_eq!(sum.wait_time, 20);
+        assert_eq!((sum.bytes_received, sum.bytes_sent), (14, 18));
+    }
+}
