@@ -88,7 +88,7 @@ pub fn check_mechanism(name: &[u8]) -> Result<(), AuthError> {
 }
 
 /// The parts of a stored SCRAM-SHA-256 verifier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Verifier {
     /// PBKDF2 iteration count.
     pub iterations: u32,
@@ -135,6 +135,17 @@ impl Verifier {
             stored_key: B64.decode(stored).ok()?.try_into().ok()?,
             server_key: B64.decode(server).ok()?.try_into().ok()?,
         })
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // StoredKey and ServerKey let an attacker brute-force the password offline and
+        // impersonate the server: keep them out of logs and panic messages.
+        f.debug_struct("Verifier")
+            .field("iterations", &self.iterations)
+            .field("salt", &B64.encode(&self.salt))
+            .finish_non_exhaustive()
     }
 }
 

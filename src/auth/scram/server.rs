@@ -4,6 +4,10 @@
 //! Unknown users get a mock exchange ([`ScramServer::mock`]) with a deterministic salt, which
 //! fails only at the proof, after the same work as a real one, so a probe cannot tell whether a
 //! role exists. Any error ends the exchange; the state machine then refuses further messages.
+//!
+//! We offer only SCRAM-SHA-256, never -PLUS, so a client's `y` flag ("I could bind, but you
+//! cannot") is honest and accepted. Once -PLUS is offered, `y` must become a downgrade error
+//! ("SCRAM channel binding negotiation error") as in PostgreSQL.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -65,6 +65,22 @@ fn ten_thousand_random_exchanges_all_succeed() {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// The same property with proptest's shrinking: any printable nonces, any password.
+    #[test]
+    fn exchanges_succeed_for_any_printable_nonces(
+        client_nonce in "[!-+\\--~]{1,64}",
+        server_nonce in "[!-+\\--~]{1,64}",
+        password in "\\PC{0,20}",
+    ) {
+        let mut server = server_for(&password, &server_nonce);
+        let mut client = client_for(&password, &client_nonce);
+        proptest::prop_assert!(run_exchange(&mut client, &mut server).is_ok());
+    }
+}
+
 #[test]
 fn wrong_password_is_invalid_proof() {
     let mut server = server_for("right", "SRV");

@@ -101,4 +101,8 @@ fn debug_output_hides_keys() {
         ClientCredential::Password("hunter2".into())
     );
     assert!(!text.contains("hunter2") && !text.contains("171"), "{text}");
+    let verifier = Verifier::derive("pw", b"salt", 1);
+    let text = format!("{verifier:?}");
+    assert!(!text.contains(&B64.encode(verifier.stored_key)), "{text}");
+    assert!(!text.contains(&B64.encode(verifier.server_key)), "{text}");
 }
