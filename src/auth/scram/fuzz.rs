@@ -6,9 +6,9 @@ use super::{
 };
 
 /// Client nonce of the fuzzed client and server side, short so a fuzzer finds it.
-const CLIENT_NONCE: &str = "fyko";
+pub(super) const CLIENT_NONCE: &str = "fyko";
 /// Server nonce of the fuzzed server side.
-const SERVER_NONCE: &str = "srv";
+pub(super) const SERVER_NONCE: &str = "srv";
 
 /// Splits `data` at `\n` into client-first, client-final, server-first, server-final and
 /// stored-secret text, and feeds each to its consumer. Must never panic.

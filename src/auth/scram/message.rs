@@ -136,8 +136,13 @@ fn extensions<'a>(
     which: ScramMessage,
 ) -> Result<(), AuthError> {
     let mut seen = seen.to_vec();
+    let first_message = matches!(which, ScramMessage::ClientFirst | ScramMessage::ServerFirst);
     for field in rest {
         let a = attr(field, which)?;
+        if a.name == b'm' && first_message {
+            // `m=` belongs first; anywhere else it is still a mandatory extension we lack.
+            return Err(AuthError::MandatoryExtension(which));
+        }
         if seen.contains(&a.name) {
             return Err(AuthError::DuplicateAttribute {
                 message: which,
@@ -208,7 +213,7 @@ pub(super) fn parse_client_first(msg: &[u8]) -> Result<ClientFirst<'_>, AuthErro
     }
     expect(first, b'n', WHICH)?;
     let nonce = printable_nonce(expect(it.next(), b'r', WHICH)?, WHICH)?;
-    extensions(it, b"mnr", WHICH)?;
+    extensions(it, b"nr", WHICH)?;
     Ok(ClientFirst { flag, bare, nonce })
 }
 
@@ -267,7 +272,7 @@ pub(super) fn parse_server_first(msg: &[u8]) -> Result<ServerFirst<'_>, AuthErro
     let nonce = printable_nonce(expect(first, b'r', WHICH)?, WHICH)?;
     let salt = base64_value(expect(it.next(), b's', WHICH)?, b's', WHICH)?;
     let iterations = iterations(expect(it.next(), b'i', WHICH)?)?;
-    extensions(it, b"mrsi", WHICH)?;
+    extensions(it, b"rsi", WHICH)?;
     Ok(ServerFirst {
         nonce,
         salt,

@@ -58,6 +58,10 @@ fn malformed_client_first_messages() {
             b"n,,m=ext,n=,r=abc",
             AuthError::MandatoryExtension(ClientFirst),
         ),
+        (
+            b"n,,n=,r=abc,m=ext",
+            AuthError::MandatoryExtension(ClientFirst),
+        ),
         (b"n,,r=abc", missing(ClientFirst, 'n')),
         (b"n,,n=", missing(ClientFirst, 'r')),
         (b"n,,n=,x=abc", missing(ClientFirst, 'r')),
@@ -265,6 +269,10 @@ fn malformed_server_first_messages() {
         (b"r=CLISRV,s=QUJD,i=1\0", AuthError::NulByte(ServerFirst)),
         (
             b"m=x,r=CLISRV,s=QUJD,i=1",
+            AuthError::MandatoryExtension(ServerFirst),
+        ),
+        (
+            b"r=CLISRV,s=QUJD,i=1,m=x",
             AuthError::MandatoryExtension(ServerFirst),
         ),
         (b"s=QUJD,r=CLISRV,i=1", missing(ServerFirst, 'r')),
