@@ -352,6 +352,14 @@ fn malformed_server_final_messages() {
     let good = awaiting_final().1;
     let cases: Vec<(String, AuthError)> = vec![
         (String::new(), AuthError::Empty(ServerFinal)),
+        (
+            format!("e={}", "x".repeat(MAX_MESSAGE_LEN)),
+            AuthError::TooLong {
+                message: ServerFinal,
+                len: MAX_MESSAGE_LEN + 2,
+                max: MAX_MESSAGE_LEN,
+            },
+        ),
         ("v=".into(), bad_b64(ServerFinal, 'v')),
         ("v=AAAA".into(), bad_b64(ServerFinal, 'v')),
         ("v=!!".into(), bad_b64(ServerFinal, 'v')),
