@@ -1,5 +1,9 @@
-//! Pure authentication helpers: md5 secrets as PostgreSQL and PgBouncer compute them, and SCRAM.
-//! No IO, no logging: callers decide what to do with a secret, and never log it.
+//! Pure authentication: md5 secrets and the md5 challenge, SCRAM-SHA-256 as state machines for
+//! both directions (verifying clients, logging in to servers), and the typed [`AuthError`].
+//!
+//! No IO, no tokio, no logging: callers move the bytes and decide what to log. Nothing here puts
+//! secret material (passwords, keys, proofs) into an error or a `Debug` output. The only system
+//! call is `getrandom` for nonces and salts.
 #![cfg_attr(
     not(test),
     deny(
@@ -10,9 +14,14 @@
     )
 )]
 
+mod error;
+pub mod md5;
 pub mod scram;
 
-use md5::{Digest, Md5};
+pub use error::{AuthError, ScramMessage};
+pub use md5::{Md5Credential, md5_response, verify_md5_response};
+
+use ::md5::{Digest, Md5};
 
 /// The userlist/pg_authid md5 secret: `"md5"` followed by the hex md5 of password then user name.
 ///
@@ -27,25 +36,25 @@ pub fn md5_secret(user: &str, password: &str) -> String {
 
 /// Lower-case hex of `bytes`, as md5sum and PostgreSQL print digests.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            // Writing to a String cannot fail.
-            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{b:02x}"));
-            out
-        })
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Compares two byte strings in time that depends only on their lengths, never on where they
+/// differ: the comparison for proofs, signatures and md5 responses.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // black_box keeps the optimiser from turning the fold into an early-exit loop.
+    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn md5_matches_postgres() {
-        // SELECT 'md5' || md5('yourpassword' || 'dbuser');
-        assert_eq!(
-            md5_secret("dbuser", "yourpassword"),
-            "md5afff9bb81732f1c10813291c588037f5"
-        );
-    }
-}
+mod tests;
