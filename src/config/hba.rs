@@ -32,7 +32,7 @@ pub enum Name {
     SameUser,
     /// `replication` (database field only).
     Replication,
-    /// `@file`: names read from that file (relative to the HBA file's directory).
+    /// `@file`: names to be read from that file (not read here).
     File(String),
     /// A literal name (quoted keywords are literal names).
     Literal(String),

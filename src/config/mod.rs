@@ -265,6 +265,31 @@ impl Config {
             .map_err(|e| format!("{}: {e}", k.name()))
     }
 
+    /// The `[databases]` entry a client's database name maps to: its own, else the `*`
+    /// fallback, else `None` (PgBouncer: "no such database").
+    pub fn database(&self, name: &str) -> Option<&Database> {
+        self.databases.get(name).or_else(|| self.databases.get("*"))
+    }
+
+    /// The pool mode of the `(database, user)` pool: the user's, else the database's, else
+    /// the global one (PgBouncer's precedence).
+    pub fn pool_mode_for(&self, database: &str, user: &str) -> PoolMode {
+        self.users
+            .get(user)
+            .and_then(|u| u.pool_mode)
+            .or_else(|| self.database(database).and_then(|d| d.pool.pool_mode))
+            .unwrap_or_else(|| self.pgbouncer.pool_mode())
+    }
+
+    /// The pool size of the `(database, user)` pool, with the same precedence.
+    pub fn pool_size_for(&self, database: &str, user: &str) -> u32 {
+        self.users
+            .get(user)
+            .and_then(|u| u.pool_size)
+            .or_else(|| self.database(database).and_then(|d| d.pool.pool_size))
+            .unwrap_or_else(|| u32::try_from(self.pgbouncer.int(Key::DefaultPoolSize)).unwrap_or(0))
+    }
+
     /// Where an entry of `section` named `name` was written, for messages.
     pub fn origin(&self, section: Section, name: &str) -> Option<&Location> {
         self.origins.get(&(section, name.to_owned()))

@@ -490,7 +490,7 @@ fn includes_cycles_and_depth() {
     let a = write(
         d,
         "a.ini",
-        &format!("[pgbouncer]\nauth_file = u\n%include {b}\nmax_client_conn = 5\n"),
+        &format!("[pgbouncer]\nauth_type = passthrough\n%include {b}\nmax_client_conn = 5\n"),
     );
     let config = Config::load(Path::new(&a), &NoEnv).unwrap();
     assert_eq!(config.pgbouncer.listen_port(), 7001);
@@ -504,7 +504,7 @@ fn includes_cycles_and_depth() {
     write(
         d,
         "x.ini",
-        &format!("[pgbouncer]\nauth_file = u\n%include {y}\n"),
+        &format!("[pgbouncer]\nauth_type = passthrough\n%include {y}\n"),
     );
     let errors = Config::load(Path::new(&x), &NoEnv).unwrap_err();
     assert_eq!(errors.len(), 1);
@@ -534,7 +534,7 @@ fn includes_cycles_and_depth() {
     let missing = write(
         d,
         "m.ini",
-        "[pgbouncer]\nauth_file = u\n%include /nonexistent/z.ini\n",
+        "[pgbouncer]\nauth_type = passthrough\n%include /nonexistent/z.ini\n",
     );
     let errors = Config::load(Path::new(&missing), &NoEnv).unwrap_err();
     assert!(errors[0].to_string().starts_with(&format!(
@@ -593,6 +593,25 @@ fn load_checks_the_files_it_names() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got[0].starts_with(&format!("{hba}:2: unsupported authentication method")));
     assert!(got[1].starts_with(&format!("{users}:2: broken auth file")));
+
+    let ini = write(
+        d,
+        "q.ini",
+        "[pgbouncer]\nauth_file = /nonexistent/users.txt\n",
+    );
+    let got = Config::load(Path::new(&ini), &NoEnv).unwrap_err();
+    assert!(
+        got[0].to_string().starts_with(&format!(
+            "{ini}:2: auth_file /nonexistent/users.txt: cannot open:"
+        )),
+        "{got:?}"
+    );
+    let ini = write(
+        d,
+        "r.ini",
+        "[pgbouncer]\nauth_type = passthrough\nauth_file = /nonexistent/users.txt\n",
+    );
+    Config::load(Path::new(&ini), &NoEnv).unwrap();
 }
 
 #[test]
@@ -620,4 +639,43 @@ fn fuzz_seeds_replay_without_panics() {
         ini::fuzz_entry(junk);
         userlist::fuzz_entry(junk);
     }
+}
+
+#[test]
+fn precedence_user_then_database_then_global() {
+    let text = "[databases]\nd = pool_mode=session pool_size=7\n* = host=x\n\
+                [users]\nbob = pool_mode=statement pool_size=2\n\
+                [pgbouncer]\nauth_file = u\npool_mode = transaction\ndefault_pool_size = 9\n";
+    let config = parse(text).unwrap();
+    assert_eq!(config.pool_mode_for("d", "bob"), PoolMode::Statement);
+    assert_eq!(config.pool_mode_for("d", "eve"), PoolMode::Session);
+    assert_eq!(config.pool_mode_for("other", "eve"), PoolMode::Transaction);
+    assert_eq!(config.pool_size_for("d", "bob"), 2);
+    assert_eq!(config.pool_size_for("d", "eve"), 7);
+    assert_eq!(config.pool_size_for("other", "eve"), 9);
+    assert_eq!(
+        config.database("other").unwrap().target.host.as_deref(),
+        Some("x")
+    );
+    let no_fallback = parse("[databases]\nd =\n[pgbouncer]\nauth_file = u\n").unwrap();
+    assert!(no_fallback.database("other").is_none());
+}
+
+#[test]
+fn a_missing_auth_file_is_reported_where_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = write(
+        dir.path(),
+        "q.ini",
+        "[pgbouncer]\nauth_file = /nonexistent/users.txt\n",
+    );
+    let got = Config::load(Path::new(&ini), &NoEnv).unwrap_err();
+    let expected = format!("{ini}:2: auth_file /nonexistent/users.txt: cannot open:");
+    assert!(got[0].to_string().starts_with(&expected), "{got:?}");
+    let ini = write(
+        dir.path(),
+        "r.ini",
+        "[pgbouncer]\nauth_type = passthrough\nauth_file = /nonexistent/u\n",
+    );
+    Config::load(Path::new(&ini), &NoEnv).unwrap();
 }

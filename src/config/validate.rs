@@ -177,8 +177,8 @@ fn check_misc(c: &mut Checker<'_>) {
     }
 }
 
-/// Reads the files `config` names (HBA file when `auth_type = hba`; `auth_file` when it
-/// exists) and reports their problems with their own `file:line`.
+/// Reads the files `config` names (HBA file when `auth_type = hba`; `auth_file` unless the
+/// auth type ignores it) and reports their problems with their own `file:line`.
 pub fn check_files(config: &Config) -> Vec<ConfigError> {
     let s = &config.pgbouncer;
     let mut errors = Vec::new();
@@ -190,7 +190,12 @@ pub fn check_files(config: &Config) -> Vec<ConfigError> {
             Err(e) => errors.push(located(config, Key::AuthHbaFile, e)),
         }
     }
-    if let Some(path) = s.text(Key::AuthFile).filter(|p| Path::new(p).exists()) {
+    // PgBouncer reads auth_file for every auth_type but these (`requires_auth_file`).
+    let uses_auth_file = !matches!(
+        s.auth_type(),
+        AuthType::Any | AuthType::Pam | AuthType::Passthrough
+    );
+    if let Some(path) = s.text(Key::AuthFile).filter(|_| uses_auth_file) {
         match ini::read_text(Path::new(path)) {
             Ok(text) => {
                 if let Err(e) = userlist::parse(&text) {
