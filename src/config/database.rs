@@ -67,7 +67,7 @@ fn short(s: &str) -> String {
 
 /// Quotes a connection-string value when it needs it.
 pub fn quote_value(value: &str) -> String {
-    if !value.is_empty() && !value.contains([' ', '\'']) {
+    if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c == '\'') {
         return value.to_owned();
     }
     format!("'{}'", value.replace('\'', "''"))

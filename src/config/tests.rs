@@ -679,3 +679,15 @@ fn a_missing_auth_file_is_reported_where_it_is_named() {
     );
     Config::load(Path::new(&ini), &NoEnv).unwrap();
 }
+
+proptest::proptest! {
+    #[test]
+    fn connstr_values_survive_quoting_and_escaping(value in "[^\n\r]{1,30}") {
+        let written = env::escape(&database::quote_value(&value));
+        let text = format!("[databases]\nd = host={written} dbname=x\n[pgbouncer]\nauth_file = u\n");
+        let config = Config::parse_str(&text, "p.ini", &NoEnv).unwrap();
+        let target = &config.databases["d"].target;
+        proptest::prop_assert_eq!(target.host.as_deref(), Some(value.as_str()));
+        proptest::prop_assert_eq!(target.dbname.as_deref(), Some("x"));
+    }
+}
