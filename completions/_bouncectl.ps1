@@ -26,10 +26,26 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)')
             [CompletionResult]::new('hash', 'hash', [CompletionResultType]::ParameterValue, 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file')
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'bouncectl;serve' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Run in the background (needs pidfile in the configuration)')
+            [CompletionResult]::new('--daemon', '--daemon', [CompletionResultType]::ParameterName, 'Run in the background (needs pidfile in the configuration)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Log nothing to stderr')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log nothing to stderr')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output (repeat for more)')
+            [CompletionResult]::new('--check-config', '--check-config', [CompletionResultType]::ParameterName, 'Read and check the configuration, print every problem as file:line: message, and exit (0 when valid, 2 otherwise)')
+            [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the effective settings as a pgbouncer.ini (defaults included, passwords masked) and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'bouncectl;hash' {
@@ -68,10 +84,14 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             break
         }
         'bouncectl;help' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)')
             [CompletionResult]::new('hash', 'hash', [CompletionResultType]::ParameterValue, 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file')
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'bouncectl;help;serve' {
             break
         }
         'bouncectl;help;hash' {

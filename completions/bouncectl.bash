@@ -26,6 +26,9 @@ _bouncectl() {
             bouncectl,help)
                 cmd="bouncectl__subcmd__help"
                 ;;
+            bouncectl,serve)
+                cmd="bouncectl__subcmd__serve"
+                ;;
             bouncectl,size)
                 cmd="bouncectl__subcmd__size"
                 ;;
@@ -38,6 +41,9 @@ _bouncectl() {
             bouncectl__subcmd__help,help)
                 cmd="bouncectl__subcmd__help__subcmd__help"
                 ;;
+            bouncectl__subcmd__help,serve)
+                cmd="bouncectl__subcmd__help__subcmd__serve"
+                ;;
             bouncectl__subcmd__help,size)
                 cmd="bouncectl__subcmd__help__subcmd__size"
                 ;;
@@ -48,7 +54,7 @@ _bouncectl() {
 
     case "${cmd}" in
         bouncectl)
-            opts="-h -V --help --version hash size generate help"
+            opts="-h -V --help --version serve hash size generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,7 +128,7 @@ _bouncectl() {
             return 0
             ;;
         bouncectl__subcmd__help)
-            opts="hash size generate help"
+            opts="serve hash size generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,9 +183,37 @@ _bouncectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bouncectl__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bouncectl__subcmd__help__subcmd__size)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__serve)
+            opts="-d -q -v -h -V --daemon --quiet --verbose --check-config --print-config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

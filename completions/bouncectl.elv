@@ -23,10 +23,25 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand serve 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
             cand hash 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
             cand size 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet'
             cand generate 'Render shell completions or man pages from this command line (for packagers)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'bouncectl;serve'= {
+            cand -d 'Run in the background (needs pidfile in the configuration)'
+            cand --daemon 'Run in the background (needs pidfile in the configuration)'
+            cand -q 'Log nothing to stderr'
+            cand --quiet 'Log nothing to stderr'
+            cand -v 'More log output (repeat for more)'
+            cand --verbose 'More log output (repeat for more)'
+            cand --check-config 'Read and check the configuration, print every problem as file:line: message, and exit (0 when valid, 2 otherwise)'
+            cand --print-config 'Print the effective settings as a pgbouncer.ini (defaults included, passwords masked) and exit'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
         }
         &'bouncectl;hash'= {
             cand -u 'The PostgreSQL role name (md5 secrets are salted with it)'
@@ -61,10 +76,13 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'bouncectl;help'= {
+            cand serve 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
             cand hash 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
             cand size 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet'
             cand generate 'Render shell completions or man pages from this command line (for packagers)'
             cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'bouncectl;help;serve'= {
         }
         &'bouncectl;help;hash'= {
         }

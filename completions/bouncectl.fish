@@ -27,10 +27,18 @@ end
 
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -s h -l help -d 'Print help'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -s V -l version -d 'Print version'
+complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s d -l daemon -d 'Run in the background (needs pidfile in the configuration)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s q -l quiet -d 'Log nothing to stderr'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s v -l verbose -d 'More log output (repeat for more)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -l check-config -d 'Read and check the configuration, print every problem as file:line: message, and exit (0 when valid, 2 otherwise)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -l print-config -d 'Print the effective settings as a pgbouncer.ini (defaults included, passwords masked) and exit'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -s u -l user -d 'The PostgreSQL role name (md5 secrets are salted with it)' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -l password -d 'The password (visible in the process list: prefer --password-stdin or the prompt)' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -l method -d 'How to compute the md5 secret' -r -f -a "native\t'In-process, as pg_md5 does'
@@ -56,7 +64,8 @@ complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -s h -l help -
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l out -d 'Directory to write into (created when missing)' -r -F
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l check -d 'Write nothing; exit 1 when a file in --out differs from what would be written'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -5,6 +5,7 @@ pub mod admin_client;
 pub mod generate;
 pub mod hash;
 pub mod output;
+pub mod serve;
 pub mod size;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ pub struct Cli {
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default).
+    Serve(serve::Args),
     /// Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file.
     Hash(hash::Args),
     /// Size the pools for PostgreSQL's connection limit and print a pgbouncer.ini snippet.
@@ -65,6 +68,7 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 /// Runs the parsed command line and maps the outcome to the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Hash(args) => hash::run(args),
         Command::Size(args) => size::run(args),
         Command::Generate(args) => generate::run(args),

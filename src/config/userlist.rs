@@ -203,5 +203,16 @@ pub fn upsert(text: &str, user: &str, secret: &str) -> Result<String, UserlistEr
     Ok(out)
 }
 
+/// Fuzz entry: parses arbitrary bytes as a userlist and upserts into it; never panics.
+#[cfg(any(fuzzing, test))]
+pub fn fuzz_entry(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(entries) = parse(&text) {
+        for entry in entries {
+            let _ = upsert(&text, &entry.user, &entry.secret.as_text());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
