@@ -6,6 +6,7 @@
 //! (`tests/tidy.rs` enforces it):
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
+//! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`].
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
 //! The binary in `src/main.rs` only parses the command line and maps the result to an exit code.
@@ -15,5 +16,6 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod protocol;

@@ -1,0 +1,1 @@
+//! Tests for framed connection IO over in-memory duplex streams.
