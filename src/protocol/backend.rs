@@ -5,6 +5,9 @@
 //! Servers are untrusted input too: views check the layout once, without allocating, then hand out
 //! borrowed fields. Builders append one message to a `BytesMut`. Pure: no IO.
 
+#[cfg(test)]
+mod tests;
+
 pub mod error_response;
 pub mod results;
 

@@ -4,6 +4,9 @@
 //! allocation) and then hand out fields and infallible iterators. Builders append one message to a
 //! `BytesMut`. Pure: no IO.
 
+#[cfg(test)]
+mod tests;
+
 use bytes::{BufMut, BytesMut};
 
 use super::reader::{Reader, be_i16, be_u32};
