@@ -14,9 +14,6 @@
     )
 )]
 
-#[cfg(test)]
-mod tests;
-
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -95,6 +92,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Reads the next tagged message. `Ok(None)` is a clean EOF between messages; EOF inside
     /// one is [`ConnError::UnexpectedEof`].
+    ///
+    /// Cancel-safe: bytes already read stay in the buffer, so this can race in `select!`.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ConnError> {
         loop {
             if let Some(frame) = decode_frame(&mut self.read_buf, self.max_message_len)? {
@@ -163,7 +162,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.read_buf.len()
     }
 
-    /// Sends everything queued and flushes the stream.
+    /// Sends everything queued and flushes the stream. If cancelled, what was sent is gone from
+    /// the buffer and the rest is sent by the next call.
     pub async fn flush(&mut self) -> Result<(), ConnError> {
         self.stream.write_all_buf(&mut self.write_buf).await?;
         self.stream.flush().await?;
@@ -199,3 +199,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,9 +6,6 @@
 //! Servers are untrusted input too: views check the layout once, without allocating, then hand out
 //! borrowed fields. Builders append one message to a `BytesMut`. Pure: no IO.
 
-#[cfg(test)]
-mod tests;
-
 pub mod authentication;
 pub mod error_response;
 pub mod results;
@@ -339,3 +336,6 @@ impl<'a> BackendMessage<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,9 +6,6 @@
 //! `BytesMut`. Pure: no IO.
 
 pub mod extended;
-#[cfg(test)]
-mod tests;
-
 use bytes::{BufMut, BytesMut};
 
 use super::reader::Reader;
@@ -236,3 +233,6 @@ pub fn sasl_response(buf: &mut BytesMut, data: &[u8]) -> Result<(), EncodeError>
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests;

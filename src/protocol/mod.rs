@@ -26,9 +26,6 @@ mod fuzz;
 #[cfg(any(fuzzing, test))]
 pub use fuzz::{fuzz_backend, fuzz_entry, fuzz_frame_decoder, fuzz_frontend, fuzz_startup};
 
-#[cfg(test)]
-mod tests;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// Bytes before a tagged message's body: the tag and the Int32 length.
@@ -398,3 +395,6 @@ pub(crate) fn put_nullable(buf: &mut BytesMut, value: Option<&[u8]>) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

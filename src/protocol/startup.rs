@@ -3,9 +3,6 @@
 //! They share one shape (Int32 length, Int32 code, body) and the same 10,000-byte cap PostgreSQL
 //! enforces (`MAX_STARTUP_PACKET_LENGTH`), checked before anything is buffered. Pure: no IO.
 
-#[cfg(test)]
-mod tests;
-
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::reader::Reader;
@@ -242,3 +239,6 @@ impl Startup {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
