@@ -6,7 +6,7 @@
 //! (`tests/tidy.rs` enforces it):
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
-//! - **L1, io**: [`shutdown`], [`stats`].
+//! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`shutdown`], [`stats`].
 //! - **L2, pools**: [`pool`].
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod pool;
 pub mod protocol;

@@ -1,0 +1,244 @@
+//! Untagged startup-phase messages: StartupMessage, SSLRequest, GSSENCRequest and CancelRequest.
+//!
+//! They share one shape (Int32 length, Int32 code, body) and the same 10,000-byte cap PostgreSQL
+//! enforces (`MAX_STARTUP_PACKET_LENGTH`), checked before anything is buffered. Pure: no IO.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::reader::Reader;
+use super::{DecodeError, EncodeError, put_cstr, put_untagged};
+
+/// PostgreSQL's `MAX_STARTUP_PACKET_LENGTH`: the largest startup packet body after the length word.
+pub const MAX_STARTUP_PACKET_LENGTH: usize = 10_000;
+
+/// Protocol 3.0, the version every supported client speaks.
+pub const PROTOCOL_3_0: u32 = 3 << 16;
+/// Protocol 3.2 (PostgreSQL 18): longer cancel keys.
+pub const PROTOCOL_3_2: u32 = (3 << 16) | 2;
+
+/// The code of an SSLRequest (`1234 << 16 | 5679`).
+pub const SSL_REQUEST_CODE: u32 = 80_877_103;
+/// The code of a GSSENCRequest (`1234 << 16 | 5680`).
+pub const GSSENC_REQUEST_CODE: u32 = 80_877_104;
+/// The code of a CancelRequest (`1234 << 16 | 5678`).
+pub const CANCEL_REQUEST_CODE: u32 = 80_877_102;
+
+/// Shortest cancel key: the 4 bytes of protocol 3.0.
+pub const MIN_CANCEL_KEY_LEN: usize = 4;
+/// Longest cancel key protocol 3.2 allows.
+pub const MAX_CANCEL_KEY_LEN: usize = 256;
+
+const REQUEST_LEN: u32 = 8;
+const MESSAGE: &str = "StartupMessage";
+
+/// A decoded startup-phase message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Startup {
+    /// Client asks for TLS; answer one byte `S` or `N`.
+    SslRequest,
+    /// Client asks for GSSAPI encryption; answer one byte `G` or `N`.
+    GssEncRequest,
+    /// Cancel the query running on another connection.
+    CancelRequest(CancelRequest),
+    /// Start a session.
+    StartupMessage(StartupMessage),
+}
+
+/// A CancelRequest: the target's BackendKeyData.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelRequest {
+    /// Process id from BackendKeyData.
+    pub process_id: i32,
+    /// Secret key, 4 bytes in protocol 3.0 and up to 256 in 3.2.
+    pub secret_key: Bytes,
+}
+
+/// A StartupMessage: protocol version and the session parameters, in the client's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupMessage {
+    /// Requested protocol version (major in the high 16 bits); the major is always 3.
+    pub protocol_version: u32,
+    /// Parameters (`user`, `database`, `options`, `replication`, `application_name`, ...).
+    pub params: Vec<(String, String)>,
+}
+
+impl StartupMessage {
+    /// The value of parameter `name`, if the client sent it.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `user` parameter (required by PostgreSQL).
+    pub fn user(&self) -> Option<&str> {
+        self.param("user")
+    }
+
+    /// The `database` parameter; PostgreSQL defaults it to the user name when absent.
+    pub fn database(&self) -> Option<&str> {
+        self.param("database")
+    }
+
+    /// Writes this message, e.g. to forward a login to a server.
+    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        startup_message(
+            buf,
+            self.protocol_version,
+            self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+    }
+}
+
+/// Decodes one startup-phase message from the front of `buf`; `Ok(None)` means incomplete.
+///
+/// The length is checked against [`MAX_STARTUP_PACKET_LENGTH`] before anything is reserved.
+pub fn decode_startup(buf: &mut BytesMut) -> Result<Option<Startup>, DecodeError> {
+    let Some(&[a, b, c, d]) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([a, b, c, d]);
+    if len < REQUEST_LEN {
+        return Err(DecodeError::LengthTooShort { tag: None, len });
+    }
+    // u32 → usize cannot truncate on the targets we build for.
+    let total = len as usize;
+    if total - 4 > MAX_STARTUP_PACKET_LENGTH {
+        return Err(DecodeError::TooLarge {
+            tag: None,
+            len: total,
+            max: MAX_STARTUP_PACKET_LENGTH + 4,
+        });
+    }
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let packet = buf.split_to(total).freeze();
+    parse_startup(packet.slice(4..)).map(Some)
+}
+
+fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
+    let mut r = Reader::new(&body, MESSAGE);
+    match r.u32()? {
+        SSL_REQUEST_CODE => r.finish().map(|()| Startup::SslRequest),
+        GSSENC_REQUEST_CODE => r.finish().map(|()| Startup::GssEncRequest),
+        CANCEL_REQUEST_CODE => {
+            let process_id = r.i32()?;
+            let key = r.rest();
+            if !(MIN_CANCEL_KEY_LEN..=MAX_CANCEL_KEY_LEN).contains(&key.len()) {
+                return Err(DecodeError::InvalidField {
+                    message: "CancelRequest",
+                    field: "secret key length",
+                });
+            }
+            let secret_key = body.slice_ref(key);
+            Ok(Startup::CancelRequest(CancelRequest {
+                process_id,
+                secret_key,
+            }))
+        }
+        version => {
+            let (major, minor) = ((version >> 16) as u16, version as u16);
+            if major != 3 {
+                return Err(DecodeError::UnsupportedProtocol { major, minor });
+            }
+            let params = parse_params(&mut r)?;
+            Ok(Startup::StartupMessage(StartupMessage {
+                protocol_version: version,
+                params,
+            }))
+        }
+    }
+}
+
+/// Name/value pairs up to the empty name, which must be the packet's last byte (as PostgreSQL's
+/// "expected terminator as last byte" check).
+fn parse_params(r: &mut Reader<'_>) -> Result<Vec<(String, String)>, DecodeError> {
+    let mut params = Vec::new();
+    loop {
+        let name = r.cstr()?;
+        if name.is_empty() {
+            break;
+        }
+        let value = r.cstr()?;
+        params.push((utf8(name)?, utf8(value)?));
+    }
+    r.finish()?;
+    Ok(params)
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, DecodeError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { message: MESSAGE })
+}
+
+/// Writes a StartupMessage. Names must be non-empty and nothing may contain NUL; the packet
+/// must fit [`MAX_STARTUP_PACKET_LENGTH`].
+pub fn startup_message<'p>(
+    buf: &mut BytesMut,
+    protocol_version: u32,
+    params: impl IntoIterator<Item = (&'p str, &'p str)>,
+) -> Result<(), EncodeError> {
+    put_untagged(buf, MAX_STARTUP_PACKET_LENGTH + 4, |b| {
+        b.put_u32(protocol_version);
+        for (name, value) in params {
+            if name.is_empty() {
+                return Err(EncodeError::InvalidField {
+                    field: "parameter name",
+                });
+            }
+            put_cstr(b, name.as_bytes(), "parameter name")?;
+            put_cstr(b, value.as_bytes(), "parameter value")?;
+        }
+        b.put_u8(0);
+        Ok(())
+    })
+}
+
+/// Writes an SSLRequest.
+pub fn ssl_request(buf: &mut BytesMut) {
+    buf.put_u32(REQUEST_LEN);
+    buf.put_u32(SSL_REQUEST_CODE);
+}
+
+/// Writes a GSSENCRequest.
+pub fn gssenc_request(buf: &mut BytesMut) {
+    buf.put_u32(REQUEST_LEN);
+    buf.put_u32(GSSENC_REQUEST_CODE);
+}
+
+/// Writes a CancelRequest; the key must be 4 to 256 bytes.
+pub fn cancel_request(
+    buf: &mut BytesMut,
+    process_id: i32,
+    secret_key: &[u8],
+) -> Result<(), EncodeError> {
+    if !(MIN_CANCEL_KEY_LEN..=MAX_CANCEL_KEY_LEN).contains(&secret_key.len()) {
+        return Err(EncodeError::InvalidField {
+            field: "secret key length",
+        });
+    }
+    put_untagged(buf, MAX_STARTUP_PACKET_LENGTH + 4, |b| {
+        b.put_u32(CANCEL_REQUEST_CODE);
+        b.put_i32(process_id);
+        b.put_slice(secret_key);
+        Ok(())
+    })
+}
+
+impl Startup {
+    /// Writes this message back in wire format.
+    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        match self {
+            Startup::SslRequest => ssl_request(buf),
+            Startup::GssEncRequest => gssenc_request(buf),
+            Startup::CancelRequest(c) => cancel_request(buf, c.process_id, &c.secret_key)?,
+            Startup::StartupMessage(m) => m.encode(buf)?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
