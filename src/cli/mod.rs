@@ -5,7 +5,9 @@ pub mod admin_client;
 pub mod generate;
 pub mod hash;
 pub mod output;
+pub mod pgpass;
 pub mod size;
+pub mod units;
 
 use std::process::ExitCode;
 
