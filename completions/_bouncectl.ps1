@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('hash', 'hash', [CompletionResultType]::ParameterValue, 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file')
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a pooler''s pools, clients, servers, stats or settings from its admin console')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -60,6 +61,15 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'bouncectl;show' {
+            [CompletionResult]::new('--admin-url', '--admin-url', [CompletionResultType]::ParameterName, 'The pooler''s admin console (libpq URL or key=value string; the database is `pgbouncer`)')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Redraw every SECS seconds until Ctrl-C (with --json: one JSON array per line)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Show every column, even when the table is wider than the terminal')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'bouncectl;generate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory to write into (created when missing)')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Write nothing; exit 1 when a file in --out differs from what would be written')
@@ -70,6 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
         'bouncectl;help' {
             [CompletionResult]::new('hash', 'hash', [CompletionResultType]::ParameterValue, 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file')
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a pooler''s pools, clients, servers, stats or settings from its admin console')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -78,6 +89,9 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             break
         }
         'bouncectl;help;size' {
+            break
+        }
+        'bouncectl;help;show' {
             break
         }
         'bouncectl;help;generate' {

@@ -26,6 +26,9 @@ _bouncectl() {
             bouncectl,help)
                 cmd="bouncectl__subcmd__help"
                 ;;
+            bouncectl,show)
+                cmd="bouncectl__subcmd__show"
+                ;;
             bouncectl,size)
                 cmd="bouncectl__subcmd__size"
                 ;;
@@ -38,6 +41,9 @@ _bouncectl() {
             bouncectl__subcmd__help,help)
                 cmd="bouncectl__subcmd__help__subcmd__help"
                 ;;
+            bouncectl__subcmd__help,show)
+                cmd="bouncectl__subcmd__help__subcmd__show"
+                ;;
             bouncectl__subcmd__help,size)
                 cmd="bouncectl__subcmd__help__subcmd__size"
                 ;;
@@ -48,7 +54,7 @@ _bouncectl() {
 
     case "${cmd}" in
         bouncectl)
-            opts="-h -V --help --version hash size generate help"
+            opts="-h -V --help --version hash size show generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,7 +128,7 @@ _bouncectl() {
             return 0
             ;;
         bouncectl__subcmd__help)
-            opts="hash size generate help"
+            opts="hash size show generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,6 +183,20 @@ _bouncectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bouncectl__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bouncectl__subcmd__help__subcmd__size)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -184,6 +204,28 @@ _bouncectl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__show)
+            opts="-h --admin-url --all --watch --json --help stats pools clients servers databases config lists users version stats_totals stats_averages mem"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --admin-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

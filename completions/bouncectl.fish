@@ -29,6 +29,7 @@ complete -c bouncectl -n "__fish_bouncectl_needs_command" -s h -l help -d 'Print
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -s V -l version -d 'Print version'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
+complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -s u -l user -d 'The PostgreSQL role name (md5 secrets are salted with it)' -r
@@ -53,10 +54,16 @@ complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -l reserve-poo
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -l poolers -d 'Pooler replicas that share PostgreSQL\'s connections' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -s h -l help -d 'Print help'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l admin-url -d 'The pooler\'s admin console (libpq URL or key=value string; the database is `pgbouncer`)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l watch -d 'Redraw every SECS seconds until Ctrl-C (with --json: one JSON array per line)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l all -d 'Show every column, even when the table is wider than the terminal'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l out -d 'Directory to write into (created when missing)' -r -F
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l check -d 'Write nothing; exit 1 when a file in --out differs from what would be written'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size show generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size show generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size show generate help" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size show generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from hash size show generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

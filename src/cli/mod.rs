@@ -6,7 +6,9 @@ pub mod generate;
 pub mod hash;
 pub mod output;
 pub mod pgpass;
+pub mod show;
 pub mod size;
+pub mod table;
 pub mod units;
 
 use std::process::ExitCode;
@@ -40,6 +42,8 @@ pub enum Command {
     Hash(hash::Args),
     /// Size the pools for PostgreSQL's connection limit and print a pgbouncer.ini snippet.
     Size(size::Args),
+    /// Show a pooler's pools, clients, servers, stats or settings from its admin console.
+    Show(show::Args),
     /// Render shell completions or man pages from this command line (for packagers).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -69,6 +73,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Hash(args) => hash::run(args),
         Command::Size(args) => size::run(args),
+        Command::Show(args) => show::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

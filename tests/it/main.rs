@@ -8,4 +8,5 @@
 )]
 
 mod cli;
+mod show;
 mod support;
