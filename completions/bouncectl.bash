@@ -26,6 +26,9 @@ _bouncectl() {
             bouncectl,help)
                 cmd="bouncectl__subcmd__help"
                 ;;
+            bouncectl,leaks)
+                cmd="bouncectl__subcmd__leaks"
+                ;;
             bouncectl,show)
                 cmd="bouncectl__subcmd__show"
                 ;;
@@ -41,6 +44,9 @@ _bouncectl() {
             bouncectl__subcmd__help,help)
                 cmd="bouncectl__subcmd__help__subcmd__help"
                 ;;
+            bouncectl__subcmd__help,leaks)
+                cmd="bouncectl__subcmd__help__subcmd__leaks"
+                ;;
             bouncectl__subcmd__help,show)
                 cmd="bouncectl__subcmd__help__subcmd__show"
                 ;;
@@ -54,7 +60,7 @@ _bouncectl() {
 
     case "${cmd}" in
         bouncectl)
-            opts="-h -V --help --version hash size show generate help"
+            opts="-h -V --help --version hash size show leaks generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -128,7 +134,7 @@ _bouncectl() {
             return 0
             ;;
         bouncectl__subcmd__help)
-            opts="hash size show generate help"
+            opts="hash size show leaks generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,6 +189,20 @@ _bouncectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bouncectl__subcmd__help__subcmd__leaks)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bouncectl__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -204,6 +224,32 @@ _bouncectl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__leaks)
+            opts="-h --database-url --idle-in-transaction --min-duration --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-in-transaction)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -4,6 +4,7 @@
 pub mod admin_client;
 pub mod generate;
 pub mod hash;
+pub mod leaks;
 pub mod output;
 pub mod pgpass;
 pub mod show;
@@ -44,6 +45,8 @@ pub enum Command {
     Size(size::Args),
     /// Show a pooler's pools, clients, servers, stats or settings from its admin console.
     Show(show::Args),
+    /// Find sessions left idle in a transaction or running too long, straight from PostgreSQL.
+    Leaks(leaks::Args),
     /// Render shell completions or man pages from this command line (for packagers).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -74,6 +77,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Hash(args) => hash::run(args),
         Command::Size(args) => size::run(args),
         Command::Show(args) => show::run(args),
+        Command::Leaks(args) => leaks::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {
