@@ -192,7 +192,12 @@ fn render(sessions: &[Session]) -> String {
                 s.application_name.clone().unwrap_or_default(),
                 s.client_addr.clone().unwrap_or_else(|| "local".to_owned()),
                 s.state.clone(),
-                s.query_start.clone().unwrap_or_default(),
+                // `2026-11-26T14:56:07Z` → `11-26 14:56:07`: the year and zone cost width, not sense.
+                s.query_start
+                    .as_deref()
+                    .and_then(|t| t.get(5..19))
+                    .map(|t| t.replace('T', " "))
+                    .unwrap_or_default(),
                 s.duration.map(units::seconds).unwrap_or_default(),
                 s.query
                     .as_deref()

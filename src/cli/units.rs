@@ -38,6 +38,9 @@ pub fn micros(us: f64) -> String {
 /// Seconds as `4.20s`, `3m12s`, `2h05m` or `3d04h`.
 pub fn seconds(secs: f64) -> String {
     if secs.abs() < 60.0 {
+        if secs.fract() == 0.0 {
+            return format!("{secs}s");
+        }
         return format!("{secs:.2}s");
     }
     // Whole seconds from here on: fractions no longer matter to a reader.
@@ -188,6 +191,7 @@ mod tests {
         assert_eq!(micros(716.0), "716µs");
         assert_eq!(micros(10_669.0), "10.7ms");
         assert_eq!(micros(4_200_000.0), "4.20s");
+        assert_eq!(seconds(10.0), "10s");
         assert_eq!(micros(192_000_000.0), "3m12s");
         assert_eq!(micros(7_500_000_000.0), "2h05m");
     }
