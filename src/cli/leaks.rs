@@ -28,6 +28,9 @@ SELECT pid, usename::text, application_name, host(client_addr) AS client_addr, s
 /// Characters of the query shown in a table when stdout is no terminal and `COLUMNS` is unset.
 const QUERY_WITHOUT_TERMINAL: usize = 80;
 
+/// The shortest cut of the query worth showing; narrower terminals lose other columns first.
+const MIN_QUERY: usize = 16;
+
 /// Arguments of `bouncectl leaks`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -208,20 +211,40 @@ fn render(sessions: &[Session]) -> String {
             ]
         })
         .collect();
+    let width_of = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].chars().count()])
+            .max()
+            .unwrap_or(0)
+            + 3
+    };
+    // Each column adds padding and a border (in width_of), the table one more border.
+    let others = |shown: &[usize]| -> usize {
+        shown
+            .iter()
+            .filter(|&&i| i != 8)
+            .map(|&i| width_of(i))
+            .sum::<usize>()
+            + 1
+    };
+    let mut shown: Vec<usize> = (0..9).collect();
     // Without a terminal (a pipe, a file) there is nothing to fit: keep a readable prefix.
-    let room = output::terminal_width().map_or(QUERY_WITHOUT_TERMINAL, |width| {
-        let others: usize = (0..8)
-            .map(|i| {
-                rows.iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-                    + 3
-            })
-            .sum();
-        width.saturating_sub(others + 4).max(20)
-    });
+    let room = match output::terminal_width() {
+        None => QUERY_WITHOUT_TERMINAL,
+        Some(width) => {
+            // Narrow terminal: the start time goes first (duration says as much), then the role,
+            // then the address (the hint names it).
+            let need = MIN_QUERY.min(width_of(8) - 3) + 3;
+            for optional in [6, 2, 4] {
+                if width >= others(&shown) + need {
+                    break;
+                }
+                shown.retain(|&i| i != optional);
+            }
+            width.saturating_sub(others(&shown) + 3).max(MIN_QUERY)
+        }
+    };
     for row in &mut rows {
         if row[8].chars().count() > room {
             row[8] = row[8].chars().take(room - 1).chain(['…']).collect();
@@ -233,13 +256,13 @@ fn render(sessions: &[Session]) -> String {
         .force_no_tty()
         .load_preset(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header);
+        .set_header(shown.iter().map(|&i| header[i]));
     if colour {
         table.enforce_styling();
     }
     for (row, session) in rows.iter().zip(sessions) {
-        table.add_row(row.iter().map(|text| {
-            let cell = Cell::new(text);
+        table.add_row(shown.iter().map(|&i| {
+            let cell = Cell::new(&row[i]);
             if colour && session.leak {
                 cell.fg(Color::Red)
             } else {

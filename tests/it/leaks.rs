@@ -71,16 +71,14 @@ async fn leaks_flags_a_session_idle_in_transaction() {
     );
 
     let superuser = pg.superuser_url();
-    let out = bouncectl(
-        &[
-            "leaks",
-            "--database-url",
-            &superuser,
-            "--idle-in-transaction",
-            "1",
-        ],
-        "",
-    );
+    let args = [
+        "leaks",
+        "--database-url",
+        &superuser,
+        "--idle-in-transaction",
+        "1",
+    ];
+    let out = bouncectl(&args, "");
     assert_eq!(out.status.code(), Some(1));
     let table = support::stdout(&out);
     assert!(
@@ -88,6 +86,17 @@ async fn leaks_flags_a_session_idle_in_transaction() {
         "{table}"
     );
     assert!(table.contains("leaky-app"), "{table}");
+    let out = support::bouncectl_env(&args, "", &[("COLUMNS", "90")]);
+    let narrow = support::stdout(&out);
+    let table_lines = narrow.lines().take_while(|l| !l.starts_with("pid "));
+    assert!(
+        table_lines.clone().all(|l| l.chars().count() <= 90),
+        "{narrow}"
+    );
+    assert!(
+        narrow.contains("LEAK") && narrow.contains("leaky-app"),
+        "{narrow}"
+    );
     assert!(
         support::stderr(&out).contains("1 leak"),
         "{}",
