@@ -61,17 +61,24 @@ pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
 
 /// Connects to `url` and explains a failure in terms of `target`.
 pub async fn connect_to(url: &str, target: Target) -> anyhow::Result<tokio_postgres::Client> {
-    let config = config(url)?;
+    connect_with(&config(url)?, target).await
+}
+
+/// Connects with a parsed [`config`] and explains a failure in terms of `target`.
+pub async fn connect_with(
+    config: &tokio_postgres::Config,
+    target: Target,
+) -> anyhow::Result<tokio_postgres::Client> {
     let attempt = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls));
     let (client, connection) = attempt
         .await
         .map_err(|_| {
             super::usage(format!(
                 "{}: no answer within {CONNECT_TIMEOUT:?}",
-                describe(&config)
+                describe(config)
             ))
         })?
-        .map_err(|e| super::usage(explain(&e, &config, target)))?;
+        .map_err(|e| super::usage(explain(&e, config, target)))?;
     tokio::spawn(async move {
         // The connection ends when the client is dropped; an error here was already seen by a query.
         let _ = connection.await;

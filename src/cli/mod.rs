@@ -1,6 +1,7 @@
 //! The command line: the clap definition, shared flags, and dispatch to one file per subcommand.
 //! Only this module prints, prompts, or uses clap, comfy-table, dialoguer, indicatif and anyhow.
 
+pub mod activity;
 pub mod admin_client;
 pub mod generate;
 pub mod hash;

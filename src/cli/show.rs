@@ -184,7 +184,7 @@ async fn watch(args: Args) -> anyhow::Result<ExitCode> {
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let config = admin_client::config(&args.admin_url)?;
     let client = tokio::select! {
-        client = admin_client::connect_to(&args.admin_url, Target::Console("--admin-url")) => client?,
+        client = admin_client::connect_with(&config, Target::Console("--admin-url")) => client?,
         _ = &mut interrupt => return Ok(ExitCode::SUCCESS),
     };
     let tty = output::stdout_is_tty();
