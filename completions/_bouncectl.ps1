@@ -29,6 +29,8 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)')
             [CompletionResult]::new('hash', 'hash', [CompletionResultType]::ParameterValue, 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file')
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a pooler''s pools, clients, servers, stats or settings from its admin console')
+            [CompletionResult]::new('leaks', 'leaks', [CompletionResultType]::ParameterValue, 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -76,6 +78,24 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'bouncectl;show' {
+            [CompletionResult]::new('--admin-url', '--admin-url', [CompletionResultType]::ParameterName, 'The pooler''s admin console (libpq URL or key=value string; the database is `pgbouncer`)')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Redraw every SECS seconds until Ctrl-C (with --json: one JSON array per line)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Show every column, even when the table is wider than the terminal')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'bouncectl;leaks' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'PostgreSQL to inspect (libpq URL or key=value string), directly rather than through the pooler')
+            [CompletionResult]::new('--idle-in-transaction', '--idle-in-transaction', [CompletionResultType]::ParameterName, 'A session idle in a transaction at least this long is a leak (60, 60s, 5m, 1h)')
+            [CompletionResult]::new('--min-duration', '--min-duration', [CompletionResultType]::ParameterName, 'A non-idle session (running a query, or idle in a transaction) at least this long is a leak')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'bouncectl;generate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory to write into (created when missing)')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Write nothing; exit 1 when a file in --out differs from what would be written')
@@ -87,6 +107,8 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)')
             [CompletionResult]::new('hash', 'hash', [CompletionResultType]::ParameterValue, 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file')
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a pooler''s pools, clients, servers, stats or settings from its admin console')
+            [CompletionResult]::new('leaks', 'leaks', [CompletionResultType]::ParameterValue, 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -98,6 +120,12 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             break
         }
         'bouncectl;help;size' {
+            break
+        }
+        'bouncectl;help;show' {
+            break
+        }
+        'bouncectl;help;leaks' {
             break
         }
         'bouncectl;help;generate' {

@@ -26,8 +26,14 @@ _bouncectl() {
             bouncectl,help)
                 cmd="bouncectl__subcmd__help"
                 ;;
+            bouncectl,leaks)
+                cmd="bouncectl__subcmd__leaks"
+                ;;
             bouncectl,serve)
                 cmd="bouncectl__subcmd__serve"
+                ;;
+            bouncectl,show)
+                cmd="bouncectl__subcmd__show"
                 ;;
             bouncectl,size)
                 cmd="bouncectl__subcmd__size"
@@ -41,8 +47,14 @@ _bouncectl() {
             bouncectl__subcmd__help,help)
                 cmd="bouncectl__subcmd__help__subcmd__help"
                 ;;
+            bouncectl__subcmd__help,leaks)
+                cmd="bouncectl__subcmd__help__subcmd__leaks"
+                ;;
             bouncectl__subcmd__help,serve)
                 cmd="bouncectl__subcmd__help__subcmd__serve"
+                ;;
+            bouncectl__subcmd__help,show)
+                cmd="bouncectl__subcmd__help__subcmd__show"
                 ;;
             bouncectl__subcmd__help,size)
                 cmd="bouncectl__subcmd__help__subcmd__size"
@@ -54,7 +66,7 @@ _bouncectl() {
 
     case "${cmd}" in
         bouncectl)
-            opts="-h -V --help --version serve hash size generate help"
+            opts="-h -V --help --version serve hash size show leaks generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -128,7 +140,7 @@ _bouncectl() {
             return 0
             ;;
         bouncectl__subcmd__help)
-            opts="serve hash size generate help"
+            opts="serve hash size show leaks generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,7 +195,35 @@ _bouncectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bouncectl__subcmd__help__subcmd__leaks)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bouncectl__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -211,6 +251,32 @@ _bouncectl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        bouncectl__subcmd__leaks)
+            opts="-h --database-url --idle-in-transaction --min-duration --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-in-transaction)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         bouncectl__subcmd__serve)
             opts="-d -q -v -h -V --daemon --quiet --verbose --check-config --print-config --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -218,6 +284,28 @@ _bouncectl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__show)
+            opts="-h --admin-url --all --watch --json --help stats pools clients servers databases config lists users version stats_totals stats_averages mem"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --admin-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

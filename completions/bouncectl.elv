@@ -26,6 +26,8 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand serve 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
             cand hash 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
             cand size 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet'
+            cand show 'Show a pooler''s pools, clients, servers, stats or settings from its admin console'
+            cand leaks 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
             cand generate 'Render shell completions or man pages from this command line (for packagers)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -69,6 +71,22 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'bouncectl;show'= {
+            cand --admin-url 'The pooler''s admin console (libpq URL or key=value string; the database is `pgbouncer`)'
+            cand --watch 'Redraw every SECS seconds until Ctrl-C (with --json: one JSON array per line)'
+            cand --all 'Show every column, even when the table is wider than the terminal'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'bouncectl;leaks'= {
+            cand --database-url 'PostgreSQL to inspect (libpq URL or key=value string), directly rather than through the pooler'
+            cand --idle-in-transaction 'A session idle in a transaction at least this long is a leak (60, 60s, 5m, 1h)'
+            cand --min-duration 'A non-idle session (running a query, or idle in a transaction) at least this long is a leak'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'bouncectl;generate'= {
             cand --out 'Directory to write into (created when missing)'
             cand --check 'Write nothing; exit 1 when a file in --out differs from what would be written'
@@ -79,6 +97,8 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand serve 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
             cand hash 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
             cand size 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet'
+            cand show 'Show a pooler''s pools, clients, servers, stats or settings from its admin console'
+            cand leaks 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
             cand generate 'Render shell completions or man pages from this command line (for packagers)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -87,6 +107,10 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
         &'bouncectl;help;hash'= {
         }
         &'bouncectl;help;size'= {
+        }
+        &'bouncectl;help;show'= {
+        }
+        &'bouncectl;help;leaks'= {
         }
         &'bouncectl;help;generate'= {
         }

@@ -30,6 +30,8 @@ complete -c bouncectl -n "__fish_bouncectl_needs_command" -s V -l version -d 'Pr
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
+complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
+complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "leaks" -d 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s d -l daemon -d 'Run in the background (needs pidfile in the configuration)'
@@ -61,11 +63,23 @@ complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -l reserve-poo
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -l poolers -d 'Pooler replicas that share PostgreSQL\'s connections' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand size" -s h -l help -d 'Print help'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l admin-url -d 'The pooler\'s admin console (libpq URL or key=value string; the database is `pgbouncer`)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l watch -d 'Redraw every SECS seconds until Ctrl-C (with --json: one JSON array per line)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l all -d 'Show every column, even when the table is wider than the terminal'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l database-url -d 'PostgreSQL to inspect (libpq URL or key=value string), directly rather than through the pooler' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l idle-in-transaction -d 'A session idle in a transaction at least this long is a leak (60, 60s, 5m, 1h)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l min-duration -d 'A non-idle session (running a query, or idle in a transaction) at least this long is a leak' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -s h -l help -d 'Print help'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l out -d 'Directory to write into (created when missing)' -r -F
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l check -d 'Write nothing; exit 1 when a file in --out differs from what would be written'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "leaks" -d 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,12 +1,18 @@
 //! The command line: the clap definition, shared flags, and dispatch to one file per subcommand.
 //! Only this module prints, prompts, or uses clap, comfy-table, dialoguer, indicatif and anyhow.
 
+pub mod activity;
 pub mod admin_client;
 pub mod generate;
 pub mod hash;
+pub mod leaks;
 pub mod output;
+pub mod pgpass;
 pub mod serve;
+pub mod show;
 pub mod size;
+pub mod table;
+pub mod units;
 
 use std::process::ExitCode;
 
@@ -41,6 +47,10 @@ pub enum Command {
     Hash(hash::Args),
     /// Size the pools for PostgreSQL's connection limit and print a pgbouncer.ini snippet.
     Size(size::Args),
+    /// Show a pooler's pools, clients, servers, stats or settings from its admin console.
+    Show(show::Args),
+    /// Find sessions left idle in a transaction or running too long, straight from PostgreSQL.
+    Leaks(leaks::Args),
     /// Render shell completions or man pages from this command line (for packagers).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -71,6 +81,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Hash(args) => hash::run(args),
         Command::Size(args) => size::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Leaks(args) => leaks::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

@@ -41,8 +41,29 @@ pub fn colour() -> bool {
 /// True when the error chain ends in a closed stdout (`| head`), which is not a failure.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        let io = cause.downcast_ref::<std::io::Error>().map(|io| io.kind());
+        // serde_json's error hides its io::Error from the source chain; it only tells the kind.
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// True when stdout is an interactive terminal (screens may be redrawn).
+pub fn stdout_is_tty() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// The width tables must fit: the terminal's on a TTY, else `COLUMNS` when set, else unknown.
+pub fn terminal_width() -> Option<usize> {
+    if stdout_is_tty() {
+        if let Some(width) = comfy_table::Table::new().width() {
+            return Some(usize::from(width));
+        }
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0)
 }

@@ -8,4 +8,6 @@
 )]
 
 mod cli;
+mod leaks;
+mod show;
 mod support;

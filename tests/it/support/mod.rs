@@ -1,12 +1,14 @@
 //! Shared test support: throwaway PostgreSQL clusters, the built binary, polling helpers.
 #![allow(dead_code)]
 
+pub mod pgbouncer;
 pub mod postgres;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use pgbouncer::TempPgbouncer;
 pub use postgres::TempPostgres;
 
 /// The `bouncectl` binary cargo built for these tests.
@@ -16,11 +18,20 @@ pub fn bin() -> PathBuf {
 
 /// Runs `bouncectl ARGS` with `stdin` fed in, the environment cleared of libpq variables.
 pub fn bouncectl(args: &[&str], stdin: &str) -> Output {
+    bouncectl_env(args, stdin, &[])
+}
+
+/// Like [`bouncectl`], then sets the variables in `env` (e.g. `PGPASSWORD`, `PGPASSFILE`).
+pub fn bouncectl_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     use std::io::Write as _;
     let mut cmd = Command::new(bin());
     cmd.args(args)
         .env_remove("DATABASE_URL")
         .env_remove("PGPASSWORD")
+        .env_remove("PGPASSFILE")
+        .env_remove("BOUNCECTL_ADMIN_URL")
+        .env_remove("COLUMNS")
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

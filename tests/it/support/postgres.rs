@@ -298,7 +298,8 @@ fn roles_sql() -> String {
     )
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1 (free when asked; the caller retries on a bind race).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -306,7 +307,7 @@ fn free_port() -> u16 {
 }
 
 /// A new directory under the temp dir, owned by the user PostgreSQL runs as.
-fn unique_dir(prefix: &str) -> PathBuf {
+pub fn unique_dir(prefix: &str) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -330,14 +331,15 @@ fn postgres_ids() -> Option<(u32, u32)> {
     Some((user.uid.as_raw(), user.gid.as_raw()))
 }
 
-fn chown_to_postgres(path: &Path) {
+/// Hands `path` to the `postgres` OS user when we are root.
+pub fn chown_to_postgres(path: &Path) {
     if let Some((uid, gid)) = postgres_ids() {
         std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("cannot chown to postgres");
     }
 }
 
 /// Makes `cmd` run as the `postgres` OS user when we are root (PostgreSQL refuses root).
-fn as_postgres_user(cmd: &mut Command) {
+pub fn as_postgres_user(cmd: &mut Command) {
     if let Some((uid, gid)) = postgres_ids() {
         cmd.uid(uid).gid(gid);
     }
