@@ -10,3 +10,87 @@ pub enum Fault {
     /// A bug or resource problem inside the pooler.
     Internal,
 }
+
+/// An error the pooler itself reports to a client, with PgBouncer's wording (reference §1c).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// Over `max_client_conn`.
+    #[error("no more connections allowed (max_client_conn)")]
+    MaxClientConn,
+    /// The database is not in `[databases]` and there is no `*` entry.
+    #[error("no such database: {0}")]
+    NoSuchDatabase(String),
+    /// Wrong password, unknown user, or a failed md5/cleartext exchange.
+    #[error("password authentication failed")]
+    PasswordFailed,
+    /// A failed SCRAM exchange.
+    #[error("SASL authentication failed")]
+    SaslFailed,
+    /// Not allowed to use this database (admin console) or auth method refused.
+    #[error("not allowed")]
+    NotAllowed,
+    /// Waited `query_wait_timeout` for a server.
+    #[error("query_wait_timeout")]
+    QueryWaitTimeout,
+    /// `query_timeout` hit.
+    #[error("query_timeout")]
+    QueryTimeout,
+    /// `client_idle_timeout` hit.
+    #[error("client_idle_timeout")]
+    ClientIdleTimeout,
+    /// `idle_transaction_timeout` hit.
+    #[error("idle transaction timeout")]
+    IdleTransactionTimeout,
+    /// Login took longer than `client_login_timeout`.
+    #[error("client_login_timeout")]
+    ClientLoginTimeout,
+    /// A startup parameter PgBouncer does not pass on.
+    #[error("unsupported startup parameter: {0}")]
+    UnsupportedStartupParameter(String),
+    /// An `options` entry other than `-c key=value`.
+    #[error("unsupported startup parameter in options: {0}")]
+    UnsupportedOption(String),
+    /// The process is shutting down.
+    #[error("pooler is shutting down")]
+    ShuttingDown,
+    /// A transaction spanning statements in statement mode.
+    #[error("transaction blocks not allowed in statement pooling mode")]
+    StatementModeTransaction,
+    /// The server connection died under the client.
+    #[error("server conn crashed?")]
+    ServerCrashed,
+    /// The server refused the login; its own SQLSTATE and message are passed on.
+    #[error("{message}")]
+    ServerLogin {
+        /// The server's SQLSTATE.
+        sqlstate: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Broken protocol from the client.
+    #[error("{0}")]
+    Protocol(String),
+    /// A configuration the pooler cannot serve (e.g. an auth method not built in).
+    #[error("bouncer config error: {0}")]
+    Config(String),
+}
+
+impl ClientError {
+    /// The SQLSTATE sent with the message: PgBouncer sends 08P01 for every error of its own
+    /// (reference §1c); a refused server login passes the server's code on.
+    pub fn sqlstate(&self) -> &str {
+        match self {
+            ClientError::ServerLogin { sqlstate, .. } if !sqlstate.is_empty() => sqlstate,
+            _ => "08P01",
+        }
+    }
+
+    /// Whose fault it was.
+    pub fn fault(&self) -> Fault {
+        match self {
+            ClientError::ServerCrashed | ClientError::ServerLogin { .. } => Fault::Server,
+            ClientError::Config(_) => Fault::Internal,
+            _ => Fault::Client,
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
 //! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`shutdown`], [`stats`].
 //! - **L2, pools**: [`pool`].
+//! - **L3, serving**: [`proxy`].
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
 //! The binary in `src/main.rs` only parses the command line and maps the result to an exit code.
@@ -21,5 +22,6 @@ pub mod conn;
 pub mod error;
 pub mod pool;
 pub mod protocol;
+pub mod proxy;
 pub mod shutdown;
 pub mod stats;

@@ -6,6 +6,7 @@ pub mod admin_client;
 pub mod generate;
 pub mod hash;
 pub mod leaks;
+pub mod logging;
 pub mod output;
 pub mod pgpass;
 pub mod serve;

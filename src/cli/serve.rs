@@ -1,21 +1,32 @@
-//! `serve`: the pooler's command line, flags compatible with `pgbouncer` (DESIGN.md §1).
-//! This file reads and checks the configuration; running the pooler lands here later.
+//! `serve`: the pooler's command line, flags compatible with `pgbouncer` (DESIGN.md §1), and the
+//! one place that wires config, pools, listeners, signals and logging together.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 
 use super::output;
-use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::config::userlist::{self, Secret};
+use crate::config::{AuthType, Config, ConfigError, Key, ProcessEnv, Source};
+use crate::proxy::listen::Listeners;
+use crate::proxy::{Runtime, Shared, handshake};
+use crate::shutdown::{Phase, Shutdown};
 
 /// Arguments of `bouncectl serve`.
 #[derive(Debug, clap::Args)]
 #[command(
     version,
     after_help = "Examples:\n  \
+    bouncectl serve                           # 127.0.0.1:6432 → $PGHOST:$PGPORT, passwords checked by PostgreSQL\n  \
     bouncectl serve /etc/pgbouncer/pgbouncer.ini --check-config\n  \
     bouncectl serve --print-config            # the embedded default, every key shown\n  \
     PG_PASSWORD=... bouncectl serve pgbouncer.ini\n\n\
-    Values may use ${NAME} to read the environment ($$ is a literal $)."
+    Values may use ${NAME} to read the environment ($$ is a literal $).\n\
+    Signals: HUP reload · INT safe shutdown · TERM wait for clients (twice: now) · QUIT now."
 )]
 pub struct Args {
     /// A pgbouncer.ini (PgBouncer's format); without it, the embedded default.
@@ -42,7 +53,7 @@ pub struct Args {
 
 /// Runs `serve`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = match load(&args) {
+    let config = match load(args.config.as_deref()) {
         Ok(config) => config,
         Err(problems) => {
             for problem in &problems {
@@ -53,21 +64,241 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if args.print_config {
         output::print_text(&config.to_ini())?;
-    } else if args.check_config {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.check_config {
         if !args.quiet {
             eprintln!("{}: configuration is valid", config.source);
         }
-    } else {
+        return Ok(ExitCode::SUCCESS);
+    }
+    handshake::supported(&config).map_err(super::usage)?;
+    let users = load_users(&config).map_err(super::usage)?;
+    if args.daemon {
+        daemonize(&config)?;
+    }
+    super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, users, args.config))
+}
+
+fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
+    match path {
+        Some(path) => Config::load(path, &ProcessEnv),
+        None => Config::embedded_default(&ProcessEnv),
+    }
+}
+
+/// Reads `auth_file` into a map (empty when the auth type needs none).
+pub fn load_users(config: &Config) -> Result<HashMap<String, Secret>, String> {
+    let Some(path) = config.pgbouncer.text(Key::AuthFile) else {
+        return Ok(HashMap::new());
+    };
+    if matches!(
+        config.pgbouncer.auth_type(),
+        AuthType::Any | AuthType::Passthrough
+    ) {
+        return Ok(HashMap::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let entries = userlist::parse(&text).map_err(|e| format!("{path}:{e}"))?;
+    Ok(entries.into_iter().map(|e| (e.user, e.secret)).collect())
+}
+
+fn daemonize(config: &Config) -> anyhow::Result<()> {
+    if config.pgbouncer.text(Key::Pidfile).is_none() {
         return Err(super::usage(
-            "the pooler is not in this build yet; use --check-config or --print-config",
+            "-d needs pidfile in the configuration (as PgBouncer)",
         ));
+    }
+    nix::unistd::daemon(true, false).context("cannot daemonize")?;
+    Ok(())
+}
+
+async fn serve(
+    config: Config,
+    users: HashMap<String, Secret>,
+    path: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let server = Server::start(config, users, None)
+        .await
+        .map_err(super::usage)?;
+    let pidfile = server
+        .shared
+        .config()
+        .pgbouncer
+        .text(Key::Pidfile)
+        .map(PathBuf::from);
+    if let Some(pidfile) = &pidfile {
+        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+    }
+    tokio::spawn(signals(Arc::clone(&server.shared), path));
+    server.wait().await;
+    if let Some(pidfile) = &pidfile {
+        let _ = std::fs::remove_file(pidfile);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn load(args: &Args) -> Result<Config, Vec<ConfigError>> {
-    match &args.config {
-        Some(path) => Config::load(path, &ProcessEnv),
-        None => Config::embedded_default(&ProcessEnv),
+/// A running pooler: what tests start in-process and `serve` runs until shutdown.
+pub struct Server {
+    /// The state shared with every client task.
+    pub shared: Arc<Shared>,
+    /// The TCP addresses bound.
+    pub addrs: Vec<std::net::SocketAddr>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds (`port` overrides listen_port; 0 picks a free port) and starts accepting.
+    pub async fn start(
+        config: Config,
+        users: HashMap<String, Secret>,
+        port: Option<u16>,
+    ) -> Result<Server, String> {
+        let listeners = Listeners::bind(&config, port)
+            .await
+            .map_err(|e| e.to_string())?;
+        let addrs = listeners.local_addrs();
+        announce(&config, &addrs);
+        let runtime = Runtime {
+            config: Arc::new(config),
+            users: Arc::new(users),
+        };
+        let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
+        let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
+        tokio::spawn(janitor(Arc::clone(&shared)));
+        Ok(Server {
+            shared,
+            addrs,
+            accept,
+        })
     }
+
+    /// Waits until shutdown has run its course: listeners closed and, unless immediate, every
+    /// client gone.
+    pub async fn wait(self) {
+        let _ = self.accept.await;
+        let mut phase = self.shared.shutdown.subscribe();
+        while self.shared.client_count() > 0 && *phase.borrow() != Phase::Immediate {
+            let _ = tokio::time::timeout(Duration::from_millis(50), phase.changed()).await;
+        }
+        for pool in self.shared.registry.pools() {
+            for server in pool.queue.close() {
+                pool.close(server);
+            }
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+fn announce(config: &Config, addrs: &[std::net::SocketAddr]) {
+    let listen: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let listen = listen.join(", ");
+    if config.source == Source::Embedded {
+        let target = config
+            .database("*")
+            .map(|d| {
+                format!(
+                    "{}:{}",
+                    d.target.host.clone().unwrap_or_default(),
+                    d.target.port
+                )
+            })
+            .unwrap_or_default();
+        tracing::info!(
+            "listening on {listen} with the embedded default: every database is pooled to {target} in \
+             transaction mode, and each client's password is checked by PostgreSQL itself (passthrough auth, no userlist)"
+        );
+    } else {
+        tracing::info!("listening on {listen} ({})", config.source);
+    }
+}
+
+async fn janitor(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut phase = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.registry.close_expired(),
+            r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
+        }
+    }
+}
+
+async fn signals(shared: Arc<Shared>, path: Option<PathBuf>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut int), Ok(mut term), Ok(mut quit)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::quit()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&shared, path.as_deref()),
+            _ = int.recv() => {
+                tracing::info!("got SIGINT, shutting down safely (waiting for servers to be released)");
+                shared.shutdown.advance(Phase::WaitForServers);
+            }
+            _ = term.recv() => {
+                if shared.shutdown.phase() == Phase::Running {
+                    tracing::info!("got SIGTERM, waiting for clients to disconnect (send again to stop now)");
+                    shared.shutdown.advance(Phase::WaitForClients);
+                } else {
+                    tracing::info!("got SIGTERM again, shutting down immediately");
+                    shared.shutdown.advance(Phase::Immediate);
+                }
+            }
+            _ = quit.recv() => {
+                tracing::info!("got SIGQUIT, shutting down immediately");
+                shared.shutdown.advance(Phase::Immediate);
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-reads the file and the userlist; on any problem the old configuration stays.
+pub fn reload(shared: &Shared, path: Option<&Path>) {
+    let Some(path) = path else {
+        tracing::info!("reload: running on the embedded default, nothing to re-read");
+        return;
+    };
+    let config = match Config::load(path, &ProcessEnv) {
+        Ok(config) => config,
+        Err(problems) => {
+            for p in problems {
+                tracing::error!("reload failed, keeping the old configuration: {p}");
+            }
+            return;
+        }
+    };
+    let users = match load_users(&config) {
+        Ok(users) => users,
+        Err(e) => {
+            tracing::error!("reload failed, keeping the old configuration: {e}");
+            return;
+        }
+    };
+    let diff = Config::diff(&shared.config(), &config);
+    for change in diff.needs_restart() {
+        tracing::warn!(
+            "reload: {} changed ({} -> {}) but takes effect only after a restart",
+            change.key.spec().name,
+            change.old,
+            change.new
+        );
+    }
+    shared.replace(Runtime {
+        config: Arc::new(config),
+        users: Arc::new(users),
+    });
+    tracing::info!("configuration reloaded from {}", path.display());
 }

@@ -1,5 +1,5 @@
 //! Server connection pools keyed by (database, user): checkout with FIFO waiting and limits,
-//! checkin, and the registry the proxy and admin console share.
+//! login on demand, checkin or close on release, and the registry the proxy and admin console share.
 #![cfg_attr(
     not(test),
     deny(
@@ -11,3 +11,288 @@
 )]
 
 pub mod queue;
+pub mod server;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::PoolMode;
+use crate::protocol::backend::TxStatus;
+use crate::stats::PoolStats;
+use queue::{CheckoutError, Lease, Limits, Queue, SharedCap};
+use server::{LoginInfo, ServerConn, ServerCredential, ServerError};
+
+/// Why a client could not get a server.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// Waiting for a connection took longer than allowed, or the pool closed.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+    /// Opening a new server connection failed.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// Per-pool settings resolved from the config (user → database → global precedence).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// When a server goes back to the pool.
+    pub mode: PoolMode,
+    /// Size, reserve and wait limits.
+    pub limits: Limits,
+    /// `server_lifetime` (zero = unlimited).
+    pub server_lifetime: Duration,
+    /// `server_idle_timeout` (zero = unlimited).
+    pub server_idle_timeout: Duration,
+    /// `server_reset_query` (empty = none).
+    pub reset_query: String,
+    /// `server_reset_query_always`.
+    pub reset_query_always: bool,
+    /// `server_check_query` (empty = none) and `server_check_delay`.
+    pub check: Option<(String, Duration)>,
+}
+
+/// One (database, user) pool.
+pub struct Pool {
+    /// Database name as clients ask for it.
+    pub database: String,
+    /// User name as clients log in.
+    pub user: String,
+    /// The idle list and wait queue.
+    pub queue: Arc<Queue<ServerConn>>,
+    /// Traffic counters.
+    pub stats: PoolStats,
+    settings: Mutex<PoolSettings>,
+    login: Mutex<LoginInfo>,
+    welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
+    server_ids: Arc<AtomicU64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here is a single read or assignment, so a poisoned lock is consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Pool {
+    /// The pool's current settings.
+    pub fn settings(&self) -> PoolSettings {
+        lock(&self.settings).clone()
+    }
+
+    /// Replaces the settings (reload).
+    pub fn set_settings(&self, settings: PoolSettings) {
+        self.queue.set_limits(settings.limits);
+        *lock(&self.settings) = settings;
+    }
+
+    /// Replaces the credential used for new server logins (passthrough learns it from a client).
+    pub fn set_credential(&self, credential: ServerCredential) {
+        lock(&self.login).credential = credential;
+    }
+
+    /// True when `credential` is the cleartext password new logins already use.
+    pub fn credential_matches(&self, credential: &ServerCredential) -> bool {
+        match (&lock(&self.login).credential, credential) {
+            (ServerCredential::Password(a), ServerCredential::Password(b)) => {
+                crate::auth::constant_time_eq(a.as_bytes(), b.as_bytes())
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets the credential and returns the previous one.
+    pub fn swap_credential(&self, credential: ServerCredential) -> ServerCredential {
+        std::mem::replace(&mut lock(&self.login).credential, credential)
+    }
+
+    /// Puts `previous` back unless another client replaced `attempted` meanwhile.
+    pub fn restore_credential(&self, previous: ServerCredential, attempted: &ServerCredential) {
+        let mut login = lock(&self.login);
+        let unchanged = match (&login.credential, attempted) {
+            (ServerCredential::Password(a), ServerCredential::Password(b)) => a == b,
+            _ => false,
+        };
+        if unchanged {
+            login.credential = previous;
+        }
+    }
+
+    /// Logs in a new server with the current credential, proving it; the connection joins the
+    /// pool when there is room.
+    pub async fn login_check(&self) -> Result<(), PoolError> {
+        let server = self.login_server().await?;
+        if let Err(server) = self.queue.adopt(server) {
+            tokio::spawn(server.terminate());
+        }
+        Ok(())
+    }
+
+    /// Host and port of the server, for cancel requests.
+    pub fn server_addr(&self) -> (String, u16) {
+        let login = lock(&self.login);
+        (login.host.clone(), login.port)
+    }
+
+    /// True when new server logins have a secret to answer with.
+    pub fn has_credential(&self) -> bool {
+        !matches!(lock(&self.login).credential, ServerCredential::None)
+    }
+
+    /// The ParameterStatus set of the pool's first server, replayed to new clients.
+    pub fn welcome(&self) -> Option<Arc<BTreeMap<String, String>>> {
+        lock(&self.welcome).clone()
+    }
+
+    /// Gets a server for a client: an idle one (checked for lifetime) or a new login.
+    /// Returns it with the time the client waited.
+    pub async fn acquire(&self) -> Result<(ServerConn, Duration), PoolError> {
+        let started = Instant::now();
+        loop {
+            match self.queue.checkout().await? {
+                Lease::Ready(server) => {
+                    let lifetime = lock(&self.settings).server_lifetime;
+                    if !lifetime.is_zero() && server.created.elapsed() >= lifetime {
+                        self.close(server);
+                        continue;
+                    }
+                    return Ok((server, started.elapsed()));
+                }
+                Lease::Open(slot) => {
+                    let server = self.login_server().await?;
+                    slot.fill();
+                    return Ok((server, started.elapsed()));
+                }
+            }
+        }
+    }
+
+    /// Opens and logs in a new server connection (its slot must already be counted).
+    async fn login_server(&self) -> Result<ServerConn, ServerError> {
+        let info = lock(&self.login).clone();
+        let id = self.server_ids.fetch_add(1, Ordering::Relaxed);
+        let server = ServerConn::connect(&info, id).await?;
+        tracing::info!(
+            server = format_args!("S-{id:#x}"),
+            db = %self.database,
+            user = %self.user,
+            addr = %server.addr,
+            "new connection to server"
+        );
+        let mut welcome = lock(&self.welcome);
+        if welcome.is_none() {
+            *welcome = Some(Arc::new(server.params.clone()));
+        }
+        Ok(server)
+    }
+
+    /// Gives a server back after a client is done with it: reused when it is idle and healthy,
+    /// closed otherwise.
+    pub fn release(&self, mut server: ServerConn) {
+        if server.tx_status != TxStatus::Idle || !server.buf.is_empty() {
+            self.close(server);
+            return;
+        }
+        server.last_used = Instant::now();
+        self.queue.checkin(server);
+    }
+
+    /// Closes a server connection and frees its slot.
+    pub fn close(&self, server: ServerConn) {
+        self.queue.discard();
+        tokio::spawn(server.terminate());
+    }
+}
+
+/// Every pool, created on first use.
+#[derive(Default)]
+pub struct PoolRegistry {
+    pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
+    db_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
+    user_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
+    server_ids: Arc<AtomicU64>,
+}
+
+/// What the registry needs to create a pool.
+pub struct PoolSpec {
+    /// Settings resolved for this (database, user).
+    pub settings: PoolSettings,
+    /// Where and how to log in.
+    pub login: LoginInfo,
+    /// `max_db_connections` of the database (0 = unlimited).
+    pub max_db_connections: usize,
+    /// `max_user_connections` of the user (0 = unlimited).
+    pub max_user_connections: usize,
+}
+
+impl PoolRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        PoolRegistry {
+            server_ids: Arc::new(AtomicU64::new(1)),
+            ..Default::default()
+        }
+    }
+
+    /// The pool for (database, user), created from `spec()` when missing.
+    pub fn get_or_create(
+        &self,
+        database: &str,
+        user: &str,
+        spec: impl FnOnce() -> PoolSpec,
+    ) -> Arc<Pool> {
+        let mut pools = lock(&self.pools);
+        if let Some(pool) = pools.get(&(database.to_owned(), user.to_owned())) {
+            return Arc::clone(pool);
+        }
+        let spec = spec();
+        let db_cap = Arc::clone(
+            lock(&self.db_caps)
+                .entry(database.to_owned())
+                .or_insert_with(|| SharedCap::new(spec.max_db_connections)),
+        );
+        let user_cap = Arc::clone(
+            lock(&self.user_caps)
+                .entry(user.to_owned())
+                .or_insert_with(|| SharedCap::new(spec.max_user_connections)),
+        );
+        let pool = Arc::new(Pool {
+            database: database.to_owned(),
+            user: user.to_owned(),
+            queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
+            stats: PoolStats::default(),
+            settings: Mutex::new(spec.settings),
+            login: Mutex::new(spec.login),
+            welcome: Mutex::new(None),
+            server_ids: Arc::clone(&self.server_ids),
+        });
+        pools.insert((database.to_owned(), user.to_owned()), Arc::clone(&pool));
+        pool
+    }
+
+    /// Every pool, ordered by (database, user).
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        let mut all: Vec<_> = lock(&self.pools).values().cloned().collect();
+        all.sort_by(|a, b| (&a.database, &a.user).cmp(&(&b.database, &b.user)));
+        all
+    }
+
+    /// Closes idle servers past `server_idle_timeout` or `server_lifetime` (the janitor's job).
+    pub fn close_expired(&self) {
+        for pool in self.pools() {
+            let settings = pool.settings();
+            let expired = pool.queue.take_idle_where(|server, idle_for| {
+                (!settings.server_idle_timeout.is_zero()
+                    && idle_for >= settings.server_idle_timeout)
+                    || (!settings.server_lifetime.is_zero()
+                        && server.created.elapsed() >= settings.server_lifetime)
+            });
+            for server in expired {
+                pool.close(server);
+            }
+        }
+    }
+}

@@ -318,6 +318,19 @@ impl<T: Send + 'static> Queue<T> {
         });
     }
 
+    /// Takes in a connection opened outside a slot when there is room; gives it back otherwise.
+    pub fn adopt(&self, conn: T) -> Result<(), T> {
+        {
+            let mut state = lock(&self.state);
+            if state.closed || state.open >= state.limits.pool_size || !self.take_caps() {
+                return Err(conn);
+            }
+            state.open += 1;
+        }
+        self.checkin(conn);
+        Ok(())
+    }
+
     /// A connection was closed (or never opened): frees its slot and lets a waiter open one.
     pub fn discard(&self) {
         let mut state = lock(&self.state);

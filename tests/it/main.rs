@@ -9,5 +9,6 @@
 
 mod cli;
 mod leaks;
+mod modes;
 mod show;
 mod support;

@@ -1,6 +1,7 @@
 //! Shared test support: throwaway PostgreSQL clusters, the built binary, polling helpers.
 #![allow(dead_code)]
 
+pub mod bouncer;
 pub mod pgbouncer;
 pub mod postgres;
 

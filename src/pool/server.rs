@@ -1,0 +1,438 @@
+//! A server connection: connect (TCP or unix socket) with a timeout, log in as a PostgreSQL client
+//! (cleartext, md5, SCRAM-SHA-256 with a password or pass-through keys), remember what the server
+//! reported (ParameterStatus, BackendKeyData), and run simple queries (reset, SET, connect_query).
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf as _, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::Instant;
+
+use crate::auth::scram::{ClientCredential, ScramClient, ScramKeys};
+use crate::auth::{self, AuthError, Md5Credential};
+use crate::conn::{Conn, ConnError};
+use crate::protocol::backend::{
+    Authentication, BackendKeyData, ErrorFields, ParameterStatus, ReadyForQuery, TxStatus,
+};
+use crate::protocol::tag::backend as tag;
+use crate::protocol::{frontend, startup};
+
+/// Where and as whom to log in.
+#[derive(Clone)]
+pub struct LoginInfo {
+    /// Host name, IP address, or a unix socket directory (starts with `/`).
+    pub host: String,
+    /// TCP port, or the socket file's number.
+    pub port: u16,
+    /// Database on the server.
+    pub dbname: String,
+    /// Role on the server.
+    pub user: String,
+    /// What to answer the server's authentication request with.
+    pub credential: ServerCredential,
+    /// Extra startup parameters (client_encoding, application_name, ...).
+    pub params: Vec<(String, String)>,
+    /// `server_connect_timeout` (covers connect and login).
+    pub connect_timeout: Duration,
+    /// `connect_query`, run once after login.
+    pub connect_query: Option<String>,
+}
+
+impl std::fmt::Debug for LoginInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The credential stays out of logs.
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
+    }
+}
+
+/// A secret usable for logging in to a server.
+#[derive(Clone)]
+pub enum ServerCredential {
+    /// No secret: the server must trust us.
+    None,
+    /// The cleartext password (works with every server method).
+    Password(String),
+    /// An md5 userlist secret (works when the server asks for md5).
+    Md5Secret(String),
+    /// SCRAM keys taken from the client's own exchange (pass-through).
+    Scram(ScramKeys),
+}
+
+/// Why a server connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// TCP or socket connect failed.
+    #[error("could not connect to {addr}: {source}")]
+    Connect {
+        /// host:port or socket path.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// server_connect_timeout passed.
+    #[error("server connect timeout")]
+    Timeout,
+    /// The server refused the login (its own message and SQLSTATE).
+    #[error("{message}")]
+    Refused {
+        /// SQLSTATE from the server.
+        sqlstate: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server asked for a method or secret we cannot provide.
+    #[error("server login failed: {0}")]
+    Unsupported(&'static str),
+    /// SCRAM exchange failed.
+    #[error("server login failed: {0}")]
+    Auth(#[from] AuthError),
+    /// Broken or unexpected traffic.
+    #[error("server connection failed: {0}")]
+    Conn(#[from] ConnError),
+}
+
+/// A server socket: TCP or unix.
+#[derive(Debug)]
+pub enum ServerStream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// Unix domain socket.
+    Unix(UnixStream),
+}
+
+impl AsyncRead for ServerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            ServerStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ServerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            ServerStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            ServerStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerStream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            ServerStream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ServerStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            ServerStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A logged-in server connection.
+#[derive(Debug)]
+pub struct ServerConn {
+    /// Pooler-wide id (logs show it as `S-0x…`).
+    pub id: u64,
+    /// The socket.
+    pub stream: ServerStream,
+    /// Bytes read from the server and not yet forwarded.
+    pub buf: BytesMut,
+    /// Every ParameterStatus the server reported, latest value.
+    pub params: BTreeMap<String, String>,
+    /// The server's cancel key: process id and secret.
+    pub key: (i32, Vec<u8>),
+    /// When the login finished (server_lifetime).
+    pub created: Instant,
+    /// When a client last released it (server_check_delay, server_idle_timeout).
+    pub last_used: Instant,
+    /// Status of the last ReadyForQuery.
+    pub tx_status: TxStatus,
+    /// The server's address, for logs and SHOW SERVERS.
+    pub addr: String,
+}
+
+impl ServerConn {
+    /// Connects and logs in as connection `id`, all within `info.connect_timeout`.
+    pub async fn connect(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
+        tokio::time::timeout(info.connect_timeout, Self::connect_inner(info, id))
+            .await
+            .map_err(|_| ServerError::Timeout)?
+    }
+
+    async fn connect_inner(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
+        let (stream, addr) = open_socket(&info.host, info.port).await?;
+        let mut conn = Conn::new(stream);
+        let mut params: Vec<(&str, &str)> = vec![("user", &info.user), ("database", &info.dbname)];
+        params.extend(info.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        startup::startup_message(conn.write_buf_mut(), startup::PROTOCOL_3_0, params)
+            .map_err(ConnError::from)?;
+        conn.flush().await?;
+        let (params, key) = login(&mut conn, info).await?;
+        let parts = conn.into_parts();
+        let now = Instant::now();
+        let mut server = ServerConn {
+            id,
+            stream: parts.stream,
+            buf: parts.read_buf,
+            params,
+            key,
+            created: now,
+            last_used: now,
+            tx_status: TxStatus::Idle,
+            addr,
+        };
+        if let Some(sql) = info.connect_query.as_deref().filter(|q| !q.is_empty()) {
+            server.simple_query(sql).await?;
+        }
+        Ok(server)
+    }
+
+    /// Runs `sql` and discards its results; an ErrorResponse becomes [`ServerError::Refused`].
+    /// Leaves the connection at ReadyForQuery.
+    pub async fn simple_query(&mut self, sql: &str) -> Result<(), ServerError> {
+        let mut out = BytesMut::new();
+        frontend::query(&mut out, sql).map_err(ConnError::from)?;
+        self.stream.write_all(&out).await.map_err(ConnError::from)?;
+        let mut failure = None;
+        loop {
+            let frame = self.read_message().await?;
+            match frame.0 {
+                tag::ERROR_RESPONSE => failure = Some(refused(&frame.1)),
+                tag::PARAMETER_STATUS => self.note_parameter(&frame.1),
+                tag::READY_FOR_QUERY => {
+                    self.tx_status = ReadyForQuery::parse(&frame.1)
+                        .map_err(ConnError::from)?
+                        .status;
+                    return failure.map_or(Ok(()), Err);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Records a ParameterStatus body in [`ServerConn::params`].
+    pub fn note_parameter(&mut self, body: &[u8]) {
+        if let Ok(ps) = ParameterStatus::parse(body) {
+            self.params.insert(
+                String::from_utf8_lossy(ps.name).into_owned(),
+                String::from_utf8_lossy(ps.value).into_owned(),
+            );
+        }
+    }
+
+    /// Reads one whole message (tag, body) from the server, outside the relay.
+    async fn read_message(&mut self) -> Result<(u8, BytesMut), ServerError> {
+        use tokio::io::AsyncReadExt as _;
+        loop {
+            let mut walk = crate::protocol::walk::Walk::new(
+                &self.buf,
+                crate::protocol::DEFAULT_MAX_MESSAGE_LEN,
+            );
+            if let Some(m) = walk
+                .next_message()
+                .map_err(|_| ServerError::Unsupported("oversized message"))?
+            {
+                let tag = m.tag;
+                let len = walk.consumed();
+                let mut frame = self.buf.split_to(len);
+                frame.advance(crate::protocol::HEADER_LEN);
+                return Ok((tag, frame));
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(8192);
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(ConnError::from)?;
+            if n == 0 {
+                return Err(ServerError::Conn(ConnError::UnexpectedEof {
+                    buffered: self.buf.len(),
+                }));
+            }
+        }
+    }
+
+    /// Sends Terminate and closes the socket, without waiting long.
+    pub async fn terminate(mut self) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            let _ = self.stream.write_all(&out).await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
+    }
+}
+
+async fn open_socket(host: &str, port: u16) -> Result<(ServerStream, String), ServerError> {
+    if host.starts_with('/') {
+        let path = format!("{host}/.s.PGSQL.{port}");
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|source| ServerError::Connect {
+                addr: path.clone(),
+                source,
+            })?;
+        return Ok((ServerStream::Unix(stream), path));
+    }
+    let addr = format!("{host}:{port}");
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|source| ServerError::Connect {
+            addr: addr.clone(),
+            source,
+        })?;
+    // Small request/response messages: Nagle would add 40 ms stalls.
+    let _ = stream.set_nodelay(true);
+    Ok((ServerStream::Tcp(stream), addr))
+}
+
+type Welcome = (BTreeMap<String, String>, (i32, Vec<u8>));
+
+/// Answers the authentication requests, then collects ParameterStatus and BackendKeyData up to
+/// the first ReadyForQuery.
+async fn login(conn: &mut Conn<ServerStream>, info: &LoginInfo) -> Result<Welcome, ServerError> {
+    let mut params = BTreeMap::new();
+    let mut key = (0, Vec::new());
+    let mut scram: Option<ScramClient> = None;
+    loop {
+        let Some(frame) = conn.read_frame().await? else {
+            return Err(ServerError::Conn(ConnError::UnexpectedEof { buffered: 0 }));
+        };
+        match frame.tag {
+            tag::AUTHENTICATION => {
+                let request = Authentication::parse(&frame.body).map_err(ConnError::from)?;
+                answer(conn, info, request, &mut scram)?;
+                conn.flush().await?;
+            }
+            tag::PARAMETER_STATUS => {
+                let ps = ParameterStatus::parse(&frame.body).map_err(ConnError::from)?;
+                params.insert(
+                    String::from_utf8_lossy(ps.name).into_owned(),
+                    String::from_utf8_lossy(ps.value).into_owned(),
+                );
+            }
+            tag::BACKEND_KEY_DATA => {
+                let k = BackendKeyData::parse(&frame.body).map_err(ConnError::from)?;
+                key = (k.process_id, k.secret_key.to_vec());
+            }
+            tag::ERROR_RESPONSE => return Err(refused(&frame.body)),
+            tag::READY_FOR_QUERY => return Ok((params, key)),
+            _ => {}
+        }
+    }
+}
+
+fn answer(
+    conn: &mut Conn<ServerStream>,
+    info: &LoginInfo,
+    request: Authentication<'_>,
+    scram: &mut Option<ScramClient>,
+) -> Result<(), ServerError> {
+    let out = conn.write_buf_mut();
+    match request {
+        Authentication::Ok => {}
+        Authentication::CleartextPassword => match &info.credential {
+            ServerCredential::Password(pw) => {
+                frontend::password_message(out, pw.as_bytes()).map_err(ConnError::from)?
+            }
+            _ => {
+                return Err(ServerError::Unsupported(
+                    "the server wants a cleartext password and only a hash is known",
+                ));
+            }
+        },
+        Authentication::Md5Password { salt } => {
+            let credential = match &info.credential {
+                ServerCredential::Password(pw) => Md5Credential::Password(pw),
+                ServerCredential::Md5Secret(secret) => Md5Credential::Secret(secret),
+                _ => {
+                    return Err(ServerError::Unsupported(
+                        "the server wants md5 and no password or md5 secret is known",
+                    ));
+                }
+            };
+            let response = auth::md5_response(&info.user, credential, salt);
+            frontend::password_message(out, response.as_bytes()).map_err(ConnError::from)?;
+        }
+        Authentication::Sasl(mechanisms) => {
+            if !mechanisms
+                .iter()
+                .any(|m| m == crate::auth::scram::MECHANISM.as_bytes())
+            {
+                return Err(ServerError::Unsupported(
+                    "the server offers no SASL mechanism we speak",
+                ));
+            }
+            let credential = match &info.credential {
+                ServerCredential::Password(pw) => ClientCredential::Password(pw.clone()),
+                ServerCredential::Scram(keys) => ClientCredential::Keys(keys.clone()),
+                _ => {
+                    return Err(ServerError::Unsupported(
+                        "the server wants SCRAM and no password or SCRAM keys are known",
+                    ));
+                }
+            };
+            let client = ScramClient::new(credential)?;
+            frontend::sasl_initial_response(
+                out,
+                crate::auth::scram::MECHANISM,
+                Some(&client.client_first()),
+            )
+            .map_err(ConnError::from)?;
+            *scram = Some(client);
+        }
+        Authentication::SaslContinue(data) => {
+            let client = scram
+                .as_mut()
+                .ok_or(ServerError::Unsupported("SASLContinue without SASL"))?;
+            let reply = client.handle_server_first(data)?;
+            frontend::sasl_response(out, &reply).map_err(ConnError::from)?;
+        }
+        Authentication::SaslFinal(data) => {
+            let client = scram
+                .as_mut()
+                .ok_or(ServerError::Unsupported("SASLFinal without SASL"))?;
+            client.verify_server_final(data)?;
+        }
+        _ => {
+            return Err(ServerError::Unsupported(
+                "the server asked for an authentication method we do not speak",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A server ErrorResponse as [`ServerError::Refused`].
+pub fn refused(body: &[u8]) -> ServerError {
+    let fields = ErrorFields::parse(body).ok();
+    let text = |f: Option<&[u8]>| {
+        f.map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    ServerError::Refused {
+        sqlstate: text(fields.as_ref().and_then(|f| f.code())),
+        message: text(fields.as_ref().and_then(|f| f.message())),
+    }
+}

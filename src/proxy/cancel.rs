@@ -1,0 +1,130 @@
+//! Cancel requests: each client gets a pooler-issued BackendKeyData; a CancelRequest carrying it
+//! is forwarded, on a new socket, to the server that client holds at that moment, with the
+//! server's own key. Keys are random, so one client cannot guess another's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::protocol::startup;
+
+/// The pooler-issued key of one client: process id and a 4-byte secret, as PostgreSQL's.
+pub type ClientKey = (i32, [u8; 4]);
+
+/// Where a cancel for one client must go right now.
+#[derive(Debug, Clone)]
+pub struct CancelTarget {
+    /// Server host (or unix socket directory).
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The server's own BackendKeyData.
+    pub key: (i32, Vec<u8>),
+}
+
+/// One client's slot: filled while it holds a server.
+#[derive(Debug, Default)]
+pub struct CancelSlot {
+    target: Mutex<Option<CancelTarget>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Single assignments under the lock: a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl CancelSlot {
+    /// The client got a server.
+    pub fn link(&self, target: CancelTarget) {
+        *lock(&self.target) = Some(target);
+    }
+
+    /// The client released its server: cancels aimed at it are dropped, as in PgBouncer.
+    pub fn unlink(&self) {
+        *lock(&self.target) = None;
+    }
+}
+
+/// Every live client's key, for CancelRequests arriving on new connections.
+#[derive(Debug, Default)]
+pub struct CancelMap {
+    clients: Mutex<HashMap<ClientKey, Weak<CancelSlot>>>,
+}
+
+impl CancelMap {
+    /// Issues a fresh random key and slot for a new client.
+    pub fn register(&self) -> Result<(ClientKey, Arc<CancelSlot>), getrandom::Error> {
+        let slot = Arc::new(CancelSlot::default());
+        let mut clients = lock(&self.clients);
+        loop {
+            let mut raw = [0u8; 8];
+            getrandom::getrandom(&mut raw)?;
+            let [a, b, c, d, e, f, g, h] = raw;
+            let key = (i32::from_be_bytes([a & 0x7f, b, c, d]), [e, f, g, h]);
+            if let std::collections::hash_map::Entry::Vacant(v) = clients.entry(key) {
+                v.insert(Arc::downgrade(&slot));
+                return Ok((key, slot));
+            }
+        }
+    }
+
+    /// Forgets a client's key (it disconnected).
+    pub fn remove(&self, key: &ClientKey) {
+        lock(&self.clients).remove(key);
+    }
+
+    /// The current target for a key, if the client exists and holds a server.
+    pub fn target(&self, key: &ClientKey) -> Option<CancelTarget> {
+        let slot = lock(&self.clients).get(key)?.upgrade()?;
+        lock(&slot.target).clone()
+    }
+}
+
+/// Sends a CancelRequest for `target` to its server, waiting at most `timeout`.
+pub async fn forward(target: &CancelTarget, timeout: Duration) -> std::io::Result<()> {
+    let mut packet = BytesMut::new();
+    startup::cancel_request(&mut packet, target.key.0, &target.key.1)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let send = async {
+        if target.host.starts_with('/') {
+            let path = format!("{}/.s.PGSQL.{}", target.host, target.port);
+            let mut s = UnixStream::connect(path).await?;
+            s.write_all(&packet).await?;
+            s.shutdown().await
+        } else {
+            let mut s = TcpStream::connect((target.host.as_str(), target.port)).await?;
+            s.write_all(&packet).await?;
+            s.shutdown().await
+        }
+    };
+    tokio::time::timeout(timeout, send)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "cancel_wait_timeout"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_find_linked_clients_only() {
+        let map = CancelMap::default();
+        let (key, slot) = map.register().unwrap();
+        assert!(map.target(&key).is_none());
+        slot.link(CancelTarget {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            key: (42, vec![1, 2, 3, 4]),
+        });
+        assert_eq!(map.target(&key).unwrap().key.0, 42);
+        slot.unlink();
+        assert!(map.target(&key).is_none());
+        drop(slot);
+        map.remove(&key);
+        assert!(map.target(&key).is_none());
+    }
+}

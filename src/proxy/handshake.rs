@@ -1,0 +1,232 @@
+//! The client's side of connection start: SSLRequest/GSSENCRequest refused, CancelRequest
+//! forwarded, StartupMessage read, the client authenticated, its pool found, and the welcome
+//! (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery) sent.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Shared;
+use super::cancel::{self, CancelSlot, ClientKey};
+use super::client_auth::{self, Proof};
+use super::params::ClientParams;
+use crate::config::userlist::Secret;
+use crate::config::{AuthType, Config, Key};
+use crate::conn::Conn;
+use crate::error::ClientError;
+use crate::pool::server::ServerCredential;
+use crate::pool::{Pool, PoolError};
+use crate::protocol::backend::{self, TxStatus, authentication as authmsg};
+use crate::protocol::startup::Startup;
+
+/// A logged-in client, ready for the relay.
+pub struct LoggedIn {
+    /// Its pool.
+    pub pool: Arc<Pool>,
+    /// Its tracked session parameters.
+    pub params: ClientParams,
+    /// Its pooler-issued cancel key.
+    pub key: ClientKey,
+    /// Where cancels for it find its server.
+    pub cancel: Arc<CancelSlot>,
+    /// Database and user as the client named them.
+    pub database: String,
+    /// User as the client named it.
+    pub user: String,
+}
+
+/// How the start of a connection ended.
+pub enum Outcome {
+    /// A client to serve.
+    Client(Box<LoggedIn>),
+    /// A CancelRequest was handled; close the socket.
+    Cancelled,
+}
+
+/// Runs the whole start of a client connection.
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    shared: &Shared,
+    trusted_transport: bool,
+) -> Result<Outcome, ClientError> {
+    let startup = loop {
+        match conn.read_startup().await {
+            Ok(Some(Startup::SslRequest | Startup::GssEncRequest)) => {
+                // No TLS yet: answer 'N' and let the client go on in plaintext (or give up).
+                conn.write_raw(b"N");
+                conn.flush()
+                    .await
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            }
+            Ok(Some(Startup::CancelRequest(req))) => {
+                let key: Option<ClientKey> = req
+                    .secret_key
+                    .as_ref()
+                    .try_into()
+                    .ok()
+                    .map(|s| (req.process_id, s));
+                if let Some(target) = key.and_then(|k| shared.cancels.target(&k)) {
+                    let timeout = shared.config().pgbouncer.duration(Key::CancelWaitTimeout);
+                    if let Err(e) = cancel::forward(&target, timeout).await {
+                        tracing::warn!(error = %e, "cancel request not forwarded");
+                    }
+                }
+                return Ok(Outcome::Cancelled);
+            }
+            Ok(Some(Startup::StartupMessage(msg))) => break msg,
+            Ok(None) => return Ok(Outcome::Cancelled),
+            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+        }
+    };
+    let user = startup.user().unwrap_or_default().to_owned();
+    if user.is_empty() {
+        return Err(ClientError::Protocol(
+            "no user name in startup packet".into(),
+        ));
+    }
+    let database = startup
+        .database()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&user)
+        .to_owned();
+    let config = shared.config();
+    let settings = &config.pgbouncer;
+    let extra = settings.list(Key::TrackExtraParameters);
+    let ignored = settings.list(Key::IgnoreStartupParameters);
+    let mut params = ClientParams::from_startup(&startup.params, &extra, &ignored)?;
+
+    let method = settings.auth_type();
+    if method == AuthType::Passthrough && !trusted_transport {
+        return Err(ClientError::Config(
+            "passthrough auth needs a loopback, unix socket or TLS connection (the password travels in cleartext)".into(),
+        ));
+    }
+    let secret = shared.users().get(&user).cloned();
+    let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
+    let proof =
+        client_auth::authenticate(conn, method, &user, secret.as_ref(), &shared.mock_key).await?;
+    if !known && method == AuthType::Trust {
+        return Err(ClientError::PasswordFailed);
+    }
+    let Some(db) = config.database(&database).cloned() else {
+        return Err(ClientError::NoSuchDatabase(database));
+    };
+    let pool = shared.pool_for(&config, &database, &user, &db);
+    prove_with_server(&pool, method, &proof, secret.as_ref(), &db).await?;
+
+    let welcome = match pool.welcome() {
+        Some(w) => w,
+        None => {
+            // The pool has never reached its server: log one in to learn its parameters.
+            let (server, _) = pool.acquire().await.map_err(pool_error)?;
+            pool.release(server);
+            pool.welcome().unwrap_or_default()
+        }
+    };
+    params.fill_from(&welcome);
+    let (key, cancel) = shared
+        .cancels
+        .register()
+        .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
+    let out = conn.write_buf_mut();
+    authmsg::authentication_ok(out);
+    for (name, value) in params.welcome(&welcome) {
+        backend::parameter_status(out, &name, &value)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    }
+    backend::backend_key_data(out, key.0, &key.1)
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    backend::ready_for_query(out, TxStatus::Idle);
+    conn.flush()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    pool.stats.login();
+    Ok(Outcome::Client(Box::new(LoggedIn {
+        pool,
+        params,
+        key,
+        cancel,
+        database,
+        user,
+    })))
+}
+
+/// Gives the pool a credential for server logins, and in passthrough mode makes PostgreSQL
+/// the judge of the client's password.
+async fn prove_with_server(
+    pool: &Pool,
+    method: AuthType,
+    proof: &Proof,
+    secret: Option<&Secret>,
+    db: &crate::config::Database,
+) -> Result<(), ClientError> {
+    if db.target.user.is_some() && db.target.password.is_some() {
+        return Ok(()); // forced user with its own password: the pool already has it
+    }
+    let credential = match (proof, secret) {
+        (Proof::Password(pw), _) => ServerCredential::Password(pw.clone()),
+        (Proof::Scram(keys), _) => ServerCredential::Scram(keys.clone()),
+        (_, Some(Secret::Plain(pw))) => ServerCredential::Password(pw.clone()),
+        (_, Some(Secret::Md5(s))) => ServerCredential::Md5Secret(s.clone()),
+        _ => return Ok(()),
+    };
+    if method != AuthType::Passthrough {
+        if !pool.has_credential() {
+            pool.set_credential(credential);
+        }
+        return Ok(());
+    }
+    if pool.credential_matches(&credential) {
+        return Ok(());
+    }
+    // A password PostgreSQL has not yet accepted for this pool: one real login decides.
+    let previous = pool.swap_credential(credential.clone());
+    match pool.login_check().await {
+        Ok(()) => Ok(()),
+        Err(PoolError::Server(crate::pool::server::ServerError::Refused { sqlstate, message })) => {
+            pool.restore_credential(previous, &credential);
+            if sqlstate == "28P01" || sqlstate == "28000" {
+                Err(ClientError::PasswordFailed)
+            } else {
+                Err(ClientError::ServerLogin { sqlstate, message })
+            }
+        }
+        Err(e) => {
+            pool.restore_credential(previous, &credential);
+            Err(pool_error(e))
+        }
+    }
+}
+
+/// A pool failure as the client sees it.
+pub fn pool_error(e: PoolError) -> ClientError {
+    match e {
+        PoolError::Checkout(crate::pool::queue::CheckoutError::WaitTimeout) => {
+            ClientError::QueryWaitTimeout
+        }
+        PoolError::Checkout(crate::pool::queue::CheckoutError::Closed) => ClientError::ShuttingDown,
+        PoolError::Server(crate::pool::server::ServerError::Refused { sqlstate, message }) => {
+            ClientError::ServerLogin { sqlstate, message }
+        }
+        PoolError::Server(other) => ClientError::ServerLogin {
+            sqlstate: "08006".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Whether `config` would let this method run at all; used by `serve` at start.
+pub fn supported(config: &Config) -> Result<(), String> {
+    match config.pgbouncer.auth_type() {
+        AuthType::Any
+        | AuthType::Trust
+        | AuthType::Plain
+        | AuthType::Md5
+        | AuthType::ScramSha256
+        | AuthType::Passthrough => Ok(()),
+        other => Err(format!(
+            "auth_type = {} is not supported yet",
+            other.as_str()
+        )),
+    }
+}

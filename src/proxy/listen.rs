@@ -1,0 +1,245 @@
+//! Listening sockets (`listen_addr` list and the unix socket `.s.PGSQL.<port>` in
+//! `unix_socket_dir`) and the accept loop that starts one task per client.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, UnixListener};
+
+use super::Shared;
+use super::handshake::{self, Outcome};
+use super::session::{End, Session, Timeouts};
+use crate::config::{Config, Key};
+use crate::conn::Conn;
+use crate::error::ClientError;
+use crate::protocol::backend::{Severity, error_response};
+
+/// The bound sockets.
+pub struct Listeners {
+    tcp: Vec<TcpListener>,
+    unix: Option<(UnixListener, PathBuf)>,
+}
+
+/// Why listening failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct ListenError {
+    /// The address or path.
+    pub addr: String,
+    /// The OS error.
+    pub source: std::io::Error,
+}
+
+impl Listeners {
+    /// Binds every address of the config; `port` overrides `listen_port` (0 picks a free one).
+    pub async fn bind(config: &Config, port: Option<u16>) -> Result<Self, ListenError> {
+        let s = &config.pgbouncer;
+        let port = port.unwrap_or_else(|| s.listen_port());
+        let mut tcp = Vec::new();
+        for addr in s.listen_addrs() {
+            let hosts: Vec<String> = match addr.trim() {
+                "" => continue,
+                "*" => vec!["0.0.0.0".into(), "::".into()],
+                a => vec![a.to_owned()],
+            };
+            for host in hosts {
+                let target = format!("{}:{port}", bracket(&host));
+                let listener = TcpListener::bind(&target)
+                    .await
+                    .map_err(|source| ListenError {
+                        addr: target.clone(),
+                        source,
+                    })?;
+                tcp.push(listener);
+            }
+        }
+        let dir = s.text(Key::UnixSocketDir).unwrap_or_default();
+        let unix = if dir.is_empty() {
+            None
+        } else {
+            let port = tcp
+                .first()
+                .and_then(|l| l.local_addr().ok())
+                .map_or(port, |a| a.port());
+            let path = PathBuf::from(dir).join(format!(".s.PGSQL.{port}"));
+            // A socket file left by a crashed run would make bind fail.
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path).map_err(|source| ListenError {
+                addr: path.display().to_string(),
+                source,
+            })?;
+            Some((listener, path))
+        };
+        Ok(Listeners { tcp, unix })
+    }
+
+    /// The TCP addresses actually bound.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Accepts clients until shutdown starts; each runs in its own task.
+    pub async fn serve(self, shared: Arc<Shared>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for listener in self.tcp {
+            tasks.spawn(accept_tcp(listener, Arc::clone(&shared)));
+        }
+        let unix_path = self.unix.as_ref().map(|(_, p)| p.clone());
+        if let Some((listener, _)) = self.unix {
+            tasks.spawn(accept_unix(listener, Arc::clone(&shared)));
+        }
+        while tasks.join_next().await.is_some() {}
+        if let Some(path) = unix_path {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let mut phase = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let trusted = peer.ip().is_loopback();
+                    tokio::spawn(client(stream, Arc::clone(&shared), trusted, peer.to_string()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = draining(&mut phase) => return,
+        }
+    }
+}
+
+async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
+    let mut phase = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(client(stream, Arc::clone(&shared), true, "unix".to_owned()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = draining(&mut phase) => return,
+        }
+    }
+}
+
+async fn draining(phase: &mut tokio::sync::watch::Receiver<crate::shutdown::Phase>) {
+    // The guard wait_for returns is dropped here, before any await of the caller.
+    let _ = phase.wait_for(|p| p.is_draining()).await.map(|_| ());
+}
+
+/// Counts a client while its task runs.
+struct ClientGuard(Arc<Shared>);
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: Arc<Shared>,
+    trusted: bool,
+    peer: String,
+) {
+    let config = shared.config();
+    let s = &config.pgbouncer;
+    let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
+    let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
+    let _guard = ClientGuard(Arc::clone(&shared));
+    let id = shared.client_ids.fetch_add(1, Ordering::Relaxed);
+    if count > max_clients {
+        refuse(&mut stream, &ClientError::MaxClientConn).await;
+        return;
+    }
+    let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
+    let mut conn = Conn::with_max_message_len(stream, max_len);
+    let login_timeout = s.duration(Key::ClientLoginTimeout);
+    let handshake = handshake::run(&mut conn, &shared, trusted);
+    let outcome = if login_timeout.is_zero() {
+        handshake.await
+    } else {
+        tokio::time::timeout(login_timeout, handshake)
+            .await
+            .unwrap_or(Err(ClientError::ClientLoginTimeout))
+    };
+    let login = match outcome {
+        Ok(Outcome::Client(login)) => login,
+        Ok(Outcome::Cancelled) => return,
+        Err(e) => {
+            if s.flag(Key::LogPoolerErrors) {
+                tracing::warn!(
+                    client = format_args!("C-{id:#x}"),
+                    peer,
+                    "pooler error: {e}"
+                );
+            }
+            let mut parts = conn.into_parts();
+            refuse(&mut parts.stream, &e).await;
+            return;
+        }
+    };
+    let (db, user, key) = (login.database.clone(), login.user.clone(), login.key);
+    if s.flag(Key::LogConnections) {
+        tracing::info!("C-{id:#x}: {db}/{user}@{peer} login attempt: db={db} user={user} tls=no");
+    }
+    let timeouts = Timeouts {
+        client_idle: s.duration(Key::ClientIdleTimeout),
+        idle_transaction: s.duration(Key::IdleTransactionTimeout),
+        query: s.duration(Key::QueryTimeout),
+    };
+    let parts = conn.into_parts();
+    let mut session = Session::new(
+        parts.stream,
+        parts.read_buf,
+        *login,
+        max_len,
+        timeouts,
+        shared.shutdown.subscribe(),
+    );
+    let end = session.run().await;
+    shared.cancels.remove(&key);
+    if s.flag(Key::LogDisconnections) {
+        let reason = match &end {
+            End::ClientClosed => "client close request".to_owned(),
+            End::Error(e) => e.to_string(),
+        };
+        tracing::info!("C-{id:#x}: {db}/{user}@{peer} closing because: {reason}");
+    }
+}
+
+/// Sends a FATAL error to a client before closing it.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, e: &ClientError) {
+    let mut out = BytesMut::new();
+    if error_response(&mut out, Severity::Fatal, e.sqlstate(), e.to_string()).is_ok() {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.flush().await;
+    }
+}

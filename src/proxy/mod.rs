@@ -1,0 +1,218 @@
+//! The client side of the pooler: listeners (TCP and unix socket), one task per client through
+//! handshake and relay, and the `Shared` handle every task gets.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod cancel;
+pub mod client_auth;
+pub mod handshake;
+pub mod listen;
+pub mod params;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::config::userlist::Secret;
+use crate::config::{Config, Database, Key};
+use crate::pool::queue::Limits;
+use crate::pool::server::{LoginInfo, ServerCredential};
+use crate::pool::{Pool, PoolRegistry, PoolSettings, PoolSpec};
+use crate::shutdown::Shutdown;
+
+/// The configuration in force and the users of `auth_file`, swapped whole on reload.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// `auth_file` entries by user name.
+    pub users: Arc<HashMap<String, Secret>>,
+}
+
+/// State every client task shares; built once by `serve`.
+pub struct Shared {
+    runtime: RwLock<Runtime>,
+    /// Every pool.
+    pub registry: PoolRegistry,
+    /// Live clients' cancel keys.
+    pub cancels: cancel::CancelMap,
+    /// Lifecycle phase.
+    pub shutdown: Shutdown,
+    /// Per-process key for mock SCRAM exchanges of unknown users.
+    pub mock_key: [u8; 32],
+    clients: AtomicUsize,
+    client_ids: AtomicU64,
+}
+
+impl Shared {
+    /// A handle for `runtime`, with a random mock key.
+    pub fn new(runtime: Runtime, shutdown: Shutdown) -> Result<Self, getrandom::Error> {
+        let mut mock_key = [0u8; 32];
+        getrandom::getrandom(&mut mock_key)?;
+        Ok(Shared {
+            runtime: RwLock::new(runtime),
+            registry: PoolRegistry::new(),
+            cancels: cancel::CancelMap::default(),
+            shutdown,
+            mock_key,
+            clients: AtomicUsize::new(0),
+            client_ids: AtomicU64::new(1),
+        })
+    }
+
+    fn runtime(&self) -> Runtime {
+        // Readers copy two Arcs; a poisoned lock still holds a whole Runtime.
+        self.runtime
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.runtime().config
+    }
+
+    /// The `auth_file` users in force.
+    pub fn users(&self) -> Arc<HashMap<String, Secret>> {
+        self.runtime().users
+    }
+
+    /// Installs a new configuration (reload); existing pools take the new limits.
+    pub fn replace(&self, runtime: Runtime) {
+        let config = Arc::clone(&runtime.config);
+        *self
+            .runtime
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = runtime;
+        for pool in self.registry.pools() {
+            if let Some(db) = config.database(&pool.database) {
+                pool.set_settings(pool_settings(&config, &pool.database, &pool.user, db));
+            }
+        }
+    }
+
+    /// Clients connected now.
+    pub fn client_count(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// The pool for a client of `database` as `user`; created on first use.
+    pub fn pool_for(
+        &self,
+        config: &Config,
+        database: &str,
+        user: &str,
+        db: &Database,
+    ) -> Arc<Pool> {
+        let server_user = db.target.user.clone().unwrap_or_else(|| user.to_owned());
+        self.registry
+            .get_or_create(database, &server_user, || PoolSpec {
+                settings: pool_settings(config, database, user, db),
+                login: login_info(config, database, &server_user, db),
+                max_db_connections: count(
+                    db.pool
+                        .max_db_connections
+                        .map_or_else(|| config.pgbouncer.int(Key::MaxDbConnections), i64::from),
+                ),
+                max_user_connections: count(
+                    config
+                        .users
+                        .get(user)
+                        .and_then(|u| u.max_user_connections)
+                        .map_or_else(|| config.pgbouncer.int(Key::MaxUserConnections), i64::from),
+                ),
+            })
+    }
+}
+
+fn count(v: i64) -> usize {
+    usize::try_from(v).unwrap_or(0)
+}
+
+fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> PoolSettings {
+    let s = &config.pgbouncer;
+    let user_cfg = config.users.get(user);
+    let reserve = user_cfg
+        .and_then(|u| u.reserve_pool_size)
+        .or(db.pool.reserve_pool_size)
+        .map_or_else(|| s.int(Key::ReservePoolSize), i64::from);
+    let wait = user_cfg
+        .and_then(|u| u.query_wait_timeout)
+        .or(db.pool.query_wait_timeout)
+        .unwrap_or_else(|| s.duration(Key::QueryWaitTimeout));
+    let check_query = s.text(Key::ServerCheckQuery).unwrap_or_default().to_owned();
+    PoolSettings {
+        mode: config.pool_mode_for(database, user),
+        limits: Limits {
+            pool_size: count(i64::from(config.pool_size_for(database, user))),
+            reserve_size: count(reserve),
+            reserve_timeout: s.duration(Key::ReservePoolTimeout),
+            wait_timeout: (!wait.is_zero()).then_some(wait),
+        },
+        server_lifetime: db
+            .pool
+            .server_lifetime
+            .unwrap_or_else(|| s.duration(Key::ServerLifetime)),
+        server_idle_timeout: s.duration(Key::ServerIdleTimeout),
+        reset_query: s.text(Key::ServerResetQuery).unwrap_or_default().to_owned(),
+        reset_query_always: s.flag(Key::ServerResetQueryAlways),
+        check: (!check_query.is_empty()).then(|| (check_query, s.duration(Key::ServerCheckDelay))),
+    }
+}
+
+fn login_info(config: &Config, database: &str, server_user: &str, db: &Database) -> LoginInfo {
+    let s = &config.pgbouncer;
+    let host = db.target.host.clone().unwrap_or_else(|| {
+        match s.text(Key::UnixSocketDir).filter(|d| !d.is_empty()) {
+            Some(dir) => dir.to_owned(),
+            None => "127.0.0.1".to_owned(),
+        }
+    });
+    let mut params = Vec::new();
+    let startup = &db.startup;
+    for (name, value) in [
+        ("client_encoding", &startup.client_encoding),
+        ("datestyle", &startup.datestyle),
+        ("timezone", &startup.timezone),
+        ("application_name", &startup.application_name),
+    ] {
+        if let Some(v) = value {
+            params.push((name.to_owned(), v.clone()));
+        }
+    }
+    LoginInfo {
+        host,
+        port: db.target.port,
+        dbname: db
+            .target
+            .dbname
+            .clone()
+            .unwrap_or_else(|| database.to_owned()),
+        user: server_user.to_owned(),
+        credential: db
+            .target
+            .password
+            .clone()
+            .map_or(ServerCredential::None, ServerCredential::Password),
+        params,
+        connect_timeout: nonzero(
+            s.duration(Key::ServerConnectTimeout),
+            Duration::from_secs(15),
+        ),
+        connect_query: db.target.connect_query.clone(),
+    }
+}
+
+fn nonzero(d: Duration, fallback: Duration) -> Duration {
+    if d.is_zero() { fallback } else { d }
+}

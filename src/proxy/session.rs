@@ -1,0 +1,458 @@
+//! The relay: moves bytes between one client and the server it holds, finds the message
+//! boundaries without copying, and hands the server back at the pool mode's release point.
+//!
+//! A client without a server is `Idle`; its first complete message links a server (waiting in
+//! the pool's FIFO when needed), tracked parameters are re-applied, and bytes flow both ways until
+//! [`release_after`] says the server may go back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf as _, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::cancel::CancelTarget;
+use super::handshake::{LoggedIn, pool_error};
+use crate::config::PoolMode;
+use crate::error::ClientError;
+use crate::pool::server::ServerConn;
+use crate::protocol::backend::TxStatus;
+use crate::protocol::tag::{backend as be, frontend as fe};
+use crate::protocol::walk::Walk;
+use crate::shutdown::Phase;
+
+/// Timeouts a session enforces (zero = off).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timeouts {
+    /// `client_idle_timeout`: no server and no traffic.
+    pub client_idle: Duration,
+    /// `idle_transaction_timeout`: inside a transaction, waiting for the client.
+    pub idle_transaction: Duration,
+    /// `query_timeout`: a request outstanding at the server.
+    pub query: Duration,
+}
+
+/// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
+///
+/// `pending` counts requests (Query, Sync, FunctionCall) the server has not yet answered with
+/// ReadyForQuery.
+pub fn release_after(mode: PoolMode, status: TxStatus, pending: usize) -> Release {
+    match (mode, status, pending) {
+        (PoolMode::Session, _, _) | (_, _, 1..) => Release::Keep,
+        (_, TxStatus::Idle, 0) => Release::Release,
+        (PoolMode::Transaction, _, 0) => Release::Keep,
+        (PoolMode::Statement, _, 0) => Release::Refuse,
+    }
+}
+
+/// The outcome of [`release_after`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Keep the server linked.
+    Keep,
+    /// Return the server to the pool.
+    Release,
+    /// Statement mode saw a transaction left open: refuse it.
+    Refuse,
+}
+
+/// Why a session ended, for the disconnect log line.
+#[derive(Debug)]
+pub enum End {
+    /// The client said goodbye or closed its socket.
+    ClientClosed,
+    /// The pooler closed it, with the error the client was sent.
+    Error(ClientError),
+}
+
+struct Link {
+    server: ServerConn,
+    pending: usize,
+    since: Instant,
+    query_since: Option<Instant>,
+}
+
+/// One client's relay.
+pub struct Session<S> {
+    client: S,
+    cbuf: BytesMut,
+    login: LoggedIn,
+    mode: PoolMode,
+    max_len: usize,
+    timeouts: Timeouts,
+    shutdown: watch::Receiver<Phase>,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// A session over `client`, with whatever the handshake had already read in `cbuf`.
+    pub fn new(
+        client: S,
+        cbuf: BytesMut,
+        login: LoggedIn,
+        max_len: usize,
+        timeouts: Timeouts,
+        shutdown: watch::Receiver<Phase>,
+    ) -> Self {
+        let mode = login.pool.settings().mode;
+        Session {
+            client,
+            cbuf,
+            login,
+            mode,
+            max_len,
+            timeouts,
+            shutdown,
+        }
+    }
+
+    /// The client's login facts (pool, params, key).
+    pub fn login(&self) -> &LoggedIn {
+        &self.login
+    }
+
+    /// Relays until the client leaves or an error ends it; the server is never left dirty.
+    pub async fn run(&mut self) -> End {
+        let mut link: Option<Link> = None;
+        let end = self.relay(&mut link).await;
+        if let Some(link) = link.take() {
+            self.unlink(link, matches!(end, End::ClientClosed));
+        }
+        if let End::Error(e) = &end {
+            let _ = self.send_error(e).await;
+        }
+        end
+    }
+
+    async fn relay(&mut self, link: &mut Option<Link>) -> End {
+        loop {
+            if link.is_none() {
+                match self.wait_for_request().await {
+                    Ok(true) => {}
+                    Ok(false) => return End::ClientClosed,
+                    Err(e) => return End::Error(e),
+                }
+                match self.link().await {
+                    Ok(l) => *link = Some(l),
+                    Err(e) => return End::Error(e),
+                }
+            }
+            let Some(l) = link.as_mut() else { continue };
+            match self.forward_client(l).await {
+                Ok(true) => {}
+                Ok(false) => return End::ClientClosed,
+                Err(e) => return End::Error(e),
+            }
+            match self.pump(l).await {
+                Ok(Step::Continue) => {}
+                Ok(Step::Release) => {
+                    if let Some(l) = link.take() {
+                        self.unlink(l, true);
+                    }
+                    if *self.shutdown.borrow() >= Phase::WaitForServers {
+                        return End::Error(ClientError::ShuttingDown);
+                    }
+                }
+                Ok(Step::ClientGone) => return End::ClientClosed,
+                Err(e) => return End::Error(e),
+            }
+        }
+    }
+
+    /// Waits until the client buffer holds a complete message; `false` when the client left.
+    async fn wait_for_request(&mut self) -> Result<bool, ClientError> {
+        loop {
+            let mut walk = Walk::new(&self.cbuf, self.max_len);
+            if let Some(first) = walk
+                .next_message()
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+            {
+                return Ok(first.tag != fe::TERMINATE);
+            }
+            if let Some(len) = walk.incomplete_len() {
+                self.cbuf.reserve(len.saturating_sub(self.cbuf.len()));
+            }
+            let idle = self.timeouts.client_idle;
+            let phase = *self.shutdown.borrow();
+            if phase >= Phase::WaitForServers {
+                return Err(ClientError::ShuttingDown);
+            }
+            tokio::select! {
+                n = read_more(&mut self.client, &mut self.cbuf) => {
+                    if n.map_err(|e| ClientError::Protocol(e.to_string()))? == 0 {
+                        return Ok(false);
+                    }
+                }
+                () = sleep_or_never(idle) => return Err(ClientError::ClientIdleTimeout),
+                r = self.shutdown.changed() => if r.is_err() { return Err(ClientError::ShuttingDown) },
+            }
+        }
+    }
+
+    async fn link(&mut self) -> Result<Link, ClientError> {
+        let pool = Arc::clone(&self.login.pool);
+        let (mut server, waited) = pool.acquire().await.map_err(pool_error)?;
+        if let Some(sql) = self.login.params.sync_sql(&server.params) {
+            if let Err(e) = server.simple_query(&sql).await {
+                tracing::warn!(error = %e, "could not apply client parameters");
+                pool.close(server);
+                return Err(ClientError::ServerCrashed);
+            }
+        }
+        pool.stats
+            .assigned(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
+        let (host, port) = pool.server_addr();
+        self.login.cancel.link(CancelTarget {
+            host,
+            port,
+            key: server.key.clone(),
+        });
+        Ok(Link {
+            server,
+            pending: 0,
+            since: Instant::now(),
+            query_since: None,
+        })
+    }
+
+    fn unlink(&mut self, link: Link, clean: bool) {
+        self.login.cancel.unlink();
+        let pool = &self.login.pool;
+        pool.stats
+            .xact(u64::try_from(link.since.elapsed().as_micros()).unwrap_or(u64::MAX));
+        let reusable = clean && link.pending == 0 && link.server.tx_status == TxStatus::Idle;
+        if !reusable {
+            pool.close(link.server);
+            return;
+        }
+        let settings = pool.settings();
+        let reset = (self.mode == PoolMode::Session || settings.reset_query_always)
+            && !settings.reset_query.is_empty();
+        if reset {
+            let pool = Arc::clone(pool);
+            let mut server = link.server;
+            tokio::spawn(async move {
+                match server.simple_query(&settings.reset_query).await {
+                    Ok(()) => pool.release(server),
+                    Err(_) => pool.close(server),
+                }
+            });
+        } else {
+            pool.release(link.server);
+        }
+    }
+
+    /// Sends every complete client message to the server; `false` when the client said Terminate.
+    async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
+        let mut walk = Walk::new(&self.cbuf, self.max_len);
+        let mut terminate_at = None;
+        while let Some(msg) = walk
+            .next_message()
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+        {
+            match msg.tag {
+                fe::QUERY | fe::SYNC | fe::FUNCTION_CALL => {
+                    if link.pending == 0 {
+                        link.query_since = Some(Instant::now());
+                    }
+                    link.pending += 1;
+                }
+                fe::TERMINATE => {
+                    terminate_at =
+                        Some(walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len());
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let upto = terminate_at.unwrap_or_else(|| walk.consumed());
+        if let Some(len) = walk.incomplete_len() {
+            self.cbuf.reserve(len);
+        }
+        if upto > 0 {
+            let bytes = self.cbuf.get(..upto).unwrap_or_default();
+            link.server
+                .stream
+                .write_all(bytes)
+                .await
+                .map_err(|_| ClientError::ServerCrashed)?;
+            self.login.pool.stats.traffic(upto as u64, 0);
+            self.cbuf.advance(upto);
+        }
+        Ok(terminate_at.is_none())
+    }
+
+    /// Waits for traffic from either side and moves it on.
+    async fn pump(&mut self, link: &mut Link) -> Result<Step, ClientError> {
+        let deadline = self.deadline(link);
+        tokio::select! {
+            n = read_more(&mut link.server.stream, &mut link.server.buf) => {
+                if n.map_err(|_| ClientError::ServerCrashed)? == 0 {
+                    return Err(ClientError::ServerCrashed);
+                }
+                self.forward_server(link).await
+            }
+            n = read_more(&mut self.client, &mut self.cbuf) => {
+                match n {
+                    Ok(0) | Err(_) => Ok(Step::ClientGone),
+                    Ok(_) => Ok(Step::Continue),
+                }
+            }
+            () = sleep_until_or_never(deadline.as_ref().map(|(at, _)| *at)) => {
+                Err(deadline.map_or(ClientError::QueryTimeout, |(_, e)| e))
+            }
+        }
+    }
+
+    fn deadline(&self, link: &Link) -> Option<(Instant, ClientError)> {
+        let t = self.timeouts;
+        if link.pending > 0 && !t.query.is_zero() {
+            return link
+                .query_since
+                .map(|s| (s + t.query, ClientError::QueryTimeout));
+        }
+        if link.pending == 0
+            && link.server.tx_status != TxStatus::Idle
+            && !t.idle_transaction.is_zero()
+        {
+            return Some((
+                Instant::now() + t.idle_transaction,
+                ClientError::IdleTransactionTimeout,
+            ));
+        }
+        None
+    }
+
+    /// Forwards the complete server messages to the client and decides about release.
+    async fn forward_server(&mut self, link: &mut Link) -> Result<Step, ClientError> {
+        let mut walk = Walk::new(&link.server.buf, self.max_len);
+        let mut ready = false;
+        while let Some(msg) = walk
+            .next_message()
+            .map_err(|_| ClientError::ServerCrashed)?
+        {
+            match msg.tag {
+                be::READY_FOR_QUERY => {
+                    ready = true;
+                    link.pending = link.pending.saturating_sub(1);
+                    if let Some(status) = msg.body.first().copied().and_then(TxStatus::from_byte) {
+                        link.server.tx_status = status;
+                    }
+                    if link.pending == 0 {
+                        if let Some(since) = link.query_since.take() {
+                            let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            self.login.pool.stats.query(us);
+                        }
+                    }
+                }
+                be::PARAMETER_STATUS => {
+                    if let Ok(ps) = crate::protocol::backend::ParameterStatus::parse(msg.body) {
+                        let (name, value) = (
+                            String::from_utf8_lossy(ps.name),
+                            String::from_utf8_lossy(ps.value),
+                        );
+                        self.login.params.note(&name, &value);
+                        link.server
+                            .params
+                            .insert(name.into_owned(), value.into_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let upto = walk.consumed();
+        if let Some(len) = walk.incomplete_len() {
+            link.server.buf.reserve(len);
+        }
+        if upto > 0 {
+            let bytes = link.server.buf.get(..upto).unwrap_or_default();
+            if self.client.write_all(bytes).await.is_err() {
+                return Ok(Step::ClientGone);
+            }
+            self.login.pool.stats.traffic(0, upto as u64);
+            link.server.buf.advance(upto);
+        }
+        if !ready || !link.server.buf.is_empty() {
+            return Ok(Step::Continue);
+        }
+        match release_after(self.mode, link.server.tx_status, link.pending) {
+            Release::Keep => Ok(Step::Continue),
+            Release::Release => Ok(Step::Release),
+            Release::Refuse => Err(ClientError::StatementModeTransaction),
+        }
+    }
+
+    async fn send_error(&mut self, e: &ClientError) -> std::io::Result<()> {
+        let mut out = BytesMut::new();
+        let _ = crate::protocol::backend::error_response(
+            &mut out,
+            crate::protocol::backend::Severity::Fatal,
+            e.sqlstate(),
+            e.to_string(),
+        );
+        self.client.write_all(&out).await?;
+        self.client.flush().await
+    }
+}
+
+/// What one pump step decided.
+enum Step {
+    Continue,
+    Release,
+    ClientGone,
+}
+
+async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    r.read_buf(buf).await
+}
+
+async fn sleep_or_never(d: Duration) {
+    if d.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(d).await;
+}
+
+async fn sleep_until_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_decision_table() {
+        use PoolMode::{Session, Statement, Transaction};
+        use TxStatus::{Idle, InFailedTransaction, InTransaction};
+        let (keep, release, refuse) = (Release::Keep, Release::Release, Release::Refuse);
+        let cases = [
+            (Session, Idle, 0, keep),
+            (Session, InTransaction, 0, keep),
+            (Transaction, Idle, 0, release),
+            (Transaction, Idle, 1, keep),
+            (Transaction, InTransaction, 0, keep),
+            (Transaction, InFailedTransaction, 0, keep),
+            (Statement, Idle, 0, release),
+            (Statement, Idle, 2, keep),
+            (Statement, InTransaction, 0, refuse),
+            (Statement, InFailedTransaction, 0, refuse),
+        ];
+        for (mode, status, pending, want) in cases {
+            assert_eq!(
+                release_after(mode, status, pending),
+                want,
+                "{mode:?} {status:?} {pending}"
+            );
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! An in-process bouncectl pooler in front of a TempPostgres, on a free loopback port, from a
+//! generated pgbouncer.ini and userlist.txt (md5, SCRAM and plain entries for the test roles).
+
+use std::path::PathBuf;
+
+use bouncectl::cli::serve::{Server, load_users};
+use bouncectl::config::{Config, NoEnv};
+use bouncectl::shutdown::Phase;
+
+use super::postgres::{MD5_USER, PASS_USER, PASSWORD, SCRAM_USER, TRUST_USER, TempPostgres};
+
+/// A running in-process pooler; shut down (immediately) on drop.
+pub struct TestBouncer {
+    /// The pooler's TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The running server (shared state, shutdown handle).
+    pub server: Option<Server>,
+    _dir: tempfile::TempDir,
+    /// The generated pgbouncer.ini.
+    pub ini: PathBuf,
+}
+
+impl TestBouncer {
+    /// Starts a pooler for `pg` with `[pgbouncer]` settings added after the defaults below.
+    pub async fn start(pg: &TempPostgres, settings: &str) -> TestBouncer {
+        let dir = tempfile::tempdir().unwrap();
+        let scram = pg.psql(&format!(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'"
+        ));
+        let userlist = format!(
+            "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n",
+            bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
+        );
+        let auth_file = dir.path().join("userlist.txt");
+        std::fs::write(&auth_file, userlist).unwrap();
+        let ini = dir.path().join("pgbouncer.ini");
+        let text = format!(
+            "[databases]\npostgres = host=127.0.0.1 port={port}\n* = host=127.0.0.1 port={port}\n\
+             [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 6432\nunix_socket_dir =\n\
+             auth_type = md5\nauth_file = {auth}\npool_mode = transaction\ndefault_pool_size = 5\n\
+             admin_users = postgres\n{settings}\n",
+            port = pg.port(),
+            auth = auth_file.display(),
+        );
+        std::fs::write(&ini, text).unwrap();
+        Self::start_config(
+            Config::load(&ini, &NoEnv).unwrap_or_else(|e| panic!("{e:?}")),
+            dir,
+            ini,
+        )
+        .await
+    }
+
+    async fn start_config(config: Config, dir: tempfile::TempDir, ini: PathBuf) -> TestBouncer {
+        let users = load_users(&config).unwrap();
+        let server = Server::start(config, users, Some(0)).await.unwrap();
+        let port = server.addrs[0].port();
+        TestBouncer {
+            port,
+            server: Some(server),
+            _dir: dir,
+            ini,
+        }
+    }
+
+    /// A key=value connection string through the pooler.
+    pub fn url(&self, user: &str, dbname: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} password={PASSWORD} dbname={dbname}",
+            self.port
+        )
+    }
+
+    /// The shared state of the running pooler.
+    pub fn shared(&self) -> &std::sync::Arc<bouncectl::proxy::Shared> {
+        &self.server.as_ref().unwrap().shared
+    }
+}
+
+impl Drop for TestBouncer {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shared.shutdown.advance(Phase::Immediate);
+        }
+    }
+}
