@@ -120,8 +120,24 @@ fn print_config_without_a_file_is_the_embedded_default() {
 }
 
 #[test]
-fn serving_is_not_in_this_build() {
-    let out = serve(&fixtures(), &[], &[]);
+fn serve_exits_2_when_its_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n* = host=127.0.0.1 port=5432 user=app\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+             listen_port = {port}\nunix_socket_dir =\nauth_type = any\n"
+        ),
+    )
+    .unwrap();
+    let out = serve(dir.path(), &[ini.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the pooler is not in this build yet"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
 }
