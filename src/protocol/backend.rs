@@ -1,13 +1,13 @@
 //! Server → client messages the pooler inspects or produces: ParameterStatus, BackendKeyData,
 //! ReadyForQuery, NegotiateProtocolVersion and NotificationResponse, plus the tag dispatcher.
-//! Authentication* is in [`authentication`], ErrorResponse/NoticeResponse in [`error_response`]
+//! Authentication* is in [`authentication`], ErrorResponse/NoticeResponse in [`error_notice`]
 //! and query results in [`results`]; all are re-exported here.
 //!
 //! Servers are untrusted input too: views check the layout once, without allocating, then hand out
 //! borrowed fields. Builders append one message to a `BytesMut`. Pure: no IO.
 
 pub mod authentication;
-pub mod error_response;
+pub mod error_notice;
 pub mod results;
 
 use bytes::{BufMut, BytesMut};
@@ -22,7 +22,7 @@ pub use authentication::{
     authentication_md5_password, authentication_ok, authentication_sasl,
     authentication_sasl_continue, authentication_sasl_final,
 };
-pub use error_response::{
+pub use error_notice::{
     ErrorField, ErrorFields, Severity, error_field, error_fields, error_response, notice_response,
 };
 pub use results::{
