@@ -1,0 +1,400 @@
+//! Items 3, 5, 6, 7 and 8: the ones that ask a server. PostgreSQL for its connection limit, the
+//! pooler for a startup answer, the app's login and `SELECT 1`, the admin console's SHOW STATS
+//! and the metrics endpoint. Every wait is bounded by `--timeout`.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_postgres::error::SqlState;
+
+use super::{Findings, Inputs, Outcome, Status};
+use crate::cli::admin_client::{self, Target};
+use crate::cli::size;
+use crate::config::{Config, Key};
+
+/// Connects with `config` within `timeout`; the connection task is spawned.
+async fn connect(
+    config: &tokio_postgres::Config,
+    timeout: Duration,
+) -> Result<tokio_postgres::Client, Failure> {
+    match tokio::time::timeout(timeout, config.connect(tokio_postgres::NoTls)).await {
+        Err(_) => Err(Failure::Timeout),
+        Ok(Err(e)) => Err(Failure::Error(e)),
+        Ok(Ok((client, connection))) => {
+            tokio::spawn(async move {
+                // Ends when the client is dropped; errors surface in the queries.
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+    }
+}
+
+/// Why a connection attempt failed.
+enum Failure {
+    Timeout,
+    Error(tokio_postgres::Error),
+}
+
+impl Failure {
+    fn explain(
+        &self,
+        config: &tokio_postgres::Config,
+        target: Target,
+        timeout: Duration,
+    ) -> String {
+        match self {
+            Failure::Timeout => format!(
+                "{}: no answer within {}",
+                admin_client::describe(config),
+                ms(timeout)
+            ),
+            Failure::Error(e) => admin_client::explain(e, config, target),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// Item 3: the pools of every pooler together fit under PostgreSQL's limit.
+pub async fn pool_fit(inputs: &Inputs) -> Outcome {
+    let config = match inputs.config.config() {
+        Ok(config) => config,
+        Err(skip) => return skip,
+    };
+    let Some(pg) = &inputs.pg else {
+        return Outcome::skip("needs --pg-url URL (PostgreSQL, directly)");
+    };
+    if config.databases.is_empty() {
+        return Outcome::skip("[databases] is empty: no pools to size");
+    }
+    let client = match connect(pg, inputs.timeout).await {
+        Ok(client) => client,
+        Err(f) => {
+            let why = f.explain(pg, Target::Postgres("--pg-url"), inputs.timeout);
+            return Outcome::new(Status::Fail, why);
+        }
+    };
+    // reserved_connections (PostgreSQL 16+) also keeps slots from ordinary roles.
+    let sql = "SELECT current_setting('max_connections')::int8, \
+               current_setting('superuser_reserved_connections')::int8, \
+               coalesce(current_setting('reserved_connections', true), '0')::int8";
+    let limits = match client.query_one(sql, &[]).await {
+        Ok(row) => (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1) + row.get::<_, i64>(2),
+        ),
+        Err(e) => {
+            let why = admin_client::pg_error_text(&e);
+            return Outcome::new(Status::Fail, format!("cannot read max_connections: {why}"));
+        }
+    };
+    judge_fit(config, limits, inputs.poolers)
+}
+
+/// Compares the pools' sum × `poolers` with `max_connections − reserved` and adds the `size`
+/// formula's suggestion.
+pub fn judge_fit(
+    config: &Config,
+    (max_connections, reserved): (i64, i64),
+    poolers: i64,
+) -> Outcome {
+    let s = &config.pgbouncer;
+    let (default_size, default_reserve, default_cap) = (
+        s.int(Key::DefaultPoolSize),
+        s.int(Key::ReservePoolSize),
+        s.int(Key::MaxDbConnections),
+    );
+    let pools: Vec<i64> = config
+        .databases
+        .values()
+        .map(|db| {
+            let size = db.pool.pool_size.map_or(default_size, i64::from);
+            let reserve = db.pool.reserve_pool_size.map_or(default_reserve, i64::from);
+            let cap = db.pool.max_db_connections.map_or(default_cap, i64::from);
+            // max_db_connections caps every pool of the database together.
+            if cap > 0 {
+                (size + reserve).min(cap)
+            } else {
+                size + reserve
+            }
+        })
+        .collect();
+    let per_pooler: i64 = pools.iter().sum();
+    let total = per_pooler.saturating_mul(poolers);
+    let usable = max_connections - reserved;
+    let terms = pools
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let wildcard = if config.databases.contains_key("*") {
+        " (`*` counted once)"
+    } else {
+        ""
+    };
+    let fits = total <= usable;
+    let verdict = format!(
+        "pools {terms}{wildcard} × {poolers} pooler{} = {total} {} {usable} \
+         (max_connections {max_connections} − {reserved} reserved)",
+        if poolers == 1 { "" } else { "s" },
+        if fits { "≤" } else { ">" },
+    );
+    let largest = config
+        .databases
+        .values()
+        .map(|db| db.pool.pool_size.map_or(default_size, i64::from))
+        .max()
+        .unwrap_or(default_size);
+    let plan = size::plan(&size::Args {
+        instances: i64::try_from(pools.len())
+            .unwrap_or(i64::MAX)
+            .saturating_mul(poolers),
+        per_instance: largest.max(1),
+        headroom: 0,
+        pg_max_connections: Some(max_connections),
+        admin_reserve: reserved,
+        reserve_pool: default_reserve,
+        poolers,
+        output: crate::cli::output::OutputArgs::default(),
+    });
+    let suggestion = match plan {
+        Ok(plan) if plan.fits => format!("size: default_pool_size {} fits", plan.default_pool_size),
+        Ok(plan) => format!(
+            "size suggests default_pool_size {}, max_db_connections {} per pooler",
+            plan.default_pool_size, plan.per_pooler_max_db_connections
+        ),
+        Err(why) => format!("size: {why}"),
+    };
+    let status = if fits { Status::Pass } else { Status::Fail };
+    Outcome::new(status, format!("{verdict}; {suggestion}"))
+}
+
+/// Where the pooler should answer: `--admin-url`, else the config's first listen address.
+fn pooler_target(inputs: &Inputs) -> Option<tokio_postgres::Config> {
+    if let Some(admin) = &inputs.admin {
+        return Some(admin.clone());
+    }
+    let config = inputs.config.config().ok()?;
+    let addr = config.pgbouncer.listen_addrs().first().copied()?;
+    let host = match addr {
+        "*" | "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        other => other,
+    };
+    let mut target = tokio_postgres::Config::new();
+    target
+        .host(host)
+        .port(config.pgbouncer.listen_port())
+        .user("pgbouncer")
+        .dbname("pgbouncer");
+    Some(target)
+}
+
+/// Item 5: something at the pooler's address answers a startup packet (pg_isready's test: a
+/// server error or a password request counts as an answer).
+pub async fn pooler_up(inputs: &Inputs) -> Outcome {
+    let Some(target) = pooler_target(inputs) else {
+        return Outcome::skip("needs --admin-url URL or --config FILE (listen_addr/listen_port)");
+    };
+    let (host, port) = admin_client::host_and_port(&target);
+    let started = Instant::now();
+    let result = connect(&target, inputs.timeout).await;
+    let took = ms(started.elapsed());
+    match result {
+        Ok(_) => Outcome::new(
+            Status::Pass,
+            format!("{host}:{port} accepted a login in {took}"),
+        ),
+        Err(Failure::Error(e)) if e.as_db_error().is_some() || answered(&e) => Outcome::new(
+            Status::Pass,
+            format!(
+                "{host}:{port} answered in {took} ({})",
+                admin_client::pg_error_text(&e)
+            ),
+        ),
+        Err(f) => {
+            let flag = if inputs.admin.is_some() {
+                "--admin-url"
+            } else {
+                "listen_port in --config"
+            };
+            Outcome::new(
+                Status::Fail,
+                f.explain(&target, Target::Console(flag), inputs.timeout),
+            )
+        }
+    }
+}
+
+/// True when tokio-postgres gave up after the server spoke (it asked for a missing password).
+fn answered(err: &tokio_postgres::Error) -> bool {
+    admin_client::pg_error_text(err).contains("password missing")
+}
+
+/// True when a login failed on the credentials (PgBouncer says 08P01, PostgreSQL 28P01/28000).
+fn auth_failed(err: &tokio_postgres::Error) -> bool {
+    match err.as_db_error() {
+        Some(db) => {
+            matches!(
+                *db.code(),
+                SqlState::INVALID_PASSWORD | SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            ) || db.message().contains("password authentication failed")
+        }
+        None => answered(err),
+    }
+}
+
+/// Items 6 and 7 over one login with the app's URL: `SELECT 1` with its latency, and whether
+/// the credentials were accepted (an auth failure fails 7; anything else fails 6).
+pub async fn app_session(inputs: &Inputs) -> (Outcome, Outcome) {
+    let Some(app) = &inputs.app else {
+        let skip = Outcome::skip("needs --database-url URL or DATABASE_URL");
+        return (skip.clone(), skip);
+    };
+    let pg = &app.pg;
+    let who = admin_client::describe(pg);
+    let started = Instant::now();
+    let client = match connect(pg, inputs.timeout).await {
+        Ok(client) => client,
+        Err(Failure::Error(e)) if auth_failed(&e) => {
+            let (host, port) = admin_client::host_and_port(pg);
+            let why = format!(
+                "{host}:{port} refused {}: {} — check the password in DATABASE_URL and the pooler's auth_file",
+                pg.get_user().unwrap_or("?"),
+                admin_client::pg_error_text(&e)
+            );
+            return (
+                Outcome::new(Status::Fail, "no session: the login was refused (item 7)"),
+                Outcome::new(Status::Fail, why),
+            );
+        }
+        Err(Failure::Error(e)) if admin_client::is_refused(&e) => {
+            let (host, port) = admin_client::host_and_port(pg);
+            return (
+                Outcome::new(
+                    Status::Fail,
+                    format!("nothing listens on {host}:{port} (--database-url / DATABASE_URL)"),
+                ),
+                Outcome::skip("not judged: no pooler to log in to (item 6)"),
+            );
+        }
+        Err(f) => {
+            let why = f.explain(pg, Target::Postgres("--database-url"), inputs.timeout);
+            return (
+                Outcome::new(Status::Fail, why),
+                Outcome::skip("not judged: the login did not reach authentication (item 6)"),
+            );
+        }
+    };
+    let login = ms(started.elapsed());
+    let accepted = Outcome::new(Status::Pass, format!("{who} logged in ({login})"));
+    let started = Instant::now();
+    let query = tokio::time::timeout(inputs.timeout, client.simple_query("SELECT 1")).await;
+    let took = ms(started.elapsed());
+    let health = match query {
+        Err(_) => Outcome::new(
+            Status::Fail,
+            format!("SELECT 1 got no answer within {}", ms(inputs.timeout)),
+        ),
+        Ok(Err(e)) => Outcome::new(
+            Status::Fail,
+            format!("SELECT 1 failed: {}", admin_client::pg_error_text(&e)),
+        ),
+        Ok(Ok(_)) => Outcome::new(Status::Pass, format!("SELECT 1 in {took} via {who}")),
+    };
+    (health, accepted)
+}
+
+/// Item 8: the admin console answers SHOW STATS (`--admin-url`), and the metrics endpoint
+/// answers 200 when `metrics_listen` is configured.
+pub async fn monitoring(inputs: &Inputs) -> Outcome {
+    let mut findings = Findings::default();
+    match &inputs.admin {
+        None => findings.note(Status::Skip, "SHOW STATS needs --admin-url URL"),
+        Some(admin) => match show_stats(admin, inputs.timeout).await {
+            Ok(rows) => findings.note(
+                Status::Pass,
+                format!(
+                    "SHOW STATS as {}: {rows} database{}",
+                    admin.get_user().unwrap_or("?"),
+                    if rows == 1 { "" } else { "s" }
+                ),
+            ),
+            Err(why) => findings.note(Status::Fail, why),
+        },
+    }
+    let config = inputs.config.config().ok();
+    match config.and_then(|c| c.pgbouncer.metrics_listen().map(|l| (c, l))) {
+        None if config.is_some() => findings.note(Status::Skip, "metrics_listen not set"),
+        None => findings.note(Status::Skip, "metrics need --config FILE (metrics_listen)"),
+        Some((config, listen)) => {
+            let path = config
+                .pgbouncer
+                .text(Key::MetricsPath)
+                .unwrap_or("/metrics");
+            match get_status(listen, path, inputs.timeout).await {
+                Ok(line) if line.split_whitespace().nth(1) == Some("200") => {
+                    findings.note(Status::Pass, format!("GET {listen}{path}: {line}"));
+                }
+                Ok(line) => findings.note(Status::Fail, format!("GET {listen}{path}: {line}")),
+                Err(why) => findings.note(Status::Fail, format!("GET {listen}{path}: {why}")),
+            }
+        }
+    }
+    findings.outcome()
+}
+
+async fn show_stats(admin: &tokio_postgres::Config, timeout: Duration) -> Result<usize, String> {
+    let target = Target::Console("--admin-url");
+    let client = connect(admin, timeout)
+        .await
+        .map_err(|f| f.explain(admin, target, timeout))?;
+    match tokio::time::timeout(timeout, admin_client::show(&client, admin, "STATS")).await {
+        Err(_) => Err(format!("SHOW STATS got no answer within {}", ms(timeout))),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Ok(Ok(result)) => Ok(result.rows.len()),
+    }
+}
+
+/// Sends `GET path` to `listen` (`host:port`; a wildcard host means this machine) and returns
+/// the response's status line.
+async fn get_status(listen: &str, path: &str, timeout: Duration) -> Result<String, String> {
+    let (host, port) = listen
+        .rsplit_once(':')
+        .ok_or_else(|| format!("metrics_listen {listen:?} is not host:port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = match host {
+        "" | "*" | "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        other => other,
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("metrics_listen {listen:?} has no valid port"))?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        // A status line is short; a server that sends no newline must not fill memory.
+        tokio::io::BufReader::new(stream.take(4096))
+            .read_line(&mut line)
+            .await?;
+        Ok::<_, std::io::Error>(line.trim_end().to_owned())
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(format!("no answer within {}", ms(timeout))),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(line)) if line.is_empty() => Err("closed without a status line".to_owned()),
+        Ok(Ok(line)) => Ok(line),
+    }
+}
