@@ -1,19 +1,18 @@
-//! Items 3, 5, 6, 7 and 8: the ones that ask a server. PostgreSQL for its connection limit, the
-//! pooler for a startup answer, the app's login and `SELECT 1`, the admin console's SHOW STATS
-//! and the metrics endpoint. Every wait is bounded by `--timeout`.
+//! Items 3, 5, 6 and 7: the ones that log in somewhere. PostgreSQL for its connection limit, the
+//! pooler for a startup answer, the app's login and `SELECT 1` through the pooler. Every wait is
+//! bounded by `--timeout`.
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_postgres::error::SqlState;
 
-use super::{Findings, Inputs, Outcome, Status};
+use super::{Inputs, Outcome, Status};
 use crate::cli::admin_client::{self, Target};
 use crate::cli::size;
 use crate::config::{Config, Key};
 
 /// Connects with `config` within `timeout`; the connection task is spawned.
-async fn connect(
+pub(super) async fn connect(
     config: &tokio_postgres::Config,
     timeout: Duration,
 ) -> Result<tokio_postgres::Client, Failure> {
@@ -31,13 +30,16 @@ async fn connect(
 }
 
 /// Why a connection attempt failed.
-enum Failure {
+pub(super) enum Failure {
+    /// No answer in time.
     Timeout,
+    /// The client library's error (refused, a server error, …).
     Error(tokio_postgres::Error),
 }
 
 impl Failure {
-    fn explain(
+    /// One line saying what to fix.
+    pub(super) fn explain(
         &self,
         config: &tokio_postgres::Config,
         target: Target,
@@ -54,7 +56,8 @@ impl Failure {
     }
 }
 
-fn ms(d: Duration) -> String {
+/// A latency as `1.2 ms` or `35 ms`.
+pub(super) fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 10.0 {
         format!("{ms:.1} ms")
@@ -311,90 +314,4 @@ pub async fn app_session(inputs: &Inputs) -> (Outcome, Outcome) {
         Ok(Ok(_)) => Outcome::new(Status::Pass, format!("SELECT 1 in {took} via {who}")),
     };
     (health, accepted)
-}
-
-/// Item 8: the admin console answers SHOW STATS (`--admin-url`), and the metrics endpoint
-/// answers 200 when `metrics_listen` is configured.
-pub async fn monitoring(inputs: &Inputs) -> Outcome {
-    let mut findings = Findings::default();
-    match &inputs.admin {
-        None => findings.note(Status::Skip, "SHOW STATS needs --admin-url URL"),
-        Some(admin) => match show_stats(admin, inputs.timeout).await {
-            Ok(rows) => findings.note(
-                Status::Pass,
-                format!(
-                    "SHOW STATS as {}: {rows} database{}",
-                    admin.get_user().unwrap_or("?"),
-                    if rows == 1 { "" } else { "s" }
-                ),
-            ),
-            Err(why) => findings.note(Status::Fail, why),
-        },
-    }
-    let config = inputs.config.config().ok();
-    match config.and_then(|c| c.pgbouncer.metrics_listen().map(|l| (c, l))) {
-        None if config.is_some() => findings.note(Status::Skip, "metrics_listen not set"),
-        None => findings.note(Status::Skip, "metrics need --config FILE (metrics_listen)"),
-        Some((config, listen)) => {
-            let path = config
-                .pgbouncer
-                .text(Key::MetricsPath)
-                .unwrap_or("/metrics");
-            match get_status(listen, path, inputs.timeout).await {
-                Ok(line) if line.split_whitespace().nth(1) == Some("200") => {
-                    findings.note(Status::Pass, format!("GET {listen}{path}: {line}"));
-                }
-                Ok(line) => findings.note(Status::Fail, format!("GET {listen}{path}: {line}")),
-                Err(why) => findings.note(Status::Fail, format!("GET {listen}{path}: {why}")),
-            }
-        }
-    }
-    findings.outcome()
-}
-
-async fn show_stats(admin: &tokio_postgres::Config, timeout: Duration) -> Result<usize, String> {
-    let target = Target::Console("--admin-url");
-    let client = connect(admin, timeout)
-        .await
-        .map_err(|f| f.explain(admin, target, timeout))?;
-    match tokio::time::timeout(timeout, admin_client::show(&client, admin, "STATS")).await {
-        Err(_) => Err(format!("SHOW STATS got no answer within {}", ms(timeout))),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Ok(Ok(result)) => Ok(result.rows.len()),
-    }
-}
-
-/// Sends `GET path` to `listen` (`host:port`; a wildcard host means this machine) and returns
-/// the response's status line.
-async fn get_status(listen: &str, path: &str, timeout: Duration) -> Result<String, String> {
-    let (host, port) = listen
-        .rsplit_once(':')
-        .ok_or_else(|| format!("metrics_listen {listen:?} is not host:port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = match host {
-        "" | "*" | "0.0.0.0" => "127.0.0.1",
-        "::" => "::1",
-        other => other,
-    };
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("metrics_listen {listen:?} has no valid port"))?;
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut line = String::new();
-        // A status line is short; a server that sends no newline must not fill memory.
-        tokio::io::BufReader::new(stream.take(4096))
-            .read_line(&mut line)
-            .await?;
-        Ok::<_, std::io::Error>(line.trim_end().to_owned())
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Err(format!("no answer within {}", ms(timeout))),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(line)) if line.is_empty() => Err("closed without a status line".to_owned()),
-        Ok(Ok(line)) => Ok(line),
-    }
 }

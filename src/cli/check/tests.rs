@@ -6,7 +6,7 @@ use super::ini::{self, Server};
 use super::probes;
 use super::userlist;
 use super::*;
-use crate::config::NoEnv;
+use crate::config::{Config, NoEnv};
 
 fn config(text: &str) -> Config {
     Config::parse_str(text, "pgbouncer.ini", &NoEnv).unwrap()
