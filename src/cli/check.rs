@@ -274,8 +274,8 @@ async fn run_items(inputs: &Inputs, progress: bool) -> Vec<Item> {
     bar.finish_and_clear();
     outcomes.push(Outcome::new(
         Status::Manual,
-        "keep DATABASE_URL, the auth_file secrets and admin passwords in a secrets manager \
-         (Vault, a cloud secret store, Kubernetes Secrets), not in the image or the repository",
+        "keep DATABASE_URL, auth_file secrets and admin passwords in a secrets manager \
+         (Vault, a cloud secret store, Kubernetes Secrets), not in images or git",
     ));
     outcomes
         .into_iter()
@@ -295,6 +295,9 @@ fn spinner(progress: bool, name: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Narrower than this, a terminal is taken as unknown and the table is not wrapped.
+const MIN_WIDTH: usize = 40;
+
 /// The summary table: number, item, status (coloured when allowed) and evidence.
 fn render(items: &[Item]) -> String {
     let colour = output::colour();
@@ -303,7 +306,8 @@ fn render(items: &[Item]) -> String {
         .force_no_tty()
         .load_preset(presets::UTF8_FULL_CONDENSED)
         .set_header(["#", "item", "status", "evidence"]);
-    match output::terminal_width() {
+    // A pseudo-terminal without a size (`script`, some CI runners) reports a width near 0.
+    match output::terminal_width().filter(|&w| w >= MIN_WIDTH) {
         Some(width) => {
             table
                 .set_content_arrangement(ContentArrangement::Dynamic)

@@ -156,15 +156,19 @@ pub fn judge_fit(
         .map(|db| db.pool.pool_size.map_or(default_size, i64::from))
         .max()
         .unwrap_or(default_size);
+    let instances = i64::try_from(pools.len())
+        .unwrap_or(i64::MAX)
+        .saturating_mul(poolers);
+    // Each pool is one of the formula's "instances". Its reserve pool is per pool, so it goes
+    // into the headroom (counted in the demand, once per pool) rather than into --reserve-pool
+    // (taken off once): then "fits" agrees with the sum above.
     let plan = size::plan(&size::Args {
-        instances: i64::try_from(pools.len())
-            .unwrap_or(i64::MAX)
-            .saturating_mul(poolers),
+        instances,
         per_instance: largest.max(1),
-        headroom: 0,
+        headroom: default_reserve.saturating_mul(instances),
         pg_max_connections: Some(max_connections),
         admin_reserve: reserved,
-        reserve_pool: default_reserve,
+        reserve_pool: 0,
         poolers,
         output: crate::cli::output::OutputArgs::default(),
     });
@@ -220,7 +224,11 @@ pub async fn pooler_up(inputs: &Inputs) -> Outcome {
             Status::Pass,
             format!(
                 "{host}:{port} answered in {took} ({})",
-                admin_client::pg_error_text(&e)
+                if answered(&e) {
+                    "it asks for a password".to_owned()
+                } else {
+                    admin_client::pg_error_text(&e)
+                }
             ),
         ),
         Err(f) => {

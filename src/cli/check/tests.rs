@@ -139,6 +139,24 @@ fn pools_are_summed_per_database_and_pooler() {
 }
 
 #[test]
+fn the_suggestion_leaves_room_for_each_reserve_pool() {
+    let c = config(&format!("{BASE}reserve_pool_size = 5\n"));
+    // 5 poolers × (20 + 5) = 125 > 97; (97 − 5 × 5) / 5 = 14, and 5 × (14 + 5) = 95 fits.
+    let outcome = probes::judge_fit(&c, (100, 3), 5);
+    assert_eq!(outcome.status, Status::Fail);
+    assert!(
+        outcome
+            .evidence
+            .ends_with("size suggests default_pool_size 14, max_db_connections 19 per pooler"),
+        "{outcome:?}"
+    );
+    // 4 × 25 = 100 > 97 although 4 × 20 = 80 would fit: the reserve counts.
+    let outcome = probes::judge_fit(&c, (100, 3), 4);
+    assert_eq!(outcome.status, Status::Fail);
+    assert!(outcome.evidence.contains("size suggests"), "{outcome:?}");
+}
+
+#[test]
 fn the_size_formula_matches_the_design_example() {
     // 5 pools of 20 against max_connections 100 with 10 reserved: size says 18 per pool.
     let c = config(
