@@ -248,7 +248,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Runs the items in order, each under its own spinner when `progress` is set.
 async fn run_items(inputs: &Inputs, progress: bool) -> Vec<Item> {
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(NAMES.len());
-    let spin = |index: usize| spinner(progress, NAMES.get(index).copied().unwrap_or(""));
+    let spin = |index: usize| {
+        let name = NAMES.get(index).copied().unwrap_or("");
+        spinner(progress, &format!("[{}/{}] {name}", index + 1, NAMES.len()))
+    };
     let bar = spin(0);
     outcomes.push(userlist::check(&inputs.config));
     bar.finish_and_clear();

@@ -61,7 +61,10 @@ pub async fn check(loaded: &Loaded, timeout: Duration) -> Outcome {
     if !reachable.is_empty() {
         findings.note(
             Status::Pass,
-            format!("valid; accepts TCP: {}", reachable.join(", ")),
+            format!(
+                "valid; servers accept connections: {}",
+                reachable.join(", ")
+            ),
         );
     }
     findings.outcome()
