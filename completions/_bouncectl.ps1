@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a pooler''s pools, clients, servers, stats or settings from its admin console')
             [CompletionResult]::new('leaks', 'leaks', [CompletionResultType]::ParameterValue, 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Run the deployment checklist: userlist, config, pool sizes, the app''s URL, the pooler, monitoring')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -96,6 +97,19 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'bouncectl;check' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The pooler''s pgbouncer.ini (validated; its auth_file, pools and servers are checked)')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The app''s connection string, as the app uses it (Prisma''s parameters are understood)')
+            [CompletionResult]::new('--admin-url', '--admin-url', [CompletionResultType]::ParameterName, 'The pooler''s admin console as a stats or admin user (database `pgbouncer`)')
+            [CompletionResult]::new('--pg-url', '--pg-url', [CompletionResultType]::ParameterName, 'PostgreSQL itself, directly (for max_connections and the reserved connections)')
+            [CompletionResult]::new('--poolers', '--poolers', [CompletionResultType]::ParameterName, 'Pooler replicas that share PostgreSQL''s connections')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long each network probe may take (5, 5s, 500ms)')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Exit 1 on a warning too, not only on a failure')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'bouncectl;generate' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory to write into (created when missing)')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Write nothing; exit 1 when a file in --out differs from what would be written')
@@ -109,6 +123,7 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('size', 'size', [CompletionResultType]::ParameterValue, 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a pooler''s pools, clients, servers, stats or settings from its admin console')
             [CompletionResult]::new('leaks', 'leaks', [CompletionResultType]::ParameterValue, 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Run the deployment checklist: userlist, config, pool sizes, the app''s URL, the pooler, monitoring')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Render shell completions or man pages from this command line (for packagers)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -126,6 +141,9 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             break
         }
         'bouncectl;help;leaks' {
+            break
+        }
+        'bouncectl;help;check' {
             break
         }
         'bouncectl;help;generate' {

@@ -17,6 +17,9 @@ _bouncectl() {
             ",$1")
                 cmd="bouncectl"
                 ;;
+            bouncectl,check)
+                cmd="bouncectl__subcmd__check"
+                ;;
             bouncectl,generate)
                 cmd="bouncectl__subcmd__generate"
                 ;;
@@ -37,6 +40,9 @@ _bouncectl() {
                 ;;
             bouncectl,size)
                 cmd="bouncectl__subcmd__size"
+                ;;
+            bouncectl__subcmd__help,check)
+                cmd="bouncectl__subcmd__help__subcmd__check"
                 ;;
             bouncectl__subcmd__help,generate)
                 cmd="bouncectl__subcmd__help__subcmd__generate"
@@ -66,12 +72,50 @@ _bouncectl() {
 
     case "${cmd}" in
         bouncectl)
-            opts="-h -V --help --version serve hash size show leaks generate help"
+            opts="-h -V --help --version serve hash size show leaks check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__check)
+            opts="-h --config --database-url --admin-url --pg-url --poolers --timeout --strict --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --admin-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pg-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --poolers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -140,8 +184,22 @@ _bouncectl() {
             return 0
             ;;
         bouncectl__subcmd__help)
-            opts="serve hash size show leaks generate help"
+            opts="serve hash size show leaks check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        bouncectl__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

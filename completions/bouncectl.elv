@@ -28,6 +28,7 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand size 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet'
             cand show 'Show a pooler''s pools, clients, servers, stats or settings from its admin console'
             cand leaks 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
+            cand check 'Run the deployment checklist: userlist, config, pool sizes, the app''s URL, the pooler, monitoring'
             cand generate 'Render shell completions or man pages from this command line (for packagers)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -87,6 +88,18 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'bouncectl;check'= {
+            cand --config 'The pooler''s pgbouncer.ini (validated; its auth_file, pools and servers are checked)'
+            cand --database-url 'The app''s connection string, as the app uses it (Prisma''s parameters are understood)'
+            cand --admin-url 'The pooler''s admin console as a stats or admin user (database `pgbouncer`)'
+            cand --pg-url 'PostgreSQL itself, directly (for max_connections and the reserved connections)'
+            cand --poolers 'Pooler replicas that share PostgreSQL''s connections'
+            cand --timeout 'How long each network probe may take (5, 5s, 500ms)'
+            cand --strict 'Exit 1 on a warning too, not only on a failure'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'bouncectl;generate'= {
             cand --out 'Directory to write into (created when missing)'
             cand --check 'Write nothing; exit 1 when a file in --out differs from what would be written'
@@ -99,6 +112,7 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand size 'Size the pools for PostgreSQL''s connection limit and print a pgbouncer.ini snippet'
             cand show 'Show a pooler''s pools, clients, servers, stats or settings from its admin console'
             cand leaks 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
+            cand check 'Run the deployment checklist: userlist, config, pool sizes, the app''s URL, the pooler, monitoring'
             cand generate 'Render shell completions or man pages from this command line (for packagers)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -111,6 +125,8 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
         &'bouncectl;help;show'= {
         }
         &'bouncectl;help;leaks'= {
+        }
+        &'bouncectl;help;check'= {
         }
         &'bouncectl;help;generate'= {
         }

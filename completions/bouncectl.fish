@@ -32,6 +32,7 @@ complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "hash" -d 'Print
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "leaks" -d 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
+complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "check" -d 'Run the deployment checklist: userlist, config, pool sizes, the app\'s URL, the pooler, monitoring'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
 complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s d -l daemon -d 'Run in the background (needs pidfile in the configuration)'
@@ -73,13 +74,23 @@ complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l idle-in-tr
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l min-duration -d 'A non-idle session (running a query, or idle in a transaction) at least this long is a leak' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand leaks" -s h -l help -d 'Print help'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l config -d 'The pooler\'s pgbouncer.ini (validated; its auth_file, pools and servers are checked)' -r -F
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l database-url -d 'The app\'s connection string, as the app uses it (Prisma\'s parameters are understood)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l admin-url -d 'The pooler\'s admin console as a stats or admin user (database `pgbouncer`)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l pg-url -d 'PostgreSQL itself, directly (for max_connections and the reserved connections)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l poolers -d 'Pooler replicas that share PostgreSQL\'s connections' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l timeout -d 'How long each network probe may take (5, 5s, 500ms)' -r
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l strict -d 'Exit 1 on a warning too, not only on a failure'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l out -d 'Directory to write into (created when missing)' -r -F
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -l check -d 'Write nothing; exit 1 when a file in --out differs from what would be written'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "leaks" -d 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "serve" -d 'Run the pooler (PgBouncer-compatible; with no CONFIG, the embedded default)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "hash" -d 'Print a userlist.txt entry (md5 or SCRAM-SHA-256) for a user, or write it into the file'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "size" -d 'Size the pools for PostgreSQL\'s connection limit and print a pgbouncer.ini snippet'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "show" -d 'Show a pooler\'s pools, clients, servers, stats or settings from its admin console'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "leaks" -d 'Find sessions left idle in a transaction or running too long, straight from PostgreSQL'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "check" -d 'Run the deployment checklist: userlist, config, pool sizes, the app\'s URL, the pooler, monitoring'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "generate" -d 'Render shell completions or man pages from this command line (for packagers)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand help; and not __fish_seen_subcommand_from serve hash size show leaks check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

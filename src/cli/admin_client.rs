@@ -141,7 +141,8 @@ fn not_a_pooler(host: &str, port: u16) -> String {
     )
 }
 
-fn is_refused(err: &tokio_postgres::Error) -> bool {
+/// True when the error chain ends in a refused TCP connection (nothing listens there).
+pub fn is_refused(err: &tokio_postgres::Error) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod admin_client;
+pub mod check;
 pub mod generate;
 pub mod hash;
 pub mod leaks;
@@ -52,6 +53,8 @@ pub enum Command {
     Show(show::Args),
     /// Find sessions left idle in a transaction or running too long, straight from PostgreSQL.
     Leaks(leaks::Args),
+    /// Run the deployment checklist: userlist, config, pool sizes, the app's URL, the pooler, monitoring.
+    Check(check::Args),
     /// Render shell completions or man pages from this command line (for packagers).
     #[command(hide = true)]
     Generate(generate::Args),
@@ -84,6 +87,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Size(args) => size::run(args),
         Command::Show(args) => show::run(args),
         Command::Leaks(args) => leaks::run(args),
+        Command::Check(args) => check::run(args),
         Command::Generate(args) => generate::run(args),
     };
     match result {

@@ -62,7 +62,7 @@ impl TempPgbouncer {
         .iter()
         .map(|(user, pw)| format!("\"{user}\" \"{}\"\n", bouncectl::auth::md5_secret(user, pw)))
         .collect::<String>();
-        write_owned(&dir.join("userlist.txt"), &userlist);
+        write_private(&dir.join("userlist.txt"), &userlist, 0o600);
         let mut last_log = String::new();
         for _ in 0..5 {
             let port = postgres::free_port();
@@ -148,6 +148,29 @@ impl TempPgbouncer {
         )
     }
 
+    /// The pgbouncer.ini it runs with.
+    pub fn ini_path(&self) -> PathBuf {
+        self.dir.join("pgbouncer.ini")
+    }
+
+    /// Its auth_file (md5 secrets, mode 0600 unless rewritten).
+    pub fn userlist_path(&self) -> PathBuf {
+        self.dir.join("userlist.txt")
+    }
+
+    /// Rewrites the auth_file with `text` and `mode` (PgBouncer reads it again on RELOAD only).
+    pub fn write_userlist(&self, text: &str, mode: u32) {
+        write_private(&self.userlist_path(), text, mode);
+    }
+
+    /// Stops PgBouncer now, keeping its directory (config, userlist, log) until drop.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// PgBouncer's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
@@ -201,4 +224,12 @@ fn ini(dir: &Path, port: u16, pg_port: u16, extra: &[(&str, &str)]) -> String {
 fn write_owned(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     postgres::chown_to_postgres(path);
+}
+
+/// Writes a file the pooler can read, with `mode` (e.g. 0600 for a userlist).
+fn write_private(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    write_owned(path, text);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
 }
