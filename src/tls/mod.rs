@@ -246,6 +246,18 @@ impl TlsSettings {
         Self::from_config(config)
     }
 
+    /// [`connect_server_tls`] with `server_tls_sslmode` and its config; plaintext under
+    /// `disable`. The pool's entry point for a new TCP connection to PostgreSQL.
+    pub async fn connect_server<S>(&self, stream: S, host: &str) -> Result<MaybeTls<S>, TlsError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match &self.server {
+            Some(config) => connect_server_tls(stream, host, self.server_mode, config).await,
+            None => Ok(MaybeTls::Plain(stream)),
+        }
+    }
+
     /// True when `client_tls_sslmode` lets a client log in without TLS (below `require`).
     pub fn client_may_skip_tls(&self) -> bool {
         self.client_mode < SslMode::Require

@@ -11,3 +11,4 @@ mod cli;
 mod leaks;
 mod show;
 mod support;
+mod tls;

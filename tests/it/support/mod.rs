@@ -1,6 +1,7 @@
 //! Shared test support: throwaway PostgreSQL clusters, the built binary, polling helpers.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod pgbouncer;
 pub mod postgres;
 
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use certs::TestCerts;
 pub use pgbouncer::TempPgbouncer;
 pub use postgres::TempPostgres;
 

@@ -1,0 +1,192 @@
+//! `bouncectl::tls` against a real PostgreSQL with `ssl = on`: the SSLRequest negotiation and
+//! handshake of [`connect_server_tls`] under each `server_tls_sslmode`, then a raw SCRAM login of
+//! a role pg_hba.conf admits only over TLS, and what the server says about the connection.
+
+use std::path::Path;
+
+use bouncectl::auth::scram::{ClientCredential, MECHANISM, ScramClient};
+use bouncectl::config::{Config, NoEnv};
+use bouncectl::conn::Conn;
+use bouncectl::protocol::backend::authentication::Authentication;
+use bouncectl::protocol::backend::results::DataRow;
+use bouncectl::protocol::frontend::{query, sasl_initial_response, sasl_response};
+use bouncectl::protocol::startup::{PROTOCOL_3_0, startup_message};
+use bouncectl::protocol::{Frame, tag::backend as tag};
+use bouncectl::tls::{MaybeTls, TlsError, TlsSettings, describe};
+use tokio::net::TcpStream;
+
+use crate::support::postgres::{PASSWORD, SSL_USER, TRUST_USER};
+use crate::support::{TempPostgres, TestCerts};
+
+type ServerConn = Conn<MaybeTls<TcpStream>>;
+
+/// Our side's settings for `server_tls_sslmode = mode`, trusting `ca`.
+fn settings(mode: &str, ca: &Path) -> TlsSettings {
+    let text = format!(
+        "[pgbouncer]\nauth_type = passthrough\nserver_tls_sslmode = {mode}\nserver_tls_ca_file = {}\n",
+        ca.display()
+    );
+    let config = Config::parse_str(&text, "tls.ini", &NoEnv).unwrap();
+    TlsSettings::from_config(&config).unwrap()
+}
+
+async fn connect(
+    pg: &TempPostgres,
+    host: &str,
+    mode: &str,
+    ca: &Path,
+) -> Result<ServerConn, TlsError> {
+    let tcp = TcpStream::connect(("127.0.0.1", pg.port())).await.unwrap();
+    let stream = settings(mode, ca).connect_server(tcp, host).await?;
+    Ok(Conn::new(stream))
+}
+
+async fn send_startup(conn: &mut ServerConn, user: &str) -> Frame {
+    let params = [("user", user), ("database", "postgres")];
+    startup_message(conn.write_buf_mut(), PROTOCOL_3_0, params).unwrap();
+    conn.flush().await.unwrap();
+    conn.read_frame().await.unwrap().unwrap()
+}
+
+async fn next(conn: &mut ServerConn) -> Frame {
+    conn.read_frame()
+        .await
+        .unwrap()
+        .expect("server closed the connection")
+}
+
+/// A SCRAM login answering `first` (the reply to the StartupMessage), up to ReadyForQuery.
+async fn scram_login(conn: &mut ServerConn, first: Frame) {
+    assert_eq!(first.tag, tag::AUTHENTICATION, "{first:?}");
+    assert!(matches!(
+        Authentication::parse(&first.body).unwrap(),
+        Authentication::Sasl(_)
+    ));
+    let mut scram = ScramClient::new(ClientCredential::Password(PASSWORD.to_owned())).unwrap();
+    sasl_initial_response(conn.write_buf_mut(), MECHANISM, Some(&scram.client_first())).unwrap();
+    conn.flush().await.unwrap();
+    let frame = next(conn).await;
+    let Authentication::SaslContinue(server_first) = Authentication::parse(&frame.body).unwrap()
+    else {
+        panic!("expected SASLContinue, got {frame:?}");
+    };
+    let client_final = scram.handle_server_first(server_first).unwrap();
+    sasl_response(conn.write_buf_mut(), &client_final).unwrap();
+    conn.flush().await.unwrap();
+    let frame = next(conn).await;
+    let Authentication::SaslFinal(server_final) = Authentication::parse(&frame.body).unwrap()
+    else {
+        panic!("expected SASLFinal, got {frame:?}");
+    };
+    scram.verify_server_final(server_final).unwrap();
+    wait_for_ready(conn).await;
+}
+
+/// Reads up to ReadyForQuery; returns the first column of every DataRow seen.
+async fn wait_for_ready(conn: &mut ServerConn) -> Vec<String> {
+    let mut values = Vec::new();
+    loop {
+        let frame = next(conn).await;
+        match frame.tag {
+            tag::READY_FOR_QUERY => return values,
+            tag::ERROR_RESPONSE => panic!("server error: {:?}", frame.body),
+            tag::DATA_ROW => {
+                let row = DataRow::parse(&frame.body).unwrap();
+                let value = row.values().next().unwrap().unwrap();
+                values.push(String::from_utf8(value.to_vec()).unwrap());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What pg_stat_ssl says about this very connection: "true TLSv1.3".
+async fn server_view_of_ssl(conn: &mut ServerConn) -> String {
+    let sql = "SELECT ssl::text || ' ' || coalesce(version, '') FROM pg_stat_ssl \
+               WHERE pid = pg_backend_pid()";
+    query(conn.write_buf_mut(), sql).unwrap();
+    conn.flush().await.unwrap();
+    wait_for_ready(conn).await.join(",")
+}
+
+#[tokio::test]
+async fn the_tls_only_role_logs_in_under_require_verify_ca_and_verify_full() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_with_tls(&certs) else {
+        return;
+    };
+    let cases = [
+        ("require", &certs.other_ca, "127.0.0.1"),
+        ("verify-ca", &certs.ca, "db.internal"),
+        ("verify-full", &certs.ca, "localhost"),
+        ("verify-full", &certs.ca, "127.0.0.1"),
+    ];
+    for (mode, ca, host) in cases {
+        let mut conn = connect(&pg, host, mode, ca).await.unwrap();
+        let described = describe(conn.get_ref()).unwrap();
+        assert!(
+            described.starts_with("TLSv1.3/TLS13_"),
+            "{mode}: {described}"
+        );
+        let first = send_startup(&mut conn, SSL_USER).await;
+        scram_login(&mut conn, first).await;
+        assert_eq!(
+            server_view_of_ssl(&mut conn).await,
+            "true TLSv1.3",
+            "{mode}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_ca_wrong_host_and_plaintext_are_refused() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_with_tls(&certs) else {
+        return;
+    };
+    for mode in ["verify-ca", "verify-full"] {
+        let Err(e) = connect(&pg, "localhost", mode, &certs.other_ca).await else {
+            panic!("{mode} accepted a certificate from another CA");
+        };
+        let text = e.to_string();
+        assert!(text.starts_with("TLS handshake with server"), "{text}");
+        assert!(text.contains("UnknownIssuer"), "{text}");
+    }
+    let Err(e) = connect(&pg, "db.internal", "verify-full", &certs.ca).await else {
+        panic!("verify-full accepted a certificate for another name");
+    };
+    assert!(e.to_string().contains("not valid for name"), "{e}");
+
+    let mut plain = connect(&pg, "localhost", "disable", &certs.ca)
+        .await
+        .unwrap();
+    assert!(!plain.get_ref().is_tls());
+    let refused = send_startup(&mut plain, SSL_USER).await;
+    assert_eq!(refused.tag, tag::ERROR_RESPONSE);
+    let text = String::from_utf8_lossy(&refused.body);
+    assert!(text.contains("rejects connection"), "{text}");
+}
+
+#[tokio::test]
+async fn a_server_without_tls_answers_n() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let Err(e) = connect(&pg, "localhost", "require", &certs.ca).await else {
+        panic!("require went on without TLS");
+    };
+    assert!(matches!(e, TlsError::ServerRefusedTls), "{e}");
+
+    let mut conn = connect(&pg, "localhost", "prefer", &certs.ca)
+        .await
+        .unwrap();
+    assert!(!conn.get_ref().is_tls());
+    let first = send_startup(&mut conn, TRUST_USER).await;
+    assert_eq!(
+        Authentication::parse(&first.body).unwrap(),
+        Authentication::Ok
+    );
+    wait_for_ready(&mut conn).await;
+    assert_eq!(server_view_of_ssl(&mut conn).await, "false ");
+}
