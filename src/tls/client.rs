@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::TlsConnector;
 
 use super::verify::{AcceptAnyCertificate, ChainOnly};
-use super::{ALPN_POSTGRESQL, TlsError, TlsInfo, files, protocol_versions, provider};
+use super::{ALPN_POSTGRESQL, Stage, TlsError, TlsInfo, files, protocol_versions, provider};
 use crate::config::{Key, Settings, SslMode};
 use crate::protocol::startup::ssl_request;
 
@@ -88,7 +88,7 @@ where
     let name = ServerName::try_from(host.to_owned())
         .map_err(|_| TlsError::InvalidHostName(host.to_owned()))?;
     let io = |source| TlsError::Io {
-        during: "SSLRequest",
+        stage: Stage::SslRequest,
         source,
     };
     let mut request = BytesMut::with_capacity(8);
@@ -104,7 +104,7 @@ where
                 .connect(name, stream)
                 .await
                 .map_err(|source| TlsError::Io {
-                    during: "TLS handshake with server",
+                    stage: Stage::ServerHandshake,
                     source,
                 })?;
             Ok(MaybeTls::Tls(Box::new(tls)))

@@ -184,13 +184,34 @@ pub enum TlsError {
     #[error("{0} bytes queued but not flushed before the TLS handshake")]
     UnflushedWrite(usize),
     /// The socket failed, or the handshake failed (certificate rejected, protocol mismatch...).
-    #[error("{during}: {source}")]
+    #[error("{stage}: {source}")]
     Io {
-        /// "SSLRequest", "TLS handshake with server" or "TLS handshake with client".
-        during: &'static str,
+        /// The step that failed.
+        stage: Stage,
         /// The IO error; for a handshake, it wraps rustls' reason.
         source: std::io::Error,
     },
+}
+
+/// The step of a TLS negotiation that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Sending our SSLRequest to PostgreSQL or reading its one-byte answer.
+    SslRequest,
+    /// Our handshake as a client of PostgreSQL.
+    ServerHandshake,
+    /// Our handshake as the server of a client.
+    ClientHandshake,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::SslRequest => "SSLRequest",
+            Stage::ServerHandshake => "TLS handshake with server",
+            Stage::ClientHandshake => "TLS handshake with client",
+        })
+    }
 }
 
 impl TlsError {
@@ -200,7 +221,10 @@ impl TlsError {
         match self {
             TlsError::ServerRefusedTls | TlsError::UnexpectedResponse(_) => Fault::Server,
             TlsError::BufferedPlaintext(_) => Fault::Client,
-            TlsError::Io { during, .. } if during.ends_with("client") => Fault::Client,
+            TlsError::Io {
+                stage: Stage::ClientHandshake,
+                ..
+            } => Fault::Client,
             TlsError::Io { .. } => Fault::Server,
             _ => Fault::Internal,
         }

@@ -17,7 +17,7 @@ use rustls::{CommonState, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
 
-use super::{ALPN_POSTGRESQL, TlsError, TlsInfo, files, protocol_versions, provider};
+use super::{ALPN_POSTGRESQL, Stage, TlsError, TlsInfo, files, protocol_versions, provider};
 use crate::config::{Key, Settings, SslMode};
 use crate::conn::ConnParts;
 
@@ -119,7 +119,7 @@ where
         .accept(stream)
         .await
         .map_err(|source| TlsError::Io {
-            during: "TLS handshake with client",
+            stage: Stage::ClientHandshake,
             source,
         })
 }

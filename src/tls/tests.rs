@@ -90,7 +90,7 @@ async fn negotiate(
         // Under TLS 1.3 a rejected client certificate shows only on the first read.
         if let Err(source) = ping_pong(stream).await {
             ours = Err(TlsError::Io {
-                during: "first read",
+                stage: Stage::ServerHandshake,
                 source,
             });
         }
@@ -428,4 +428,26 @@ fn the_cn_reader_survives_any_truncation_or_corruption() {
         let _ = x509::subject_common_name(&flipped);
         flipped[i] ^= 0xff;
     }
+}
+
+#[tokio::test]
+async fn a_ca_bundle_with_many_certificates_is_read_whole() {
+    let certs = TestCerts::generate();
+    // Like the RDS global bundle: the right CA among others, with text between them.
+    let bundle = format!(
+        "# unrelated\n{}\nsome comment\n{}",
+        std::fs::read_to_string(&certs.other_ca).unwrap(),
+        std::fs::read_to_string(&certs.ca).unwrap()
+    );
+    let bundle = certs.write("bundle.pem", &bundle);
+    let client = pooler_side("verify-full", &bundle, "");
+    let (ours, _) = negotiate(
+        pg_side(&certs, ""),
+        client,
+        "localhost",
+        SslMode::VerifyFull,
+        b'S',
+    )
+    .await;
+    assert!(ours.unwrap().is_tls());
 }

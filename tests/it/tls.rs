@@ -1,22 +1,31 @@
 //! `bouncectl::tls` against a real PostgreSQL with `ssl = on`: the SSLRequest negotiation and
 //! handshake of [`connect_server_tls`] under each `server_tls_sslmode`, then a raw SCRAM login of
 //! a role pg_hba.conf admits only over TLS, and what the server says about the connection.
+//! And the other direction: psql (libpq, OpenSSL) as a client of [`accept_client_tls`].
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use bouncectl::auth::scram::{ClientCredential, MECHANISM, ScramClient};
 use bouncectl::config::{Config, NoEnv};
 use bouncectl::conn::Conn;
 use bouncectl::protocol::backend::authentication::Authentication;
+use bouncectl::protocol::backend::error_response::{Severity, error_response};
 use bouncectl::protocol::backend::results::DataRow;
 use bouncectl::protocol::frontend::{query, sasl_initial_response, sasl_response};
-use bouncectl::protocol::startup::{PROTOCOL_3_0, startup_message};
+use bouncectl::protocol::startup::{PROTOCOL_3_0, Startup, startup_message};
 use bouncectl::protocol::{Frame, tag::backend as tag};
-use bouncectl::tls::{MaybeTls, TlsError, TlsSettings, describe};
-use tokio::net::TcpStream;
+use bouncectl::tls::{
+    ClientStream, MaybeTls, TlsError, TlsSettings, accept_client_tls, client_cert_common_name,
+    describe, stream_for_handshake,
+};
+use rustls::ServerConfig;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::support::certs::CLIENT_CN;
 use crate::support::postgres::{PASSWORD, SSL_USER, TRUST_USER};
-use crate::support::{TempPostgres, TestCerts};
+use crate::support::{self, TempPostgres, TestCerts};
 
 type ServerConn = Conn<MaybeTls<TcpStream>>;
 
@@ -189,4 +198,106 @@ async fn a_server_without_tls_answers_n() {
     );
     wait_for_ready(&mut conn).await;
     assert_eq!(server_view_of_ssl(&mut conn).await, "false ");
+}
+
+/// A one-connection stand-in for the proxy's handshake: answers `S` to the SSLRequest, runs
+/// [`accept_client_tls`], then refuses the login with a FATAL naming the client certificate's
+/// CN and the TLS version and cipher, which psql prints.
+async fn accept_one(listener: TcpListener, config: Arc<ServerConfig>) -> Result<(), TlsError> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut conn = Conn::new(tcp);
+    assert_eq!(
+        conn.read_startup().await.unwrap(),
+        Some(Startup::SslRequest)
+    );
+    conn.write_raw(b"S");
+    conn.flush().await.unwrap();
+    let tls = accept_client_tls(stream_for_handshake(conn.into_parts())?, &config).await?;
+    let mut conn = Conn::new(ClientStream::from(tls));
+    let Some(Startup::StartupMessage(startup)) = conn.read_startup().await.unwrap() else {
+        panic!("no StartupMessage after the handshake");
+    };
+    let stream = conn.get_ref();
+    let message = format!(
+        "user={} cn={} tls={}",
+        startup.user().unwrap_or(""),
+        client_cert_common_name(stream).unwrap_or_default(),
+        describe(stream).unwrap_or_default()
+    );
+    error_response(conn.write_buf_mut(), Severity::Fatal, "28000", message).unwrap();
+    conn.flush().await.unwrap();
+    Ok(())
+}
+
+/// Runs psql (libpq with OpenSSL: a TLS stack that is not ours) against `port`.
+fn psql(port: u16, tls: &str) -> String {
+    let psql = support::postgres::bindir().unwrap().join("psql");
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-w", "-c", "SELECT 1"])
+        .arg(format!(
+            "host=localhost port={port} user={CLIENT_CN} dbname=db {tls}"
+        ))
+        .env_remove("PGSSLMODE")
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
+        .env_remove("PGSSLROOTCERT")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn psql_verifies_our_certificate_and_we_read_its_cn() {
+    if support::postgres::bindir().is_err() {
+        eprintln!("SKIPPED: no psql");
+        return;
+    }
+    let certs = TestCerts::generate();
+    // libpq refuses a client key that others can read.
+    std::fs::set_permissions(&certs.client_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!(
+        "[pgbouncer]\nauth_type = passthrough\nclient_tls_sslmode = verify-full\n\
+         client_tls_ca_file = {}\nclient_tls_cert_file = {}\nclient_tls_key_file = {}\n",
+        certs.ca.display(),
+        certs.server_cert.display(),
+        certs.server_key.display()
+    );
+    let config = Config::parse_str(&text, "tls.ini", &NoEnv).unwrap();
+    let server = TlsSettings::from_config(&config).unwrap().client.unwrap();
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ours = tokio::spawn(accept_one(listener, server.clone()));
+    let tls = format!(
+        "sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+        certs.ca.display(),
+        certs.client_cert.display(),
+        certs.client_key.display()
+    );
+    let said = tokio::task::spawn_blocking(move || psql(port, &tls))
+        .await
+        .unwrap();
+    ours.await.unwrap().unwrap();
+    assert!(
+        said.contains("user=tls_user cn=tls_user tls=TLSv1.3/TLS13_"),
+        "{said}"
+    );
+
+    // No client certificate: our verify-full side refuses the handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ours = tokio::spawn(accept_one(listener, server));
+    let tls = format!(
+        "sslmode=verify-full sslrootcert={} sslcert=/nonexistent sslkey=/nonexistent",
+        certs.ca.display()
+    );
+    let said = tokio::task::spawn_blocking(move || psql(port, &tls))
+        .await
+        .unwrap();
+    let e = ours.await.unwrap().unwrap_err();
+    assert!(
+        e.to_string().starts_with("TLS handshake with client"),
+        "{e}"
+    );
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
 }
