@@ -451,3 +451,35 @@ async fn a_ca_bundle_with_many_certificates_is_read_whole() {
     .await;
     assert!(ours.unwrap().is_tls());
 }
+
+/// A rustls client that starts with a ClientHello (PostgreSQL 17's `sslnegotiation=direct`),
+/// offering `alpn`, against a listener that peeks at the first byte as the proxy would.
+async fn direct_tls(certs: &TestCerts, alpn: &[u8]) -> Result<bool, TlsError> {
+    let server = pg_side(certs, "");
+    let mut client = (*pooler_side("verify-full", &certs.ca, "")).clone();
+    client.alpn_protocols = vec![alpn.to_vec()];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let dial = tokio::spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let _ = connector.connect(name, tcp).await;
+    });
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut first = [0u8; 1];
+    assert_eq!(tcp.peek(&mut first).await.unwrap(), 1);
+    assert!(peek_direct_tls(first[0]));
+    let accepted = accept_client_tls(tcp, &server).await;
+    dial.await.unwrap();
+    Ok(negotiated_postgresql_alpn(&accepted?))
+}
+
+#[tokio::test]
+async fn direct_tls_needs_the_postgresql_alpn() {
+    let certs = TestCerts::generate();
+    assert!(direct_tls(&certs, ALPN_POSTGRESQL).await.unwrap());
+    let e = direct_tls(&certs, b"h2").await.unwrap_err();
+    assert!(e.to_string().contains("any known protocol"), "{e}");
+    assert_eq!(e.fault(), Fault::Client);
+}
