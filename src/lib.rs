@@ -6,7 +6,8 @@
 //! (`tests/tidy.rs` enforces it):
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
-//! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`shutdown`], [`stats`].
+//! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`tls`], [`shutdown`],
+//!   [`stats`].
 //! - **L2, pools**: [`pool`].
 //! - **L3, serving**: [`proxy`].
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
@@ -25,3 +26,4 @@ pub mod protocol;
 pub mod proxy;
 pub mod shutdown;
 pub mod stats;
+pub mod tls;

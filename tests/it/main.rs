@@ -13,3 +13,4 @@ mod leaks;
 mod modes;
 mod show;
 mod support;
+mod tls;

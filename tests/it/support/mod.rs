@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bouncer;
+pub mod certs;
 pub mod pgbouncer;
 pub mod postgres;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use certs::TestCerts;
 pub use pgbouncer::TempPgbouncer;
 pub use postgres::TempPostgres;
 

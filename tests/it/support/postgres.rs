@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::certs::TestCerts;
+
 /// Password of every password-protected test role.
 pub const PASSWORD: &str = "s3cr3t-pw";
 
@@ -21,6 +23,8 @@ pub const SCRAM_USER: &str = "scram_user";
 pub const PASS_USER: &str = "pass_user";
 /// No password check.
 pub const TRUST_USER: &str = "trust_user";
+/// Allowed only over TLS (`hostssl`), on clusters from [`TempPostgres::start_with_tls`].
+pub const SSL_USER: &str = "ssl_user";
 /// The bootstrap superuser; password-checked with SCRAM over TCP, trusted over the socket.
 pub const SUPERUSER: &str = "postgres";
 
@@ -34,6 +38,8 @@ pub struct TempPostgres {
     port: u16,
     child: Option<Child>,
     bindir: PathBuf,
+    /// Extra `-c name=value` settings (TLS).
+    settings: Vec<String>,
 }
 
 /// Where the PostgreSQL server binaries live, or why they are missing.
@@ -65,7 +71,7 @@ impl TempPostgres {
     /// (under `CI=true` that is a failure instead).
     pub fn start_or_skip() -> Option<Self> {
         match bindir() {
-            Ok(dir) => Some(Self::start_in(&dir)),
+            Ok(dir) => Some(Self::start_in(&dir, None)),
             Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true") => panic!("{why}"),
             Err(why) => {
                 eprintln!("SKIPPED: {why}");
@@ -74,11 +80,82 @@ impl TempPostgres {
         }
     }
 
-    fn start_in(bindir: &Path) -> Self {
+    /// As [`TempPostgres::start_or_skip`], with `ssl = on` using `certs`' server certificate
+    /// and key, and a [`SSL_USER`] role that pg_hba.conf admits only over TLS (scram-sha-256).
+    pub fn start_with_tls(certs: &TestCerts) -> Option<Self> {
+        let dir = match bindir() {
+            Ok(dir) => dir,
+            Err(why) if std::env::var_os("CI").is_some_and(|v| v == "true") => panic!("{why}"),
+            Err(why) => {
+                eprintln!("SKIPPED: {why}");
+                return None;
+            }
+        };
+        let pg = Self::start_in(&dir, Some(certs));
+        pg.psql(&format!(
+            "CREATE ROLE {SSL_USER} LOGIN PASSWORD '{PASSWORD}'"
+        ));
+        // First match wins: these go before the template's catch-all `host all all` line.
+        let hba = pg.data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba).expect("cannot read pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!(
+                "hostssl all {SSL_USER} 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all {SSL_USER} 127.0.0.1/32 reject\n{old}"
+            ),
+        )
+        .expect("cannot write pg_hba.conf");
+        assert_eq!(pg.psql("SELECT pg_reload_conf()"), "t");
+        // The postmaster rereads pg_hba.conf on SIGHUP, a moment later: wait until a
+        // plaintext login of the TLS-only role is refused by the new `reject` line.
+        let refused = || {
+            let out = Command::new(pg.bindir.join("psql"))
+                .args(["-X", "-q", "-w", "-c", "SELECT 1"])
+                .arg(format!(
+                    "host=127.0.0.1 port={} user={SSL_USER} dbname=postgres sslmode=disable",
+                    pg.port
+                ))
+                .env("PGPASSWORD", PASSWORD)
+                .output()
+                .expect("cannot run psql");
+            String::from_utf8_lossy(&out.stderr).contains("rejects connection")
+        };
+        assert!(
+            super::wait_until(Duration::from_secs(10), refused),
+            "the pg_hba.conf reload was not seen"
+        );
+        Some(pg)
+    }
+
+    /// Copies the server certificate and key where PostgreSQL wants them: owned by its user,
+    /// the key mode 0600 (it refuses a key others can read).
+    fn tls_settings(root: &Path, certs: &TestCerts) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let cert = root.join("server.crt");
+        let key = root.join("server.key");
+        std::fs::copy(&certs.server_cert, &cert).expect("cannot copy the server certificate");
+        std::fs::copy(&certs.server_key, &key).expect("cannot copy the server key");
+        for file in [&cert, &key] {
+            chown_to_postgres(file);
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .expect("cannot chmod");
+        }
+        vec![
+            "ssl=on".to_owned(),
+            format!("ssl_cert_file={}", cert.display()),
+            format!("ssl_key_file={}", key.display()),
+        ]
+    }
+
+    fn start_in(bindir: &Path, tls: Option<&TestCerts>) -> Self {
         let template = template(bindir);
         let root = unique_dir("bouncectl-pg");
         let data = root.join("data");
         run_as_postgres(Command::new("cp").arg("-a").arg(&template).arg(&data));
+        let settings = tls
+            .map(|certs| Self::tls_settings(&root, certs))
+            .unwrap_or_default();
         for _ in 0..5 {
             let port = free_port();
             let mut pg = TempPostgres {
@@ -87,6 +164,7 @@ impl TempPostgres {
                 port,
                 child: None,
                 bindir: bindir.to_path_buf(),
+                settings: settings.clone(),
             };
             match pg.spawn_server() {
                 Ok(()) => return pg,
@@ -119,6 +197,9 @@ impl TempPostgres {
             "max_connections=300",
             "shared_buffers=32MB",
         ] {
+            cmd.arg("-c").arg(setting);
+        }
+        for setting in &self.settings {
             cmd.arg("-c").arg(setting);
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
@@ -261,6 +342,7 @@ fn template(bindir: &Path) -> PathBuf {
         port: free_port(),
         child: None,
         bindir: bindir.to_path_buf(),
+        settings: Vec::new(),
     };
     pg.spawn_server()
         .unwrap_or_else(|log| panic!("template postgres did not start:\n{log}"));
