@@ -66,7 +66,7 @@ pub struct Pool {
     pub queue: Arc<Queue<ServerConn>>,
     /// Traffic counters.
     pub stats: PoolStats,
-    settings: Mutex<PoolSettings>,
+    settings: Mutex<Arc<PoolSettings>>,
     login: Mutex<LoginInfo>,
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
     server_ids: Arc<AtomicU64>,
@@ -78,15 +78,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// The pool's current settings.
-    pub fn settings(&self) -> PoolSettings {
-        lock(&self.settings).clone()
+    /// The pool's current settings (shared, so reading them on every release costs no copy).
+    pub fn settings(&self) -> Arc<PoolSettings> {
+        Arc::clone(&lock(&self.settings))
     }
 
     /// Replaces the settings (reload).
     pub fn set_settings(&self, settings: PoolSettings) {
         self.queue.set_limits(settings.limits);
-        *lock(&self.settings) = settings;
+        *lock(&self.settings) = Arc::new(settings);
     }
 
     /// Replaces the credential used for new server logins (passthrough learns it from a client).
@@ -129,12 +129,6 @@ impl Pool {
             tokio::spawn(server.terminate());
         }
         Ok(())
-    }
-
-    /// Host and port of the server, for cancel requests.
-    pub fn server_addr(&self) -> (String, u16) {
-        let login = lock(&self.login);
-        (login.host.clone(), login.port)
     }
 
     /// True when new server logins have a secret to answer with.
@@ -264,7 +258,7 @@ impl PoolRegistry {
             user: user.to_owned(),
             queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
             stats: PoolStats::default(),
-            settings: Mutex::new(spec.settings),
+            settings: Mutex::new(Arc::new(spec.settings)),
             login: Mutex::new(spec.login),
             welcome: Mutex::new(None),
             server_ids: Arc::clone(&self.server_ids),

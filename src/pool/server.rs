@@ -146,6 +146,17 @@ impl AsyncWrite for ServerStream {
     }
 }
 
+/// Where a cancel for this server must go: its address and its BackendKeyData.
+#[derive(Debug, Clone)]
+pub struct CancelTarget {
+    /// Server host (or unix socket directory).
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// The server's own key: process id and secret.
+    pub key: (i32, Vec<u8>),
+}
+
 /// A logged-in server connection.
 #[derive(Debug)]
 pub struct ServerConn {
@@ -157,8 +168,8 @@ pub struct ServerConn {
     pub buf: BytesMut,
     /// Every ParameterStatus the server reported, latest value.
     pub params: BTreeMap<String, String>,
-    /// The server's cancel key: process id and secret.
-    pub key: (i32, Vec<u8>),
+    /// Where cancels for this connection go (shared with the client holding it).
+    pub cancel: std::sync::Arc<CancelTarget>,
     /// When the login finished (server_lifetime).
     pub created: Instant,
     /// When a client last released it (server_check_delay, server_idle_timeout).
@@ -193,7 +204,11 @@ impl ServerConn {
             stream: parts.stream,
             buf: parts.read_buf,
             params,
-            key,
+            cancel: std::sync::Arc::new(CancelTarget {
+                host: info.host.clone(),
+                port: info.port,
+                key,
+            }),
             created: now,
             last_used: now,
             tx_status: TxStatus::Idle,

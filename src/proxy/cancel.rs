@@ -15,21 +15,12 @@ use crate::protocol::startup;
 /// The pooler-issued key of one client: process id and a 4-byte secret, as PostgreSQL's.
 pub type ClientKey = (i32, [u8; 4]);
 
-/// Where a cancel for one client must go right now.
-#[derive(Debug, Clone)]
-pub struct CancelTarget {
-    /// Server host (or unix socket directory).
-    pub host: String,
-    /// Server port.
-    pub port: u16,
-    /// The server's own BackendKeyData.
-    pub key: (i32, Vec<u8>),
-}
+pub use crate::pool::server::CancelTarget;
 
 /// One client's slot: filled while it holds a server.
 #[derive(Debug, Default)]
 pub struct CancelSlot {
-    target: Mutex<Option<CancelTarget>>,
+    target: Mutex<Option<Arc<CancelTarget>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -39,7 +30,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl CancelSlot {
     /// The client got a server.
-    pub fn link(&self, target: CancelTarget) {
+    pub fn link(&self, target: Arc<CancelTarget>) {
         *lock(&self.target) = Some(target);
     }
 
@@ -78,7 +69,7 @@ impl CancelMap {
     }
 
     /// The current target for a key, if the client exists and holds a server.
-    pub fn target(&self, key: &ClientKey) -> Option<CancelTarget> {
+    pub fn target(&self, key: &ClientKey) -> Option<Arc<CancelTarget>> {
         let slot = lock(&self.clients).get(key)?.upgrade()?;
         lock(&slot.target).clone()
     }
@@ -115,11 +106,11 @@ mod tests {
         let map = CancelMap::default();
         let (key, slot) = map.register().unwrap();
         assert!(map.target(&key).is_none());
-        slot.link(CancelTarget {
+        slot.link(Arc::new(CancelTarget {
             host: "127.0.0.1".into(),
             port: 5432,
             key: (42, vec![1, 2, 3, 4]),
-        });
+        }));
         assert_eq!(map.target(&key).unwrap().key.0, 42);
         slot.unlink();
         assert!(map.target(&key).is_none());

@@ -13,7 +13,6 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::cancel::CancelTarget;
 use super::handshake::{LoggedIn, pool_error};
 use crate::config::PoolMode;
 use crate::error::ClientError;
@@ -204,12 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         pool.stats
             .assigned(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
-        let (host, port) = pool.server_addr();
-        self.login.cancel.link(CancelTarget {
-            host,
-            port,
-            key: server.key.clone(),
-        });
+        self.login.cancel.link(Arc::clone(&server.cancel));
         Ok(Link {
             server,
             pending: 0,
