@@ -324,6 +324,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn forward_server(&mut self, link: &mut Link) -> Result<Step, ClientError> {
         let mut walk = Walk::new(&link.server.buf, self.max_len);
         let mut ready = false;
+        let mut refuse_at = None;
         while let Some(msg) = walk
             .next_message()
             .map_err(|_| ClientError::ServerCrashed)?
@@ -339,6 +340,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         if let Some(since) = link.query_since.take() {
                             let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
                             self.login.pool.stats.query(us);
+                        }
+                        if release_after(self.mode, link.server.tx_status, 0) == Release::Refuse {
+                            // The client must not see a ReadyForQuery that invites it to continue
+                            // a transaction statement mode cannot keep.
+                            refuse_at = Some(
+                                walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len(),
+                            );
+                            break;
                         }
                     }
                 }
@@ -357,7 +366,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 _ => {}
             }
         }
-        let upto = walk.consumed();
+        let upto = refuse_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
             link.server.buf.reserve(len);
         }
@@ -369,13 +378,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.login.pool.stats.traffic(0, upto as u64);
             link.server.buf.advance(upto);
         }
+        if refuse_at.is_some() {
+            return Err(ClientError::StatementModeTransaction);
+        }
         if !ready || !link.server.buf.is_empty() {
             return Ok(Step::Continue);
         }
         match release_after(self.mode, link.server.tx_status, link.pending) {
-            Release::Keep => Ok(Step::Continue),
+            Release::Keep | Release::Refuse => Ok(Step::Continue),
             Release::Release => Ok(Step::Release),
-            Release::Refuse => Err(ClientError::StatementModeTransaction),
         }
     }
 

@@ -23,6 +23,14 @@ pub struct TestBouncer {
 impl TestBouncer {
     /// Starts a pooler for `pg` with `[pgbouncer]` settings added after the defaults below.
     pub async fn start(pg: &TempPostgres, settings: &str) -> TestBouncer {
+        let port = pg.port();
+        let databases =
+            format!("postgres = host=127.0.0.1 port={port}\n* = host=127.0.0.1 port={port}\n");
+        Self::start_with(pg, &databases, settings).await
+    }
+
+    /// As [`TestBouncer::start`] with the `[databases]` section given.
+    pub async fn start_with(pg: &TempPostgres, databases: &str, settings: &str) -> TestBouncer {
         let dir = tempfile::tempdir().unwrap();
         let scram = pg.psql(&format!(
             "SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'"
@@ -35,11 +43,10 @@ impl TestBouncer {
         std::fs::write(&auth_file, userlist).unwrap();
         let ini = dir.path().join("pgbouncer.ini");
         let text = format!(
-            "[databases]\npostgres = host=127.0.0.1 port={port}\n* = host=127.0.0.1 port={port}\n\
+            "[databases]\n{databases}\
              [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 6432\nunix_socket_dir =\n\
              auth_type = md5\nauth_file = {auth}\npool_mode = transaction\ndefault_pool_size = 5\n\
              admin_users = postgres\n{settings}\n",
-            port = pg.port(),
             auth = auth_file.display(),
         );
         std::fs::write(&ini, text).unwrap();
