@@ -7,9 +7,11 @@
     clippy::indexing_slicing
 )]
 
+mod auth;
 mod check;
 mod cli;
 mod leaks;
+mod limits;
 mod modes;
 mod show;
 mod support;

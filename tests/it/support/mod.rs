@@ -78,3 +78,18 @@ pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// As [`wait_until`], for async tests: yields to the runtime (which may run the pooler) while
+/// polling.
+pub async fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

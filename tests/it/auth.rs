@@ -1,0 +1,122 @@
+//! Client authentication through the pooler: md5 and SCRAM clients against md5, SCRAM and plain
+//! userlist entries, passthrough, and PgBouncer's errors for a wrong password, an unknown user
+//! and an unknown database.
+
+use crate::support::bouncer::TestBouncer;
+use crate::support::postgres::{MD5_USER, PASS_USER, PASSWORD, SCRAM_USER, TempPostgres};
+use crate::support::{self};
+
+async fn login_error(url: &str) -> String {
+    match support::connect(url).await {
+        Ok(_) => panic!("login through {url} should fail"),
+        Err(e) => e
+            .as_db_error()
+            .map(|d| d.message().to_owned())
+            .unwrap_or_else(|| e.to_string()),
+    }
+}
+
+async fn whoami(url: &str) -> String {
+    let client = support::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+    client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn md5_and_scram_clients_against_each_kind_of_entry() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    for auth_type in ["md5", "scram-sha-256"] {
+        let bouncer = TestBouncer::start(&pg, &format!("auth_type = {auth_type}")).await;
+        // SCRAM entry (pass-through keys log in to the server), plain entry (password reused).
+        for user in [SCRAM_USER, PASS_USER] {
+            assert_eq!(
+                whoami(&bouncer.url(user, "postgres")).await,
+                user,
+                "{auth_type}"
+            );
+        }
+        if auth_type == "md5" {
+            // md5 entry: the secret itself answers the server's md5 challenge.
+            assert_eq!(whoami(&bouncer.url(MD5_USER, "postgres")).await, MD5_USER);
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_unknown_database() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let only_postgres = format!("postgres = host=127.0.0.1 port={}\n", pg.port());
+    for auth_type in ["md5", "scram-sha-256"] {
+        let bouncer =
+            TestBouncer::start_with(&pg, &only_postgres, &format!("auth_type = {auth_type}")).await;
+        let port = bouncer.port;
+        let wrong =
+            format!("host=127.0.0.1 port={port} user={SCRAM_USER} password=nope dbname=postgres");
+        // A SCRAM entry upgrades md5 to SCRAM, as PgBouncer does, so both fail as SASL.
+        assert_eq!(login_error(&wrong).await, "SASL authentication failed");
+        let wrong_md5 =
+            format!("host=127.0.0.1 port={port} user={MD5_USER} password=nope dbname=postgres");
+        let expected = if auth_type == "md5" {
+            "password authentication failed"
+        } else {
+            "SASL authentication failed"
+        };
+        assert_eq!(login_error(&wrong_md5).await, expected);
+        let unknown =
+            format!("host=127.0.0.1 port={port} user=ghost password={PASSWORD} dbname=postgres");
+        assert_eq!(login_error(&unknown).await, expected);
+        let no_db = bouncer.url(SCRAM_USER, "nosuchdb");
+        assert_eq!(login_error(&no_db).await, "no such database: nosuchdb");
+        // Still serving.
+        assert_eq!(
+            whoami(&bouncer.url(SCRAM_USER, "postgres")).await,
+            SCRAM_USER
+        );
+    }
+}
+
+#[tokio::test]
+async fn passthrough_lets_postgres_judge_the_password() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "auth_type = passthrough").await;
+    for user in [SCRAM_USER, MD5_USER, PASS_USER] {
+        assert_eq!(whoami(&bouncer.url(user, "postgres")).await, user);
+    }
+    let port = bouncer.port;
+    let wrong =
+        format!("host=127.0.0.1 port={port} user={SCRAM_USER} password=nope dbname=postgres");
+    assert_eq!(login_error(&wrong).await, "password authentication failed");
+    // The right password still works after a wrong one, and a second client reuses the pool.
+    assert_eq!(
+        whoami(&bouncer.url(SCRAM_USER, "postgres")).await,
+        SCRAM_USER
+    );
+    assert_eq!(
+        whoami(&bouncer.url(SCRAM_USER, "postgres")).await,
+        SCRAM_USER
+    );
+}
+
+#[tokio::test]
+async fn forced_user_databases_log_in_with_their_own_password() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dbs = format!(
+        "forced = host=127.0.0.1 port={} dbname=postgres user={PASS_USER} password={PASSWORD}\n",
+        pg.port()
+    );
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "").await;
+    assert_eq!(whoami(&bouncer.url(MD5_USER, "forced")).await, PASS_USER);
+}

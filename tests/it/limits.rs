@@ -1,0 +1,222 @@
+//! Limits, timeouts and cancel: each is hit on purpose, the client gets PgBouncer's error text,
+//! and the pooler keeps serving everyone else.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::support::bouncer::TestBouncer;
+use crate::support::postgres::{MD5_USER, TempPostgres};
+use crate::support::{self};
+
+/// Connects and returns the client plus the connection task, whose error says why it closed.
+async fn connect_watched(
+    url: &str,
+) -> (
+    Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+    (client, tokio::spawn(connection))
+}
+
+async fn closed_because(
+    task: tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) -> String {
+    let result = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = result.expect_err("the pooler should close the connection with an error");
+    err.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| err.to_string())
+}
+
+async fn select_one(client: &Client) -> bool {
+    client
+        .simple_query("SELECT 1")
+        .await
+        .is_ok_and(|m| m.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))))
+}
+
+/// The server's message of a failed query.
+fn message(err: &tokio_postgres::Error) -> String {
+    err.as_db_error()
+        .map(|d| d.message().to_owned())
+        .unwrap_or_else(|| err.to_string())
+}
+
+async fn idle_in_transaction(pg: &TempPostgres) -> i64 {
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    su.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND state LIKE 'idle in transaction%'",
+        &[&MD5_USER],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test]
+async fn max_client_conn_refuses_the_extra_client() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "max_client_conn = 2").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let a = support::connect(&url).await.unwrap();
+    let b = support::connect(&url).await.unwrap();
+    let err = support::connect(&url)
+        .await
+        .err()
+        .map(|e| e.as_db_error().map(|d| d.message().to_owned()));
+    assert_eq!(
+        err,
+        Some(Some(
+            "no more connections allowed (max_client_conn)".to_owned()
+        ))
+    );
+    assert!(select_one(&a).await && select_one(&b).await);
+    drop(a);
+    assert!(
+        support::eventually(Duration::from_secs(5), || bouncer.shared().client_count()
+            < 2)
+        .await
+    );
+    let c = support::connect(&url).await.unwrap();
+    assert!(select_one(&c).await);
+}
+
+#[tokio::test]
+async fn query_wait_timeout_fails_the_waiter_only() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1\nquery_wait_timeout = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let holder = support::connect(&url).await.unwrap();
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let (waiter, task) = connect_watched(&url).await;
+    let started = Instant::now();
+    let err = waiter.simple_query("SELECT 1").await.unwrap_err();
+    assert_eq!(message(&err), "query_wait_timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(task);
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert!(select_one(&holder).await);
+}
+
+#[tokio::test]
+async fn client_idle_timeout_closes_idle_clients() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "client_idle_timeout = 1").await;
+    let (client, task) = connect_watched(&bouncer.url(MD5_USER, "postgres")).await;
+    assert!(select_one(&client).await);
+    assert_eq!(closed_because(task).await, "client_idle_timeout");
+}
+
+#[tokio::test]
+async fn idle_transaction_timeout_closes_the_client_and_its_server() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "idle_transaction_timeout = 1").await;
+    let (client, task) = connect_watched(&bouncer.url(MD5_USER, "postgres")).await;
+    client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    assert_eq!(closed_because(task).await, "idle transaction timeout");
+    let mut left = 1;
+    for _ in 0..100 {
+        left = idle_in_transaction(&pg).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, 0, "a server stayed idle in transaction");
+}
+
+#[tokio::test]
+async fn query_timeout_stops_a_long_query() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "query_timeout = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let (client, task) = connect_watched(&url).await;
+    let started = Instant::now();
+    let err = client
+        .simple_query("SELECT pg_sleep(20)")
+        .await
+        .unwrap_err();
+    assert_eq!(message(&err), "query_timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(task);
+    let other = support::connect(&url).await.unwrap();
+    assert!(select_one(&other).await);
+}
+
+#[tokio::test]
+async fn a_client_killed_mid_transaction_leaves_no_dirty_server() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let (client, task) = connect_watched(&url).await;
+    client
+        .batch_execute("BEGIN; CREATE TEMP TABLE dirty (x int)")
+        .await
+        .unwrap();
+    task.abort(); // the socket closes with the transaction open
+    drop(client);
+    let next = support::connect(&url).await.unwrap();
+    let status = next
+        .simple_query("SELECT count(*) FROM pg_tables WHERE tablename = 'dirty'")
+        .await
+        .unwrap();
+    let count = status.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(count.as_deref(), Some("0"));
+    assert_eq!(idle_in_transaction(&pg).await, 0);
+}
+
+#[tokio::test]
+async fn cancel_reaches_the_running_query() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "").await;
+    let client = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    let token = client.cancel_token();
+    let started = Instant::now();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    let err = client
+        .simple_query("SELECT pg_sleep(10)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().map(|d| d.code().code()), Some("57014"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    canceller.await.unwrap().unwrap();
+    assert!(
+        select_one(&client).await,
+        "the client keeps working after its cancel"
+    );
+}
