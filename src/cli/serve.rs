@@ -123,6 +123,8 @@ async fn serve(
     users: HashMap<String, Secret>,
     path: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
+    // Handlers go in before the first socket opens: a SIGHUP right after start must reload, not kill.
+    let signals = Signals::install().context("cannot install signal handlers")?;
     let server = Server::start(config, users, None)
         .await
         .map_err(super::usage)?;
@@ -136,7 +138,7 @@ async fn serve(
         std::fs::write(pidfile, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
     }
-    tokio::spawn(signals(Arc::clone(&server.shared), path));
+    tokio::spawn(signals.run(Arc::clone(&server.shared), path));
     server.wait().await;
     if let Some(pidfile) = &pidfile {
         let _ = std::fs::remove_file(pidfile);
@@ -230,36 +232,45 @@ async fn janitor(shared: Arc<Shared>) {
     }
 }
 
-async fn signals(shared: Arc<Shared>, path: Option<PathBuf>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut int), Ok(mut term), Ok(mut quit)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::quit()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = hup.recv() => reload(&shared, path.as_deref()),
-            _ = int.recv() => {
-                tracing::info!("got SIGINT, shutting down safely (waiting for servers to be released)");
-                shared.shutdown.advance(Phase::WaitForServers);
-            }
-            _ = term.recv() => {
-                if shared.shutdown.phase() == Phase::Running {
-                    tracing::info!("got SIGTERM, waiting for clients to disconnect (send again to stop now)");
-                    shared.shutdown.advance(Phase::WaitForClients);
-                } else {
-                    tracing::info!("got SIGTERM again, shutting down immediately");
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    async fn run(mut self, shared: Arc<Shared>, path: Option<PathBuf>) {
+        loop {
+            tokio::select! {
+                _ = self.hup.recv() => reload(&shared, path.as_deref()),
+                _ = self.int.recv() => {
+                    tracing::info!("got SIGINT, shutting down safely (waiting for servers to be released)");
+                    shared.shutdown.advance(Phase::WaitForServers);
+                }
+                _ = self.term.recv() => {
+                    if shared.shutdown.phase() == Phase::Running {
+                        tracing::info!("got SIGTERM, waiting for clients to disconnect (send again to stop now)");
+                        shared.shutdown.advance(Phase::WaitForClients);
+                    } else {
+                        tracing::info!("got SIGTERM again, shutting down immediately");
+                        shared.shutdown.advance(Phase::Immediate);
+                    }
+                }
+                _ = self.quit.recv() => {
+                    tracing::info!("got SIGQUIT, shutting down immediately");
                     shared.shutdown.advance(Phase::Immediate);
                 }
-            }
-            _ = quit.recv() => {
-                tracing::info!("got SIGQUIT, shutting down immediately");
-                shared.shutdown.advance(Phase::Immediate);
             }
         }
     }

@@ -149,7 +149,8 @@ impl Pool {
             match self.queue.checkout().await? {
                 Lease::Ready(server) => {
                     let lifetime = lock(&self.settings).server_lifetime;
-                    if !lifetime.is_zero() && server.created.elapsed() >= lifetime {
+                    let expired = !lifetime.is_zero() && server.created.elapsed() >= lifetime;
+                    if expired || server.is_broken() {
                         self.close(server);
                         continue;
                     }

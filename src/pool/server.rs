@@ -243,6 +243,17 @@ impl ServerConn {
         }
     }
 
+    /// True when an idle connection is known dead: the server closed it or sent something
+    /// unasked (PostgreSQL's "terminating connection" FATAL on shutdown). Never blocks.
+    pub fn is_broken(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let result = match &self.stream {
+            ServerStream::Tcp(s) => s.try_read(&mut probe),
+            ServerStream::Unix(s) => s.try_read(&mut probe),
+        };
+        !matches!(result, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
     /// Records a ParameterStatus body in [`ServerConn::params`].
     pub fn note_parameter(&mut self, body: &[u8]) {
         if let Ok(ps) = ParameterStatus::parse(body) {

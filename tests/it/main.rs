@@ -14,5 +14,6 @@ mod leaks;
 mod limits;
 mod modes;
 mod show;
+mod shutdown;
 mod support;
 mod tls;

@@ -288,8 +288,9 @@ impl TempPostgres {
     }
 }
 
-impl Drop for TempPostgres {
-    fn drop(&mut self) {
+impl TempPostgres {
+    /// Stops the server with a fast shutdown (as `pg_ctl stop -m fast`) and waits for it.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGINT is PostgreSQL's fast shutdown: no waiting for clients.
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -301,6 +302,24 @@ impl Drop for TempPostgres {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn start_again(&mut self) {
+        self.spawn_server()
+            .unwrap_or_else(|log| panic!("postgres did not restart:\n{log}"));
+    }
+
+    /// `pg_ctl restart -m fast`: stop, then start on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        self.stop();
         if !self.root.as_os_str().is_empty() {
             let _ = std::fs::remove_dir_all(&self.root);
         }

@@ -1,0 +1,236 @@
+//! The real binary under signals (SIGTERM, SIGINT, SIGHUP, SIGQUIT) and a PostgreSQL restart
+//! while serving.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::support::bouncer::TestBouncer;
+use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
+use crate::support::{self};
+
+/// `bouncectl serve` as a child process with a generated config on a free port.
+struct Binary {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn start(pg: &TempPostgres, settings: &str) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::support::postgres::free_port();
+        let auth = dir.path().join("userlist.txt");
+        std::fs::write(
+            &auth,
+            format!(
+                "\"{MD5_USER}\" \"{}\"\n",
+                bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
+            ),
+        )
+        .unwrap();
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+                 unix_socket_dir =\nauth_type = md5\nauth_file = {}\nlogfile = {}\n{settings}\n",
+                pg.port(),
+                auth.display(),
+                dir.path().join("bouncectl.log").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(support::bin())
+            .args(["serve", "-q"])
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = support::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "bouncectl did not start listening");
+        Binary { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={MD5_USER} password={PASSWORD} dbname=postgres",
+            self.port
+        )
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bouncectl.log")).unwrap_or_default()
+    }
+
+    async fn exited_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    fn accepts(&self) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn one(client: &tokio_postgres::Client) -> bool {
+    client
+        .simple_query("SELECT 1")
+        .await
+        .is_ok_and(|m| m.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))))
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_clients_then_exits() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let mut bin = Binary::start(&pg, "");
+    let client = support::connect(&bin.url()).await.unwrap();
+    bin.signal(Signal::SIGTERM);
+    assert!(
+        support::eventually(Duration::from_secs(5), || !bin.accepts()).await,
+        "still accepting"
+    );
+    assert!(one(&client).await, "connected client keeps working");
+    assert!(
+        bin.exited_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "exited with a client connected"
+    );
+    drop(client);
+    let status = bin
+        .exited_within(Duration::from_secs(10))
+        .await
+        .expect("exit after the last client");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn second_sigterm_and_sigquit_stop_at_once() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    for signals in [&[Signal::SIGTERM, Signal::SIGTERM][..], &[Signal::SIGQUIT]] {
+        let mut bin = Binary::start(&pg, "");
+        let _client = support::connect(&bin.url()).await.unwrap();
+        for s in signals {
+            bin.signal(*s);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            bin.exited_within(Duration::from_secs(10)).await.is_some(),
+            "{signals:?} did not stop it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigint_lets_the_open_transaction_finish() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Transaction mode: the server is released at COMMIT (session mode holds it until the client leaves).
+    let mut bin = Binary::start(&pg, "pool_mode = transaction");
+    let client = support::connect(&bin.url()).await.unwrap();
+    client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    bin.signal(Signal::SIGINT);
+    assert!(support::eventually(Duration::from_secs(5), || !bin.accepts()).await);
+    assert!(one(&client).await, "the transaction goes on");
+    client.batch_execute("COMMIT").await.unwrap();
+    let Some(status) = bin.exited_within(Duration::from_secs(10)).await else {
+        panic!("no exit once the server was released: {}", bin.log());
+    };
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, "");
+    let ini = bin.dir.path().join("pgbouncer.ini");
+    let good = std::fs::read_to_string(&ini).unwrap();
+    std::fs::write(&ini, format!("{good}default_pool_size = 7\n")).unwrap();
+    bin.signal(Signal::SIGHUP);
+    assert!(
+        support::eventually(Duration::from_secs(5), || bin
+            .log()
+            .contains("configuration reloaded"))
+        .await,
+        "{}",
+        bin.log()
+    );
+    std::fs::write(&ini, format!("{good}max_client_con = 10\n")).unwrap();
+    bin.signal(Signal::SIGHUP);
+    assert!(
+        support::eventually(Duration::from_secs(5), || bin
+            .log()
+            .contains("keeping the old configuration"))
+        .await,
+        "{}",
+        bin.log()
+    );
+    assert!(
+        bin.log().contains("max_client_conn"),
+        "did-you-mean in the log: {}",
+        bin.log()
+    );
+    let client = support::connect(&bin.url()).await.unwrap();
+    assert!(one(&client).await);
+}
+
+#[tokio::test]
+async fn postgres_restart_while_serving() {
+    let Some(mut pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    {
+        let warm = support::connect(&url).await.unwrap();
+        assert!(one(&warm).await);
+    }
+    pg.restart();
+    let started = Instant::now();
+    let mut ok = false;
+    while started.elapsed() < Duration::from_secs(5) {
+        if let Ok(client) = support::connect(&url).await {
+            if one(&client).await {
+                ok = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "no successful query within 5 s of the restart");
+    // Every later client works too: dead idle servers were dropped, not handed out.
+    for _ in 0..5 {
+        let client = support::connect(&url).await.unwrap();
+        assert!(one(&client).await);
+    }
+}
