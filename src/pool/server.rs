@@ -176,6 +176,8 @@ pub struct ServerConn {
     pub last_used: Instant,
     /// Status of the last ReadyForQuery.
     pub tx_status: TxStatus,
+    /// Fingerprint of the client parameters this server was last set to (0: unknown).
+    pub synced_with: u64,
     /// The server's address, for logs and SHOW SERVERS.
     pub addr: String,
 }
@@ -212,6 +214,7 @@ impl ServerConn {
             created: now,
             last_used: now,
             tx_status: TxStatus::Idle,
+            synced_with: 0,
             addr,
         };
         if let Some(sql) = info.connect_query.as_deref().filter(|q| !q.is_empty()) {

@@ -28,6 +28,7 @@ const ALWAYS_IGNORED: &[&str] = &["extra_float_digits"];
 pub struct ClientParams {
     tracked: Vec<String>,
     values: BTreeMap<String, String>,
+    fingerprint: u64,
 }
 
 impl ClientParams {
@@ -47,6 +48,7 @@ impl ClientParams {
         let mut out = ClientParams {
             tracked,
             values: BTreeMap::new(),
+            fingerprint: 0,
         };
         for (name, value) in params {
             if name == "options" {
@@ -60,6 +62,7 @@ impl ClientParams {
                 )?;
             }
         }
+        out.refresh();
         Ok(out)
     }
 
@@ -122,6 +125,20 @@ impl ClientParams {
                     .or_insert_with(|| value.clone());
             }
         }
+        self.refresh();
+    }
+
+    /// A hash of the tracked values (never 0): a server last synced to the same fingerprint
+    /// needs no `SET`, so the common case costs no string comparisons.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    fn refresh(&mut self) {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.values.hash(&mut h);
+        self.fingerprint = h.finish().max(1);
     }
 
     /// The ParameterStatus set a new client sees: the server's, with the client's own values.
@@ -137,6 +154,7 @@ impl ClientParams {
     pub fn note(&mut self, name: &str, value: &str) {
         if let Some(canonical) = self.canonical(name) {
             self.values.insert(canonical, value.to_owned());
+            self.refresh();
         }
     }
 

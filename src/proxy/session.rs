@@ -194,12 +194,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn link(&mut self) -> Result<Link, ClientError> {
         let pool = Arc::clone(&self.login.pool);
         let (mut server, waited) = pool.acquire().await.map_err(pool_error)?;
-        if let Some(sql) = self.login.params.sync_sql(&server.params) {
-            if let Err(e) = server.simple_query(&sql).await {
-                tracing::warn!(error = %e, "could not apply client parameters");
-                pool.close(server);
-                return Err(ClientError::ServerCrashed);
+        let fingerprint = self.login.params.fingerprint();
+        if server.synced_with != fingerprint {
+            if let Some(sql) = self.login.params.sync_sql(&server.params) {
+                if let Err(e) = server.simple_query(&sql).await {
+                    tracing::warn!(error = %e, "could not apply client parameters");
+                    pool.close(server);
+                    return Err(ClientError::ServerCrashed);
+                }
             }
+            server.synced_with = fingerprint;
         }
         pool.stats
             .assigned(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
