@@ -14,3 +14,4 @@ mod modes;
 mod show;
 mod support;
 mod tls;
+mod tls_pooler;
