@@ -15,3 +15,4 @@ mod show;
 mod support;
 mod tls;
 mod tls_pooler;
+mod tls_serve;
