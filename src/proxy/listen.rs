@@ -23,7 +23,7 @@ use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::protocol::backend::{Severity, error_response};
-use crate::tls::{self, ClientStream, TlsError};
+use crate::tls::{self, ClientStream, Stage, TlsError};
 
 /// The bound sockets.
 pub struct Listeners {
@@ -234,7 +234,10 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
         }
         // handshake::run answers `S` only on plaintext and with a config; a reload in between
         // leaves the client a socket to close.
-        _ => Err(TlsError::UnexpectedResponse(b'S')),
+        _ => Err(TlsError::Io {
+            stage: Stage::ClientHandshake,
+            source: std::io::Error::other("client TLS switched off by a reload meanwhile"),
+        }),
     }
 }
 

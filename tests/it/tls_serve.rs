@@ -131,11 +131,11 @@ async fn a_server_certificate_from_another_ca_is_logged_and_reported() {
     let serve = Serve::start(&pg, &settings);
     let e = support::connect(&serve.url()).await.unwrap_err();
     let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
-    assert!(
-        db.message()
-            .starts_with("server TLS failed: TLS handshake with server"),
-        "{db:?}"
+    assert_eq!(
+        db.message(),
+        "server TLS failed: TLS handshake with server: invalid peer certificate: UnknownIssuer"
     );
+    assert_eq!(db.code().code(), "08006");
     assert!(
         serve.wait_for_log("server connection failed: server TLS failed"),
         "{}",
