@@ -185,6 +185,9 @@ pub struct CancelTarget {
     pub port: u16,
     /// The server's own key: process id and secret.
     pub key: (i32, Vec<u8>),
+    /// The TLS settings the connection was made with: the cancel goes the same way, as in
+    /// PgBouncer (the key is a secret).
+    pub tls: Arc<TlsSettings>,
 }
 
 /// A logged-in server connection.
@@ -251,6 +254,7 @@ impl ServerConn {
                 host: info.host.clone(),
                 port: info.port,
                 key,
+                tls: Arc::clone(&info.tls),
             }),
             created: now,
             last_used: now,

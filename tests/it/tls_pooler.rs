@@ -305,3 +305,32 @@ async fn a_reload_rotates_the_certificate_and_keeps_clients() {
     after.query_one("SELECT 1", &[]).await.unwrap();
     old.query_one("SELECT 1", &[]).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cancel_reaches_a_tls_only_server() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_with_tls(&certs) else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, &server_tls("verify-full", &certs.ca)).await;
+    let client = support::connect(&bouncer.url(SSL_USER, "postgres"))
+        .await
+        .unwrap();
+    let token = client.cancel_token();
+    let sleeping = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await });
+    // Polled with a deadline, straight on PostgreSQL.
+    let watcher = support::connect(&pg.superuser_url()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'";
+    while watcher.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the query never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let e = sleeping.await.unwrap().unwrap_err();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!(db.code().code(), "57014", "{db:?}");
+}
