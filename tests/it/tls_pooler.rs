@@ -334,3 +334,22 @@ async fn a_cancel_reaches_a_tls_only_server() {
     let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
     assert_eq!(db.code().code(), "57014", "{db:?}");
 }
+
+#[tokio::test]
+async fn unix_socket_clients_are_not_required_to_use_tls() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let socket_dir = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "{}unix_socket_dir = {}\n",
+        client_tls("require", &certs),
+        socket_dir.path().display()
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let unix = format!("host={} user={MD5_USER}", socket_dir.path().display());
+    let (ok, out, err) = psql(&bouncer, unix, "SELECT 1").await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "1");
+}
