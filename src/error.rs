@@ -50,6 +50,13 @@ pub enum ClientError {
     /// An `options` entry other than `-c key=value`.
     #[error("unsupported startup parameter in options: {0}")]
     UnsupportedOption(String),
+    /// A plaintext login under `client_tls_sslmode = require` or stricter.
+    #[error("SSL required")]
+    SslRequired,
+    /// `auth_type = cert`: no TLS, no client certificate, or its CN is not the user
+    /// (PgBouncer logs which, and tells the client only this).
+    #[error("certificate authentication failed")]
+    CertAuthFailed,
     /// The process is shutting down.
     #[error("pooler is shutting down")]
     ShuttingDown,

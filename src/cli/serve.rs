@@ -15,6 +15,7 @@ use crate::config::{AuthType, Config, ConfigError, Key, ProcessEnv, Source};
 use crate::proxy::listen::Listeners;
 use crate::proxy::{Runtime, Shared, handshake};
 use crate::shutdown::{Phase, Shutdown};
+use crate::tls::TlsSettings;
 
 /// Arguments of `bouncectl serve`.
 #[derive(Debug, clap::Args)]
@@ -162,6 +163,7 @@ impl Server {
         users: HashMap<String, Secret>,
         port: Option<u16>,
     ) -> Result<Server, String> {
+        let tls = TlsSettings::from_config(&config).map_err(|e| format!("TLS: {e}"))?;
         let listeners = Listeners::bind(&config, port)
             .await
             .map_err(|e| e.to_string())?;
@@ -170,6 +172,7 @@ impl Server {
         let runtime = Runtime {
             config: Arc::new(config),
             users: Arc::new(users),
+            tls: Arc::new(tls),
         };
         let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
@@ -307,9 +310,17 @@ pub fn reload(shared: &Shared, path: Option<&Path>) {
             change.new
         );
     }
+    let tls = match shared.tls().reload(&config) {
+        Ok(tls) => Arc::new(tls),
+        Err(e) => {
+            tracing::error!("reload: TLS settings not applied, keeping the old ones: {e}");
+            shared.tls()
+        }
+    };
     shared.replace(Runtime {
         config: Arc::new(config),
         users: Arc::new(users),
+        tls,
     });
     tracing::info!("configuration reloaded from {}", path.display());
 }

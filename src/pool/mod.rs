@@ -131,6 +131,11 @@ impl Pool {
         Ok(())
     }
 
+    /// Replaces the `server_tls_*` settings new server logins use (reload).
+    pub fn set_tls(&self, tls: Arc<crate::tls::TlsSettings>) {
+        lock(&self.login).tls = tls;
+    }
+
     /// True when new server logins have a secret to answer with.
     pub fn has_credential(&self) -> bool {
         !matches!(lock(&self.login).credential, ServerCredential::None)
@@ -169,12 +174,25 @@ impl Pool {
     async fn login_server(&self) -> Result<ServerConn, ServerError> {
         let info = lock(&self.login).clone();
         let id = self.server_ids.fetch_add(1, Ordering::Relaxed);
-        let server = ServerConn::connect(&info, id).await?;
+        let server = match ServerConn::connect(&info, id).await {
+            Ok(server) => server,
+            Err(e) => {
+                tracing::warn!(
+                    server = format_args!("S-{id:#x}"),
+                    db = %self.database,
+                    user = %self.user,
+                    addr = format_args!("{}:{}", info.host, info.port),
+                    "server connection failed: {e}"
+                );
+                return Err(e);
+            }
+        };
         tracing::info!(
             server = format_args!("S-{id:#x}"),
             db = %self.database,
             user = %self.user,
             addr = %server.addr,
+            tls = server.stream.tls_description().as_deref().unwrap_or("no"),
             "new connection to server"
         );
         let mut welcome = lock(&self.welcome);

@@ -1,9 +1,13 @@
 //! A server connection: connect (TCP or unix socket) with a timeout, log in as a PostgreSQL client
 //! (cleartext, md5, SCRAM-SHA-256 with a password or pass-through keys), remember what the server
 //! reported (ParameterStatus, BackendKeyData), and run simple queries (reset, SET, connect_query).
+//!
+//! TLS toward PostgreSQL follows `server_tls_sslmode` through [`TlsSettings::connect_server`], on
+//! TCP only: unix sockets stay plaintext, as in PgBouncer.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,6 +24,7 @@ use crate::protocol::backend::{
 };
 use crate::protocol::tag::backend as tag;
 use crate::protocol::{frontend, startup};
+use crate::tls::{MaybeTls, TlsError, TlsSettings};
 
 /// Where and as whom to log in.
 #[derive(Clone)]
@@ -40,6 +45,8 @@ pub struct LoginInfo {
     pub connect_timeout: Duration,
     /// `connect_query`, run once after login.
     pub connect_query: Option<String>,
+    /// `server_tls_*` in force (swapped on reload; open connections keep their session).
+    pub tls: Arc<TlsSettings>,
 }
 
 impl std::fmt::Debug for LoginInfo {
@@ -97,6 +104,13 @@ pub enum ServerError {
     /// Broken or unexpected traffic.
     #[error("server connection failed: {0}")]
     Conn(#[from] ConnError),
+    /// TLS negotiation with the server failed (refused, certificate not verified...).
+    #[error("server TLS failed: {0}")]
+    Tls(#[from] TlsError),
+    /// The TLS connection broke during login: under TLS 1.3 a rejected client certificate
+    /// (`server_tls_cert_file`) shows up only as an alert on the first read.
+    #[error("server closed the TLS connection during login (client certificate rejected?): {0}")]
+    TlsLogin(std::io::Error),
 }
 
 /// A server socket: TCP or unix.
@@ -106,6 +120,18 @@ pub enum ServerStream {
     Tcp(TcpStream),
     /// Unix domain socket.
     Unix(UnixStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl ServerStream {
+    /// "TLSv1.3/TLS13_AES_256_GCM_SHA384" on a TLS connection, `None` in plaintext.
+    pub fn tls_description(&self) -> Option<String> {
+        match self {
+            ServerStream::Tls(t) => crate::tls::describe(t.as_ref()),
+            ServerStream::Tcp(_) | ServerStream::Unix(_) => None,
+        }
+    }
 }
 
 impl AsyncRead for ServerStream {
@@ -117,6 +143,7 @@ impl AsyncRead for ServerStream {
         match self.get_mut() {
             ServerStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             ServerStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            ServerStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -130,18 +157,21 @@ impl AsyncWrite for ServerStream {
         match self.get_mut() {
             ServerStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             ServerStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            ServerStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ServerStream::Tcp(s) => Pin::new(s).poll_flush(cx),
             ServerStream::Unix(s) => Pin::new(s).poll_flush(cx),
+            ServerStream::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             ServerStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             ServerStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            ServerStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -155,6 +185,9 @@ pub struct CancelTarget {
     pub port: u16,
     /// The server's own key: process id and secret.
     pub key: (i32, Vec<u8>),
+    /// The TLS settings the connection was made with: the cancel goes the same way, as in
+    /// PgBouncer (the key is a secret).
+    pub tls: Arc<TlsSettings>,
 }
 
 /// A logged-in server connection.
@@ -192,13 +225,26 @@ impl ServerConn {
 
     async fn connect_inner(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
         let (stream, addr) = open_socket(&info.host, info.port).await?;
+        let stream = match stream {
+            ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &info.host).await? {
+                MaybeTls::Plain(tcp) => ServerStream::Tcp(tcp),
+                MaybeTls::Tls(tls) => ServerStream::Tls(tls),
+            },
+            other => other,
+        };
+        let is_tls = matches!(stream, ServerStream::Tls(_));
         let mut conn = Conn::new(stream);
         let mut params: Vec<(&str, &str)> = vec![("user", &info.user), ("database", &info.dbname)];
         params.extend(info.params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         startup::startup_message(conn.write_buf_mut(), startup::PROTOCOL_3_0, params)
             .map_err(ConnError::from)?;
         conn.flush().await?;
-        let (params, key) = login(&mut conn, info).await?;
+        let (params, key) = match login(&mut conn, info).await {
+            Err(ServerError::Conn(ConnError::Io(e))) if is_tls => {
+                return Err(ServerError::TlsLogin(e));
+            }
+            other => other?,
+        };
         let parts = conn.into_parts();
         let now = Instant::now();
         let mut server = ServerConn {
@@ -210,6 +256,7 @@ impl ServerConn {
                 host: info.host.clone(),
                 port: info.port,
                 key,
+                tls: Arc::clone(&info.tls),
             }),
             created: now,
             last_used: now,

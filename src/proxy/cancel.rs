@@ -75,7 +75,8 @@ impl CancelMap {
     }
 }
 
-/// Sends a CancelRequest for `target` to its server, waiting at most `timeout`.
+/// Sends a CancelRequest for `target` to its server, waiting at most `timeout`; over TCP it
+/// negotiates TLS per `server_tls_sslmode` first, as the server connection did.
 pub async fn forward(target: &CancelTarget, timeout: Duration) -> std::io::Result<()> {
     let mut packet = BytesMut::new();
     startup::cancel_request(&mut packet, target.key.0, &target.key.1)
@@ -87,7 +88,12 @@ pub async fn forward(target: &CancelTarget, timeout: Duration) -> std::io::Resul
             s.write_all(&packet).await?;
             s.shutdown().await
         } else {
-            let mut s = TcpStream::connect((target.host.as_str(), target.port)).await?;
+            let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+            let mut s = target
+                .tls
+                .connect_server(tcp, &target.host)
+                .await
+                .map_err(std::io::Error::other)?;
             s.write_all(&packet).await?;
             s.shutdown().await
         }
@@ -110,6 +116,12 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 5432,
             key: (42, vec![1, 2, 3, 4]),
+            tls: Arc::new(crate::tls::TlsSettings {
+                client_mode: crate::config::SslMode::Disable,
+                client: None,
+                server_mode: crate::config::SslMode::Disable,
+                server: None,
+            }),
         }));
         assert_eq!(map.target(&key).unwrap().key.0, 42);
         slot.unlink();

@@ -1,6 +1,8 @@
-//! The client's side of connection start: SSLRequest/GSSENCRequest refused, CancelRequest
-//! forwarded, StartupMessage read, the client authenticated, its pool found, and the welcome
-//! (AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery) sent.
+//! The client's side of connection start: SSLRequest answered (`S` when `client_tls_sslmode`
+//! allows TLS on TCP; the caller then runs the TLS handshake), GSSENCRequest refused,
+//! CancelRequest forwarded, StartupMessage read (plaintext refused under `require`), the client
+//! authenticated, its pool found, and the welcome (AuthenticationOk, ParameterStatus,
+//! BackendKeyData, ReadyForQuery) sent.
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use crate::pool::server::ServerCredential;
 use crate::pool::{Pool, PoolError};
 use crate::protocol::backend::{self, TxStatus, authentication as authmsg};
 use crate::protocol::startup::Startup;
+use crate::tls::{TlsInfo, client_cert_common_name};
 
 /// A logged-in client, ready for the relay.
 pub struct LoggedIn {
@@ -41,18 +44,33 @@ pub enum Outcome {
     Client(Box<LoggedIn>),
     /// A CancelRequest was handled; close the socket.
     Cancelled,
+    /// The client sent SSLRequest and was answered `S` (flushed): the caller runs the TLS
+    /// handshake on the bare socket, then calls [`run`] again on the encrypted stream.
+    StartTls,
 }
 
-/// Runs the whole start of a client connection.
-pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+/// Runs the whole start of a client connection. `unix`: a unix-socket client, which is never
+/// offered TLS nor required to use it (as PgBouncer).
+pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     conn: &mut Conn<S>,
     shared: &Shared,
     trusted_transport: bool,
+    unix: bool,
 ) -> Result<Outcome, ClientError> {
+    let encrypted = conn.get_ref().tls_state().is_some();
     let startup = loop {
         match conn.read_startup().await {
+            Ok(Some(Startup::SslRequest))
+                if !unix && !encrypted && shared.tls().client.is_some() =>
+            {
+                conn.write_raw(b"S");
+                conn.flush()
+                    .await
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                return Ok(Outcome::StartTls);
+            }
             Ok(Some(Startup::SslRequest | Startup::GssEncRequest)) => {
-                // No TLS yet: answer 'N' and let the client go on in plaintext (or give up).
+                // No TLS here: answer 'N' and let the client go on in plaintext (or give up).
                 conn.write_raw(b"N");
                 conn.flush()
                     .await
@@ -78,6 +96,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Err(e) => return Err(ClientError::Protocol(e.to_string())),
         }
     };
+    if !unix && !encrypted && !shared.tls().client_may_skip_tls() {
+        return Err(ClientError::SslRequired);
+    }
     let user = startup.user().unwrap_or_default().to_owned();
     if user.is_empty() {
         return Err(ClientError::Protocol(
@@ -96,15 +117,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut params = ClientParams::from_startup(&startup.params, &extra, &ignored)?;
 
     let method = settings.auth_type();
-    if method == AuthType::Passthrough && !trusted_transport {
+    if method == AuthType::Passthrough && !(trusted_transport || encrypted) {
         return Err(ClientError::Config(
             "passthrough auth needs a loopback, unix socket or TLS connection (the password travels in cleartext)".into(),
         ));
     }
     let secret = shared.users().get(&user).cloned();
     let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
-    let proof =
-        client_auth::authenticate(conn, method, &user, secret.as_ref(), &shared.mock_key).await?;
+    let proof = if method == AuthType::Cert {
+        cert_login(conn.get_ref(), &user)?;
+        Proof::Nothing
+    } else {
+        client_auth::authenticate(conn, method, &user, secret.as_ref(), &shared.mock_key).await?
+    };
     if !known && method == AuthType::Trust {
         return Err(ClientError::PasswordFailed);
     }
@@ -149,6 +174,20 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         database,
         user,
     })))
+}
+
+/// `auth_type = cert`: the client certificate's CN must be the user name (the certificate itself
+/// was verified against `client_tls_ca_file` during the handshake). The reason is logged; the
+/// client hears only PgBouncer's "certificate authentication failed".
+fn cert_login(stream: &impl TlsInfo, user: &str) -> Result<(), ClientError> {
+    let problem = match (stream.tls_state(), client_cert_common_name(stream)) {
+        (None, _) => "TLS connection required",
+        (Some(_), None) => "TLS client certificate required",
+        (Some(_), Some(cn)) if cn == user => return Ok(()),
+        (Some(_), Some(_)) => "TLS certificate name mismatch",
+    };
+    tracing::warn!(user, "{problem}");
+    Err(ClientError::CertAuthFailed)
 }
 
 /// Gives the pool a credential for server logins, and in passthrough mode makes PostgreSQL
@@ -223,7 +262,8 @@ pub fn supported(config: &Config) -> Result<(), String> {
         | AuthType::Plain
         | AuthType::Md5
         | AuthType::ScramSha256
-        | AuthType::Passthrough => Ok(()),
+        | AuthType::Passthrough
+        | AuthType::Cert => Ok(()),
         other => Err(format!(
             "auth_type = {} is not supported yet",
             other.as_str()

@@ -1,5 +1,10 @@
 //! Listening sockets (`listen_addr` list and the unix socket `.s.PGSQL.<port>` in
 //! `unix_socket_dir`) and the accept loop that starts one task per client.
+//!
+//! A TCP client's first byte is peeked: 0x16 is PostgreSQL 17's direct TLS (a ClientHello with no
+//! SSLRequest), handshaken before anything is read. After an SSLRequest answered `S`, the TLS
+//! handshake runs here too, where the connection is owned, and the handshake resumes on the
+//! encrypted stream ([`ClientStream`]) for the rest of the session.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +13,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::time::Instant;
 
 use super::Shared;
 use super::handshake::{self, Outcome};
@@ -17,6 +23,7 @@ use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::protocol::backend::{Severity, error_response};
+use crate::tls::{self, ClientStream, Stage, TlsError};
 
 /// The bound sockets.
 pub struct Listeners {
@@ -118,7 +125,7 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let trusted = peer.ip().is_loopback();
-                    tokio::spawn(client(stream, Arc::clone(&shared), trusted, peer.to_string()));
+                    tokio::spawn(client_tcp(stream, Arc::clone(&shared), trusted, peer.to_string()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -137,7 +144,8 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(client(stream, Arc::clone(&shared), true, "unix".to_owned()));
+                    let stream = ClientStream::Plain(stream);
+                    tokio::spawn(client(stream, Arc::clone(&shared), true, true, "unix".to_owned()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -163,10 +171,81 @@ impl Drop for ClientGuard {
     }
 }
 
+/// The login deadline (`client_login_timeout`; none when zero).
+fn login_deadline(config: &Config) -> Option<Instant> {
+    let timeout = config.pgbouncer.duration(Key::ClientLoginTimeout);
+    (!timeout.is_zero()).then(|| Instant::now() + timeout)
+}
+
+async fn before<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// A TCP client: peeks its first byte for direct TLS, then runs [`client`].
+async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, trusted: bool, peer: String) {
+    let deadline = login_deadline(&shared.config());
+    let mut first = [0u8; 1];
+    let Some(Ok(1)) = before(deadline, stream.peek(&mut first)).await else {
+        return; // closed, failed or silent until the login timeout: nothing to answer
+    };
+    let [first] = first;
+    let stream = if tls::peek_direct_tls(first) {
+        let Some(config) = shared.tls().client.clone() else {
+            tracing::debug!(peer, "direct TLS without client_tls_sslmode, closing");
+            return;
+        };
+        let accepted = before(deadline, tls::accept_client_tls(stream, &config)).await;
+        match accepted {
+            // PostgreSQL 17 requires the `postgresql` ALPN on direct TLS, so does this pooler.
+            Some(Ok(tls)) if tls::negotiated_postgresql_alpn(&tls) => ClientStream::from(tls),
+            Some(Ok(_)) => {
+                tracing::warn!(peer, "direct TLS without the postgresql ALPN, closing");
+                return;
+            }
+            Some(Err(e)) => return tls_failed(&shared, &peer, &e),
+            None => return,
+        }
+    } else {
+        ClientStream::Plain(stream)
+    };
+    client(stream, shared, trusted, false, peer).await;
+}
+
+fn tls_failed(shared: &Shared, peer: &str, e: &dyn std::fmt::Display) {
+    if shared.config().pgbouncer.flag(Key::LogPoolerErrors) {
+        tracing::warn!(peer, "pooler error: {e}");
+    }
+}
+
+/// Runs the TLS handshake after the `S` answer, on the socket taken out of `conn`.
+async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: Conn<ClientStream<S>>,
+    shared: &Shared,
+) -> Result<Conn<ClientStream<S>>, TlsError> {
+    let max_len = conn.max_message_len();
+    let config = shared.tls().client.clone();
+    match (tls::stream_for_handshake(conn.into_parts())?, config) {
+        (ClientStream::Plain(socket), Some(config)) => {
+            let tls = tls::accept_client_tls(socket, &config).await?;
+            Ok(Conn::with_max_message_len(ClientStream::from(tls), max_len))
+        }
+        // handshake::run answers `S` only on plaintext and with a config; a reload in between
+        // leaves the client a socket to close.
+        _ => Err(TlsError::Io {
+            stage: Stage::ClientHandshake,
+            source: std::io::Error::other("client TLS switched off by a reload meanwhile"),
+        }),
+    }
+}
+
 async fn client<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+    mut stream: ClientStream<S>,
     shared: Arc<Shared>,
     trusted: bool,
+    unix: bool,
     peer: String,
 ) {
     let config = shared.config();
@@ -181,18 +260,23 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
     let mut conn = Conn::with_max_message_len(stream, max_len);
-    let login_timeout = s.duration(Key::ClientLoginTimeout);
-    let handshake = handshake::run(&mut conn, &shared, trusted);
-    let outcome = if login_timeout.is_zero() {
-        handshake.await
-    } else {
-        tokio::time::timeout(login_timeout, handshake)
+    let deadline = login_deadline(&config);
+    let outcome = loop {
+        let outcome = before(deadline, handshake::run(&mut conn, &shared, trusted, unix))
             .await
-            .unwrap_or(Err(ClientError::ClientLoginTimeout))
+            .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        if !matches!(outcome, Ok(Outcome::StartTls)) {
+            break outcome;
+        }
+        conn = match before(deadline, start_tls(conn, &shared)).await {
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => return tls_failed(&shared, &peer, &e),
+            None => return,
+        };
     };
     let login = match outcome {
         Ok(Outcome::Client(login)) => login,
-        Ok(Outcome::Cancelled) => return,
+        Ok(Outcome::Cancelled | Outcome::StartTls) => return,
         Err(e) => {
             if s.flag(Key::LogPoolerErrors) {
                 tracing::warn!(
@@ -208,7 +292,10 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let (db, user, key) = (login.database.clone(), login.user.clone(), login.key);
     if s.flag(Key::LogConnections) {
-        tracing::info!("C-{id:#x}: {db}/{user}@{peer} login attempt: db={db} user={user} tls=no");
+        let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
+        tracing::info!(
+            "C-{id:#x}: {db}/{user}@{peer} login attempt: db={db} user={user} tls={tls}"
+        );
     }
     let timeouts = Timeouts {
         client_idle: s.duration(Key::ClientIdleTimeout),

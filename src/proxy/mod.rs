@@ -28,6 +28,7 @@ use crate::pool::queue::Limits;
 use crate::pool::server::{LoginInfo, ServerCredential};
 use crate::pool::{Pool, PoolRegistry, PoolSettings, PoolSpec};
 use crate::shutdown::Shutdown;
+use crate::tls::TlsSettings;
 
 /// The configuration in force and the users of `auth_file`, swapped whole on reload.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// `auth_file` entries by user name.
     pub users: Arc<HashMap<String, Secret>>,
+    /// TLS toward clients and servers; a reload whose files are broken keeps the previous one.
+    pub tls: Arc<TlsSettings>,
 }
 
 /// State every client task shares; built once by `serve`.
@@ -87,9 +90,16 @@ impl Shared {
         self.runtime().users
     }
 
-    /// Installs a new configuration (reload); existing pools take the new limits.
+    /// The TLS settings in force.
+    pub fn tls(&self) -> Arc<TlsSettings> {
+        self.runtime().tls
+    }
+
+    /// Installs a new configuration (reload); existing pools take the new limits and TLS
+    /// settings (for their next server logins).
     pub fn replace(&self, runtime: Runtime) {
         let config = Arc::clone(&runtime.config);
+        let tls = Arc::clone(&runtime.tls);
         *self
             .runtime
             .write()
@@ -98,6 +108,7 @@ impl Shared {
             if let Some(db) = config.database(&pool.database) {
                 pool.set_settings(pool_settings(&config, &pool.database, &pool.user, db));
             }
+            pool.set_tls(Arc::clone(&tls));
         }
     }
 
@@ -115,10 +126,11 @@ impl Shared {
         db: &Database,
     ) -> Arc<Pool> {
         let server_user = db.target.user.clone().unwrap_or_else(|| user.to_owned());
+        let tls = self.tls();
         self.registry
             .get_or_create(database, &server_user, || PoolSpec {
                 settings: pool_settings(config, database, user, db),
-                login: login_info(config, database, &server_user, db),
+                login: login_info(config, database, &server_user, db, tls),
                 max_db_connections: count(
                     db.pool
                         .max_db_connections
@@ -170,7 +182,13 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
     }
 }
 
-fn login_info(config: &Config, database: &str, server_user: &str, db: &Database) -> LoginInfo {
+fn login_info(
+    config: &Config,
+    database: &str,
+    server_user: &str,
+    db: &Database,
+    tls: Arc<TlsSettings>,
+) -> LoginInfo {
     let s = &config.pgbouncer;
     let host = db.target.host.clone().unwrap_or_else(|| {
         match s.text(Key::UnixSocketDir).filter(|d| !d.is_empty()) {
@@ -210,6 +228,7 @@ fn login_info(config: &Config, database: &str, server_user: &str, db: &Database)
             Duration::from_secs(15),
         ),
         connect_query: db.target.connect_query.clone(),
+        tls,
     }
 }
 

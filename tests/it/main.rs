@@ -17,3 +17,5 @@ mod show;
 mod shutdown;
 mod support;
 mod tls;
+mod tls_pooler;
+mod tls_serve;

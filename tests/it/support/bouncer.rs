@@ -7,7 +7,9 @@ use bouncectl::cli::serve::{Server, load_users};
 use bouncectl::config::{Config, NoEnv};
 use bouncectl::shutdown::Phase;
 
-use super::postgres::{MD5_USER, PASS_USER, PASSWORD, SCRAM_USER, TRUST_USER, TempPostgres};
+use super::postgres::{
+    MD5_USER, PASS_USER, PASSWORD, SCRAM_USER, SSL_USER, TRUST_USER, TempPostgres,
+};
 
 /// A running in-process pooler; shut down (immediately) on drop.
 pub struct TestBouncer {
@@ -36,7 +38,7 @@ impl TestBouncer {
             "SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'"
         ));
         let userlist = format!(
-            "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n",
+            "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n\"{SSL_USER}\" \"{PASSWORD}\"\n",
             bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
         );
         let auth_file = dir.path().join("userlist.txt");

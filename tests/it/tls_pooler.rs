@@ -1,0 +1,355 @@
+//! TLS through the running pooler: psql (libpq, OpenSSL) and tokio-postgres (rustls) as TLS
+//! clients of bouncectl, bouncectl as a TLS client of a PostgreSQL that admits [`SSL_USER`] only
+//! over TLS, `SSL required` for plaintext, `auth_type = cert`, PostgreSQL 17 direct TLS, and a
+//! certificate rotated by a reload while a client stays connected.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bouncectl::cli::serve::reload;
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::support::bouncer::TestBouncer;
+use crate::support::certs::CLIENT_CN;
+use crate::support::postgres::{MD5_USER, PASSWORD, SSL_USER, TRUST_USER};
+use crate::support::{self, TempPostgres, TestCerts};
+
+/// `[pgbouncer]` lines for TLS toward clients with `certs`' server certificate.
+fn client_tls(mode: &str, certs: &TestCerts) -> String {
+    format!(
+        "client_tls_sslmode = {mode}\nclient_tls_cert_file = {}\nclient_tls_key_file = {}\n\
+         client_tls_ca_file = {}\n",
+        certs.server_cert.display(),
+        certs.server_key.display(),
+        certs.ca.display()
+    )
+}
+
+/// `[pgbouncer]` lines for TLS toward PostgreSQL, trusting `ca`.
+fn server_tls(mode: &str, ca: &Path) -> String {
+    format!(
+        "server_tls_sslmode = {mode}\nserver_tls_ca_file = {}\n",
+        ca.display()
+    )
+}
+
+/// A rustls client config trusting `ca` (host names are checked: verify-full).
+fn rustls_client(ca: &Path) -> ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// tokio-postgres over rustls through the pooler; `extra` adds e.g. `sslnegotiation=direct`.
+async fn connect_tls(
+    bouncer: &TestBouncer,
+    user: &str,
+    ca: &Path,
+    extra: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config = rustls_client(ca);
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    let url = format!(
+        "host=localhost port={} user={user} password={PASSWORD} dbname=postgres sslmode=require {extra}",
+        bouncer.port
+    );
+    let (client, connection) =
+        tokio_postgres::connect(&url, MakeRustlsConnect::new(config)).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Runs psql against the pooler with `conninfo` added; returns (ok, stdout, stderr).
+async fn psql(bouncer: &TestBouncer, conninfo: String, sql: &str) -> (bool, String, String) {
+    let port = bouncer.port;
+    let sql = sql.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let psql = support::postgres::bindir().unwrap().join("psql");
+        let out = std::process::Command::new(psql)
+            .args(["-X", "-w", "-tA", "-c", &sql])
+            .arg(format!("port={port} dbname=postgres {conninfo}"))
+            .env("PGPASSWORD", PASSWORD)
+            .env_remove("PGSSLMODE")
+            .env_remove("PGSSLROOTCERT")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            support::stdout(&out).trim().to_owned(),
+            support::stderr(&out),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// What PostgreSQL says about the pooler's connection: "t TLSv1.3".
+const SERVER_SSL: &str = "SELECT ssl::text || ' ' || coalesce(version, '') FROM pg_stat_ssl \
+                          WHERE pid = pg_backend_pid()";
+
+#[tokio::test]
+async fn psql_and_tokio_postgres_over_tls_to_a_tls_only_server() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_with_tls(&certs) else {
+        return;
+    };
+    let settings = client_tls("require", &certs) + &server_tls("verify-full", &certs.ca);
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+
+    let ca = certs.ca.display();
+    let conninfo = format!("host=localhost user={SSL_USER} sslmode=verify-full sslrootcert={ca}");
+    let (ok, out, err) = psql(&bouncer, conninfo, SERVER_SSL).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "true TLSv1.3");
+    let (ok, out, err) = psql(
+        &bouncer,
+        format!("host=localhost user={SSL_USER} sslmode=require"),
+        "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "t");
+
+    let client = connect_tls(&bouncer, SSL_USER, &certs.ca, "")
+        .await
+        .unwrap();
+    let row = client.query_one(SERVER_SSL, &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "true TLSv1.3");
+
+    // The pooler's certificate from another CA, or for another name, is refused by the client.
+    let other = certs.other_ca.display();
+    let conninfo =
+        format!("host=localhost user={SSL_USER} sslmode=verify-full sslrootcert={other}");
+    let (ok, _, err) = psql(&bouncer, conninfo, "SELECT 1").await;
+    assert!(!ok);
+    assert!(err.contains("certificate verify failed"), "{err}");
+    let conninfo = format!(
+        "host=db.internal hostaddr=127.0.0.1 user={SSL_USER} sslmode=verify-full sslrootcert={ca}"
+    );
+    let (ok, _, err) = psql(&bouncer, conninfo, "SELECT 1").await;
+    assert!(!ok);
+    assert!(err.contains("does not match host name"), "{err}");
+    let e = connect_tls(&bouncer, SSL_USER, &certs.other_ca, "")
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+
+    // Plaintext is refused with PgBouncer's message.
+    let (ok, _, err) = psql(
+        &bouncer,
+        format!("host=localhost user={MD5_USER} sslmode=disable"),
+        "SELECT 1",
+    )
+    .await;
+    assert!(!ok);
+    assert!(err.contains("SSL required"), "{err}");
+    let e = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!((db.message(), db.code().code()), ("SSL required", "08P01"));
+}
+
+#[tokio::test]
+async fn the_pooler_verifies_the_server_certificate() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_with_tls(&certs) else {
+        return;
+    };
+    for (mode, ca) in [
+        ("require", &certs.other_ca),
+        ("verify-ca", &certs.ca),
+        ("verify-full", &certs.ca),
+    ] {
+        let bouncer = TestBouncer::start(&pg, &server_tls(mode, ca)).await;
+        let client = support::connect(&bouncer.url(SSL_USER, "postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: {e}"));
+        let row = client.query_one(SERVER_SSL, &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "true TLSv1.3", "{mode}");
+    }
+    for mode in ["verify-ca", "verify-full"] {
+        let bouncer = TestBouncer::start(&pg, &server_tls(mode, &certs.other_ca)).await;
+        let e = support::connect(&bouncer.url(SSL_USER, "postgres"))
+            .await
+            .unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{mode}: {e:?}"));
+        assert!(
+            db.message().starts_with("server TLS failed"),
+            "{mode}: {db:?}"
+        );
+        assert!(db.message().contains("UnknownIssuer"), "{mode}: {db:?}");
+    }
+}
+
+#[tokio::test]
+async fn require_toward_a_server_without_tls_is_refused() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, &server_tls("require", &certs.ca)).await;
+    let e = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+    assert!(
+        db.message().contains("server does not support SSL"),
+        "{db:?}"
+    );
+    // prefer (the default) goes on in plaintext.
+    let bouncer = TestBouncer::start(&pg, "").await;
+    support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cert_auth_maps_the_certificate_cn_to_the_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // libpq refuses a client key that others can read.
+    std::fs::set_permissions(&certs.client_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let settings = format!(
+        "{}auth_type = cert\n[databases]\ncertdb = host=127.0.0.1 port={} dbname=postgres user={TRUST_USER}\n",
+        client_tls("require", &certs),
+        pg.port()
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let cert = format!(
+        "host=localhost sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+        certs.ca.display(),
+        certs.client_cert.display(),
+        certs.client_key.display()
+    );
+    let run = |user: &str, tls: &str| {
+        // libpq takes the last dbname given.
+        let conninfo = format!("user={user} {tls} dbname=certdb");
+        psql(&bouncer, conninfo, "SELECT current_user")
+    };
+    let (ok, out, err) = run(CLIENT_CN, &cert).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, TRUST_USER);
+    let (ok, _, err) = run(MD5_USER, &cert).await;
+    assert!(!ok);
+    assert!(err.contains("certificate authentication failed"), "{err}");
+    let no_cert = "host=localhost sslmode=require sslcert=/nonexistent sslkey=/nonexistent";
+    let (ok, _, err) = run(CLIENT_CN, no_cert).await;
+    assert!(!ok);
+    assert!(err.contains("certificate authentication failed"), "{err}");
+}
+
+#[tokio::test]
+async fn direct_tls_from_a_postgresql_17_style_client() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, &client_tls("require", &certs)).await;
+    let client = connect_tls(&bouncer, MD5_USER, &certs.ca, "sslnegotiation=direct")
+        .await
+        .unwrap();
+    let row = client.query_one("SELECT 41 + 1", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+}
+
+#[tokio::test]
+async fn a_reload_rotates_the_certificate_and_keeps_clients() {
+    let certs = TestCerts::generate();
+    let rotated = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, &client_tls("require", &certs)).await;
+    let old = connect_tls(&bouncer, MD5_USER, &certs.ca, "")
+        .await
+        .unwrap();
+    std::fs::copy(&rotated.server_cert, &certs.server_cert).unwrap();
+    std::fs::copy(&rotated.server_key, &certs.server_key).unwrap();
+    reload(bouncer.shared(), Some(&bouncer.ini));
+
+    let new = connect_tls(&bouncer, MD5_USER, &rotated.ca, "")
+        .await
+        .unwrap();
+    assert!(
+        connect_tls(&bouncer, MD5_USER, &certs.ca, "")
+            .await
+            .is_err()
+    );
+    for client in [&old, &new] {
+        let row = client.query_one("SELECT 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 1);
+    }
+
+    // A broken certificate file: the reload keeps the rotated certificate serving.
+    std::fs::write(&certs.server_cert, "not a certificate").unwrap();
+    reload(bouncer.shared(), Some(&bouncer.ini));
+    let after = connect_tls(&bouncer, MD5_USER, &rotated.ca, "")
+        .await
+        .unwrap();
+    after.query_one("SELECT 1", &[]).await.unwrap();
+    old.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cancel_reaches_a_tls_only_server() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_with_tls(&certs) else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, &server_tls("verify-full", &certs.ca)).await;
+    let client = support::connect(&bouncer.url(SSL_USER, "postgres"))
+        .await
+        .unwrap();
+    let token = client.cancel_token();
+    let sleeping = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await });
+    // Polled with a deadline, straight on PostgreSQL.
+    let watcher = support::connect(&pg.superuser_url()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'";
+    while watcher.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the query never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let e = sleeping.await.unwrap().unwrap_err();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!(db.code().code(), "57014", "{db:?}");
+}
+
+#[tokio::test]
+async fn unix_socket_clients_are_not_required_to_use_tls() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let socket_dir = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "{}unix_socket_dir = {}\n",
+        client_tls("require", &certs),
+        socket_dir.path().display()
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let unix = format!("host={} user={MD5_USER}", socket_dir.path().display());
+    let (ok, out, err) = psql(&bouncer, unix, "SELECT 1").await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "1");
+}
