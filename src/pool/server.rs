@@ -300,6 +300,9 @@ impl ServerConn {
         let result = match &self.stream {
             ServerStream::Tcp(s) => s.try_read(&mut probe),
             ServerStream::Unix(s) => s.try_read(&mut probe),
+            // Any bytes under TLS on an idle connection are an alert or the server's goodbye,
+            // so reading one from the raw socket only confirms what the connection already is.
+            ServerStream::Tls(s) => s.get_ref().0.try_read(&mut probe),
         };
         !matches!(result, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
