@@ -41,6 +41,9 @@ pub enum ClientError {
     /// `idle_transaction_timeout` hit.
     #[error("idle transaction timeout")]
     IdleTransactionTimeout,
+    /// `transaction_timeout` hit.
+    #[error("transaction timeout")]
+    TransactionTimeout,
     /// Login took longer than `client_login_timeout`.
     #[error("client_login_timeout")]
     ClientLoginTimeout,

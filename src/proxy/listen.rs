@@ -297,10 +297,22 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             "C-{id:#x}: {db}/{user}@{peer} login attempt: db={db} user={user} tls={tls}"
         );
     }
+    let user_cfg = config.users.get(&user);
+    let pick = |own: Option<std::time::Duration>, key: Key| own.unwrap_or_else(|| s.duration(key));
     let timeouts = Timeouts {
-        client_idle: s.duration(Key::ClientIdleTimeout),
-        idle_transaction: s.duration(Key::IdleTransactionTimeout),
-        query: s.duration(Key::QueryTimeout),
+        client_idle: pick(
+            user_cfg.and_then(|u| u.client_idle_timeout),
+            Key::ClientIdleTimeout,
+        ),
+        idle_transaction: pick(
+            user_cfg.and_then(|u| u.idle_transaction_timeout),
+            Key::IdleTransactionTimeout,
+        ),
+        query: pick(user_cfg.and_then(|u| u.query_timeout), Key::QueryTimeout),
+        transaction: pick(
+            user_cfg.and_then(|u| u.transaction_timeout),
+            Key::TransactionTimeout,
+        ),
     };
     let parts = conn.into_parts();
     let mut session = Session::new(

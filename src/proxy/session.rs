@@ -31,6 +31,8 @@ pub struct Timeouts {
     pub idle_transaction: Duration,
     /// `query_timeout`: a request outstanding at the server.
     pub query: Duration,
+    /// `transaction_timeout`: a transaction open for this long, busy or not.
+    pub transaction: Duration,
 }
 
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
@@ -71,6 +73,7 @@ struct Link {
     pending: usize,
     since: Instant,
     query_since: Option<Instant>,
+    xact_since: Option<Instant>,
 }
 
 /// One client's relay.
@@ -213,6 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             pending: 0,
             since: Instant::now(),
             query_since: None,
+            xact_since: None,
         })
     }
 
@@ -305,23 +309,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
+    /// The earliest timer that applies in the link's state, with the error it raises.
     fn deadline(&self, link: &Link) -> Option<(Instant, ClientError)> {
         let t = self.timeouts;
-        if link.pending > 0 && !t.query.is_zero() {
-            return link
-                .query_since
-                .map(|s| (s + t.query, ClientError::QueryTimeout));
-        }
-        if link.pending == 0
-            && link.server.tx_status != TxStatus::Idle
-            && !t.idle_transaction.is_zero()
-        {
-            return Some((
-                Instant::now() + t.idle_transaction,
-                ClientError::IdleTransactionTimeout,
-            ));
-        }
-        None
+        let in_xact = link.server.tx_status != TxStatus::Idle;
+        let candidates = [
+            (link.pending > 0 && !t.query.is_zero())
+                .then(|| {
+                    link.query_since
+                        .map(|s| (s + t.query, ClientError::QueryTimeout))
+                })
+                .flatten(),
+            (link.pending == 0 && in_xact && !t.idle_transaction.is_zero()).then(|| {
+                (
+                    Instant::now() + t.idle_transaction,
+                    ClientError::IdleTransactionTimeout,
+                )
+            }),
+            (in_xact && !t.transaction.is_zero())
+                .then(|| {
+                    link.xact_since
+                        .map(|s| (s + t.transaction, ClientError::TransactionTimeout))
+                })
+                .flatten(),
+        ];
+        candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
     }
 
     /// Forwards the complete server messages to the client and decides about release.
@@ -339,6 +351,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     link.pending = link.pending.saturating_sub(1);
                     if let Some(status) = msg.body.first().copied().and_then(TxStatus::from_byte) {
                         link.server.tx_status = status;
+                        link.xact_since = match status {
+                            TxStatus::Idle => None,
+                            _ => link.xact_since.or(link.query_since),
+                        };
                     }
                     if link.pending == 0 {
                         if let Some(since) = link.query_since.take() {

@@ -220,3 +220,37 @@ async fn cancel_reaches_the_running_query() {
         "the client keeps working after its cancel"
     );
 }
+
+#[tokio::test]
+async fn transaction_timeout_ends_a_long_busy_transaction() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "transaction_timeout = 1").await;
+    let (client, _task) = connect_watched(&bouncer.url(MD5_USER, "postgres")).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    let started = Instant::now();
+    let mut failure = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        // Busy, never idle for long: only transaction_timeout can end this.
+        if let Err(e) = client.simple_query("SELECT pg_sleep(0.1)").await {
+            failure = Some(message(&e));
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    let failure = failure.expect("the transaction outlived transaction_timeout");
+    assert!(
+        failure == "transaction timeout" || failure.contains("closed"),
+        "{failure}"
+    );
+    let other = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(select_one(&other).await);
+    assert_eq!(idle_in_transaction(&pg).await, 0);
+}
