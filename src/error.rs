@@ -29,6 +29,9 @@ pub enum ClientError {
     /// Not allowed to use this database (admin console) or auth method refused.
     #[error("not allowed")]
     NotAllowed,
+    /// Over `max_db_client_connections` (`true`) or `max_user_client_connections` (`false`).
+    #[error("client connections exceeded ({})", if *.0 { "max_db_client_connections" } else { "max_user_client_connections" })]
+    ClientCapExceeded(bool),
     /// Waited `query_wait_timeout` for a server.
     #[error("query_wait_timeout")]
     QueryWaitTimeout,

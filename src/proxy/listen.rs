@@ -291,6 +291,15 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     let (db, user, key) = (login.database.clone(), login.user.clone(), login.key);
+    let _admitted = match shared.admit(&config, &db, &user) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            shared.cancels.remove(&key);
+            let mut parts = conn.into_parts();
+            refuse(&mut parts.stream, &e).await;
+            return;
+        }
+    };
     if s.flag(Key::LogConnections) {
         let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
         tracing::info!(

@@ -54,6 +54,35 @@ pub struct Shared {
     pub mock_key: [u8; 32],
     clients: AtomicUsize,
     client_ids: AtomicU64,
+    per_db: std::sync::Mutex<HashMap<String, usize>>,
+    per_user: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+/// A client counted against `max_db_client_connections` and `max_user_client_connections`
+/// until dropped.
+pub struct Admitted<'a> {
+    shared: &'a Shared,
+    database: String,
+    user: String,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        for (map, name) in [
+            (&self.shared.per_db, &self.database),
+            (&self.shared.per_user, &self.user),
+        ] {
+            let mut counts = map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(n) = counts.get_mut(name) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(name);
+                }
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -69,6 +98,8 @@ impl Shared {
             mock_key,
             clients: AtomicUsize::new(0),
             client_ids: AtomicU64::new(1),
+            per_db: std::sync::Mutex::new(HashMap::new()),
+            per_user: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -110,6 +141,49 @@ impl Shared {
             }
             pool.set_tls(Arc::clone(&tls));
         }
+    }
+
+    /// Counts a logged-in client against its database's and user's client caps (0 = no cap).
+    pub fn admit(
+        &self,
+        config: &Config,
+        database: &str,
+        user: &str,
+    ) -> Result<Admitted<'_>, crate::error::ClientError> {
+        let s = &config.pgbouncer;
+        let db_cap = config
+            .databases
+            .get(database)
+            .and_then(|d| d.pool.max_db_client_connections)
+            .map_or_else(|| s.int(Key::MaxDbClientConnections), i64::from);
+        let user_cap = config
+            .users
+            .get(user)
+            .and_then(|u| u.max_user_client_connections)
+            .map_or_else(|| s.int(Key::MaxUserClientConnections), i64::from);
+        let mut dbs = self
+            .per_db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut users = self
+            .per_user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let db_now = dbs.get(database).copied().unwrap_or(0);
+        let user_now = users.get(user).copied().unwrap_or(0);
+        if db_cap > 0 && db_now >= count(db_cap) {
+            return Err(crate::error::ClientError::ClientCapExceeded(true));
+        }
+        if user_cap > 0 && user_now >= count(user_cap) {
+            return Err(crate::error::ClientError::ClientCapExceeded(false));
+        }
+        *dbs.entry(database.to_owned()).or_insert(0) += 1;
+        *users.entry(user.to_owned()).or_insert(0) += 1;
+        Ok(Admitted {
+            shared: self,
+            database: database.to_owned(),
+            user: user.to_owned(),
+        })
     }
 
     /// Clients connected now.

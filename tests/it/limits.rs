@@ -254,3 +254,44 @@ async fn transaction_timeout_ends_a_long_busy_transaction() {
     assert!(select_one(&other).await);
     assert_eq!(idle_in_transaction(&pg).await, 0);
 }
+
+#[tokio::test]
+async fn per_database_and_per_user_client_caps() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    for (setting, text) in [
+        (
+            "max_db_client_connections = 1",
+            "client connections exceeded (max_db_client_connections)",
+        ),
+        (
+            "max_user_client_connections = 1",
+            "client connections exceeded (max_user_client_connections)",
+        ),
+    ] {
+        let bouncer = TestBouncer::start(&pg, setting).await;
+        let url = bouncer.url(MD5_USER, "postgres");
+        let first = support::connect(&url).await.unwrap();
+        let (second, task) = connect_watched(&url).await;
+        // The FATAL arrives on the query or, if the socket closed first, on the connection.
+        let refused = match second
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| message(&e))
+        {
+            Err(m) if m == text => m,
+            _ => closed_because(task).await,
+        };
+        assert_eq!(refused, text);
+        assert!(select_one(&first).await);
+        drop(first);
+        assert!(
+            support::eventually(Duration::from_secs(5), || bouncer.shared().client_count()
+                == 0)
+            .await
+        );
+        let again = support::connect(&url).await.unwrap();
+        assert!(select_one(&again).await, "{setting}: the slot comes back");
+    }
+}
