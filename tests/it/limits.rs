@@ -7,7 +7,7 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, TempPostgres};
-use crate::support::{self};
+use crate::support::{self, select_one};
 
 /// Connects and returns the client plus the connection task, whose error says why it closed.
 async fn connect_watched(
@@ -31,13 +31,6 @@ async fn closed_because(
     err.as_db_error()
         .map(|d| d.message().to_owned())
         .unwrap_or_else(|| err.to_string())
-}
-
-async fn select_one(client: &Client) -> bool {
-    client
-        .simple_query("SELECT 1")
-        .await
-        .is_ok_and(|m| m.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))))
 }
 
 /// The server's message of a failed query.

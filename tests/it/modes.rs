@@ -3,21 +3,9 @@
 
 use std::time::Duration;
 
-use tokio_postgres::SimpleQueryMessage;
-
 use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
-use crate::support::{self};
-
-fn rows(messages: &[SimpleQueryMessage]) -> Vec<String> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_owned()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::support::{self, rows};
 
 #[tokio::test]
 async fn simple_and_extended_queries_through_transaction_pooling() {

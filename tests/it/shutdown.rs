@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio_postgres::SimpleQueryMessage;
 
 use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
-use crate::support::{self};
+use crate::support::{self, select_one};
 
 /// `bouncectl serve` as a child process with a generated config on a free port.
 struct Binary {
@@ -95,13 +94,6 @@ impl Drop for Binary {
     }
 }
 
-async fn one(client: &tokio_postgres::Client) -> bool {
-    client
-        .simple_query("SELECT 1")
-        .await
-        .is_ok_and(|m| m.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))))
-}
-
 #[tokio::test]
 async fn sigterm_waits_for_clients_then_exits() {
     let Some(pg) = TempPostgres::start_or_skip() else {
@@ -114,7 +106,7 @@ async fn sigterm_waits_for_clients_then_exits() {
         support::eventually(Duration::from_secs(5), || !bin.accepts()).await,
         "still accepting"
     );
-    assert!(one(&client).await, "connected client keeps working");
+    assert!(select_one(&client).await, "connected client keeps working");
     assert!(
         bin.exited_within(Duration::from_millis(300))
             .await
@@ -159,7 +151,7 @@ async fn sigint_lets_the_open_transaction_finish() {
     client.batch_execute("BEGIN; SELECT 1").await.unwrap();
     bin.signal(Signal::SIGINT);
     assert!(support::eventually(Duration::from_secs(5), || !bin.accepts()).await);
-    assert!(one(&client).await, "the transaction goes on");
+    assert!(select_one(&client).await, "the transaction goes on");
     client.batch_execute("COMMIT").await.unwrap();
     let Some(status) = bin.exited_within(Duration::from_secs(10)).await else {
         panic!("no exit once the server was released: {}", bin.log());
@@ -201,7 +193,7 @@ async fn sighup_reloads_and_a_broken_file_keeps_the_old_config() {
         bin.log()
     );
     let client = support::connect(&bin.url()).await.unwrap();
-    assert!(one(&client).await);
+    assert!(select_one(&client).await);
 }
 
 #[tokio::test]
@@ -213,14 +205,14 @@ async fn postgres_restart_while_serving() {
     let url = bouncer.url(MD5_USER, "postgres");
     {
         let warm = support::connect(&url).await.unwrap();
-        assert!(one(&warm).await);
+        assert!(select_one(&warm).await);
     }
     pg.restart();
     let started = Instant::now();
     let mut ok = false;
     while started.elapsed() < Duration::from_secs(5) {
         if let Ok(client) = support::connect(&url).await {
-            if one(&client).await {
+            if select_one(&client).await {
                 ok = true;
                 break;
             }
@@ -231,6 +223,6 @@ async fn postgres_restart_while_serving() {
     // Every later client works too: dead idle servers were dropped, not handed out.
     for _ in 0..5 {
         let client = support::connect(&url).await.unwrap();
-        assert!(one(&client).await);
+        assert!(select_one(&client).await);
     }
 }

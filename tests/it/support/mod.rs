@@ -93,3 +93,22 @@ pub async fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> b
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The first column of every row of a simple query's result.
+pub fn rows(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// True when `SELECT 1` works on `client`.
+pub async fn select_one(client: &tokio_postgres::Client) -> bool {
+    client
+        .simple_query("SELECT 1")
+        .await
+        .is_ok_and(|m| rows(&m) == ["1"])
+}
