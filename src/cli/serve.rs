@@ -79,7 +79,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         daemonize(&config)?;
     }
     super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
+    if let Some(n) = std::env::var("BOUNCECTL_WORKER_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
