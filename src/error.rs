@@ -26,6 +26,9 @@ pub enum ClientError {
     /// A failed SCRAM exchange.
     #[error("SASL authentication failed")]
     SaslFailed,
+    /// `auth_query` found no such role (PgBouncer reveals this; there is no mock on that path).
+    #[error("no such user")]
+    NoSuchUser,
     /// Not allowed to use this database (admin console) or auth method refused.
     #[error("not allowed")]
     NotAllowed,

@@ -81,7 +81,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
-    if let Some(n) = std::env::var("BOUNCECTL_WORKER_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
+    if let Some(n) = std::env::var("BOUNCECTL_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+    {
         builder.worker_threads(n);
     }
     let runtime = builder

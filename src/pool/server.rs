@@ -307,6 +307,36 @@ impl ServerConn {
         !matches!(result, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
+    /// Runs `sql` and returns its rows as text (NULL as `None`); an ErrorResponse becomes
+    /// [`ServerError::Refused`]. For the pooler's own small queries (`auth_query`).
+    pub async fn query_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, ServerError> {
+        let mut out = BytesMut::new();
+        frontend::query(&mut out, sql).map_err(ConnError::from)?;
+        self.stream.write_all(&out).await.map_err(ConnError::from)?;
+        let mut rows = Vec::new();
+        let mut failure = None;
+        loop {
+            let (tag, body) = self.read_message().await?;
+            match tag {
+                tag::DATA_ROW => {
+                    let row =
+                        crate::protocol::backend::DataRow::parse(&body).map_err(ConnError::from)?;
+                    rows.push(
+                        row.values()
+                            .map(|v| v.map(|b| String::from_utf8_lossy(b).into_owned()))
+                            .collect(),
+                    );
+                }
+                tag::ERROR_RESPONSE => failure = Some(refused(&body)),
+                tag::READY_FOR_QUERY => {
+                    self.tx_status = ReadyForQuery::parse(&body).map_err(ConnError::from)?.status;
+                    return failure.map_or(Ok(rows), Err);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Records a ParameterStatus body in [`ServerConn::params`].
     pub fn note_parameter(&mut self, body: &[u8]) {
         if let Ok(ps) = ParameterStatus::parse(body) {

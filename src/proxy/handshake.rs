@@ -122,7 +122,17 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
             "passthrough auth needs a loopback, unix socket or TLS connection (the password travels in cleartext)".into(),
         ));
     }
-    let secret = shared.users().get(&user).cloned();
+    let mut secret = shared.users().get(&user).cloned();
+    if secret.is_none()
+        && !matches!(
+            method,
+            AuthType::Any | AuthType::Passthrough | AuthType::Trust | AuthType::Cert
+        )
+    {
+        if let Some(db) = config.database(&database) {
+            secret = super::auth_query::lookup(shared, &config, &database, db, &user).await?;
+        }
+    }
     let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
     let proof = if method == AuthType::Cert {
         cert_login(conn.get_ref(), &user)?;

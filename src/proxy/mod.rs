@@ -10,6 +10,7 @@
     )
 )]
 
+pub mod auth_query;
 pub mod cancel;
 pub mod client_auth;
 pub mod handshake;
@@ -184,6 +185,18 @@ impl Shared {
             database: database.to_owned(),
             user: user.to_owned(),
         })
+    }
+
+    /// Where and how a pool for `database` would log in as `server_user` (the secret is left to
+    /// the caller).
+    pub fn login_info(
+        &self,
+        config: &Config,
+        database: &str,
+        server_user: &str,
+        db: &Database,
+    ) -> LoginInfo {
+        login_info(config, database, server_user, db, self.tls())
     }
 
     /// Clients connected now.
