@@ -29,6 +29,12 @@ pub enum ClientError {
     /// Not allowed to use this database (admin console) or auth method refused.
     #[error("not allowed")]
     NotAllowed,
+    /// DISABLE was run for the database.
+    #[error("database \"{0}\" is disabled")]
+    DatabaseDisabled(String),
+    /// KILL or KILL_CLIENT from the admin console.
+    #[error("admin forced disconnect")]
+    AdminForcedDisconnect,
     /// Waited `query_wait_timeout` for a server.
     #[error("query_wait_timeout")]
     QueryWaitTimeout,

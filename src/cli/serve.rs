@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::output;
-use crate::config::userlist::{self, Secret};
-use crate::config::{AuthType, Config, ConfigError, Key, ProcessEnv, Source};
+use crate::admin;
+use crate::config::userlist::Secret;
+use crate::config::{Config, ConfigError, Key, ProcessEnv, Source};
 use crate::proxy::listen::Listeners;
 use crate::proxy::{Runtime, Shared, handshake};
 use crate::shutdown::{Phase, Shutdown};
@@ -92,21 +93,7 @@ fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
-/// Reads `auth_file` into a map (empty when the auth type needs none).
-pub fn load_users(config: &Config) -> Result<HashMap<String, Secret>, String> {
-    let Some(path) = config.pgbouncer.text(Key::AuthFile) else {
-        return Ok(HashMap::new());
-    };
-    if matches!(
-        config.pgbouncer.auth_type(),
-        AuthType::Any | AuthType::Passthrough
-    ) {
-        return Ok(HashMap::new());
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let entries = userlist::parse(&text).map_err(|e| format!("{path}:{e}"))?;
-    Ok(entries.into_iter().map(|e| (e.user, e.secret)).collect())
-}
+pub use crate::proxy::reload::load_users;
 
 fn daemonize(config: &Config) -> anyhow::Result<()> {
     if config.pgbouncer.text(Key::Pidfile).is_none() {
@@ -172,6 +159,8 @@ impl Server {
         let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
         tokio::spawn(janitor(Arc::clone(&shared)));
+        let host: Arc<dyn admin::Host> = Arc::clone(&shared) as Arc<dyn admin::Host>;
+        tokio::spawn(admin::ticker::run(host));
         Ok(Server {
             shared,
             addrs,
@@ -267,38 +256,10 @@ async fn signals(shared: Arc<Shared>, path: Option<PathBuf>) {
 
 /// SIGHUP: re-reads the file and the userlist; on any problem the old configuration stays.
 pub fn reload(shared: &Shared, path: Option<&Path>) {
-    let Some(path) = path else {
+    if path.is_none() && shared.config().source == Source::Embedded {
         tracing::info!("reload: running on the embedded default, nothing to re-read");
         return;
-    };
-    let config = match Config::load(path, &ProcessEnv) {
-        Ok(config) => config,
-        Err(problems) => {
-            for p in problems {
-                tracing::error!("reload failed, keeping the old configuration: {p}");
-            }
-            return;
-        }
-    };
-    let users = match load_users(&config) {
-        Ok(users) => users,
-        Err(e) => {
-            tracing::error!("reload failed, keeping the old configuration: {e}");
-            return;
-        }
-    };
-    let diff = Config::diff(&shared.config(), &config);
-    for change in diff.needs_restart() {
-        tracing::warn!(
-            "reload: {} changed ({} -> {}) but takes effect only after a restart",
-            change.key.spec().name,
-            change.old,
-            change.new
-        );
     }
-    shared.replace(Runtime {
-        config: Arc::new(config),
-        users: Arc::new(users),
-    });
-    tracing::info!("configuration reloaded from {}", path.display());
+    // Errors are logged by the reload itself; the old configuration stays.
+    let _ = crate::proxy::reload::reload(shared);
 }

@@ -41,6 +41,8 @@ pub enum Outcome {
     Client(Box<LoggedIn>),
     /// A CancelRequest was handled; close the socket.
     Cancelled,
+    /// A user of the admin console (database `pgbouncer`).
+    Console(Box<super::console_login::ConsoleLogin>),
 }
 
 /// Runs the whole start of a client connection.
@@ -48,6 +50,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     shared: &Shared,
     trusted_transport: bool,
+    peer_is_self: bool,
 ) -> Result<Outcome, ClientError> {
     let startup = loop {
         match conn.read_startup().await {
@@ -89,6 +92,12 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    if database == crate::admin::DATABASE {
+        let login =
+            super::console_login::login(conn, shared, &startup, trusted_transport, peer_is_self)
+                .await?;
+        return Ok(Outcome::Console(Box::new(login)));
+    }
     let config = shared.config();
     let settings = &config.pgbouncer;
     let extra = settings.list(Key::TrackExtraParameters);
@@ -111,6 +120,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let Some(db) = config.database(&database).cloned() else {
         return Err(ClientError::NoSuchDatabase(database));
     };
+    if shared.registry.controls.is_disabled(&database) {
+        return Err(ClientError::DatabaseDisabled(database));
+    }
     let pool = shared.pool_for(&config, &database, &user, &db);
     prove_with_server(&pool, method, &proof, secret.as_ref(), &db).await?;
 
@@ -153,7 +165,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Gives the pool a credential for server logins, and in passthrough mode makes PostgreSQL
 /// the judge of the client's password.
-async fn prove_with_server(
+pub(super) async fn prove_with_server(
     pool: &Pool,
     method: AuthType,
     proof: &Proof,

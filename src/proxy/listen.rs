@@ -17,6 +17,7 @@ use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::protocol::backend::{Severity, error_response};
+use crate::registry::{ClientInfo, Endpoints};
 
 /// The bound sockets.
 pub struct Listeners {
@@ -117,8 +118,19 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let trusted = peer.ip().is_loopback();
-                    tokio::spawn(client(stream, Arc::clone(&shared), trusted, peer.to_string()));
+                    let local = stream.local_addr().ok();
+                    let origin = Origin {
+                        trusted: peer.ip().is_loopback(),
+                        endpoints: Endpoints {
+                            addr: peer.ip().to_string(),
+                            port: peer.port(),
+                            local_addr: local.map(|l| l.ip().to_string()).unwrap_or_default(),
+                            local_port: local.map_or(0, |l| l.port()),
+                        },
+                        peer_is_self: false,
+                        pid: 0,
+                    };
+                    tokio::spawn(client(stream, Arc::clone(&shared), origin));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -137,7 +149,19 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(client(stream, Arc::clone(&shared), true, "unix".to_owned()));
+                    // Peer credentials: the pooler's own uid may use the console as `pgbouncer`.
+                    let cred = stream.peer_cred().ok();
+                    let origin = Origin {
+                        trusted: true,
+                        endpoints: Endpoints {
+                            addr: "unix".to_owned(),
+                            local_addr: "unix".to_owned(),
+                            ..Endpoints::default()
+                        },
+                        peer_is_self: cred.is_some_and(|c| c.uid() == nix::unistd::geteuid().as_raw()),
+                        pid: cred.and_then(|c| c.pid()).unwrap_or(0),
+                    };
+                    tokio::spawn(client(stream, Arc::clone(&shared), origin));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -163,12 +187,27 @@ impl Drop for ClientGuard {
     }
 }
 
+/// Where a client socket comes from.
+struct Origin {
+    /// Loopback, unix socket (or TLS): cleartext passwords may travel.
+    trusted: bool,
+    endpoints: Endpoints,
+    /// A unix-socket peer running as the pooler's own uid.
+    peer_is_self: bool,
+    /// Its pid over a unix socket.
+    pid: i32,
+}
+
 async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     shared: Arc<Shared>,
-    trusted: bool,
-    peer: String,
+    origin: Origin,
 ) {
+    let trusted = origin.trusted;
+    let peer = match origin.endpoints.port {
+        0 => origin.endpoints.addr.clone(),
+        port => format!("{}:{port}", origin.endpoints.addr),
+    };
     let config = shared.config();
     let s = &config.pgbouncer;
     let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
@@ -182,7 +221,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
     let mut conn = Conn::with_max_message_len(stream, max_len);
     let login_timeout = s.duration(Key::ClientLoginTimeout);
-    let handshake = handshake::run(&mut conn, &shared, trusted);
+    let handshake = handshake::run(&mut conn, &shared, trusted, origin.peer_is_self);
     let outcome = if login_timeout.is_zero() {
         handshake.await
     } else {
@@ -193,6 +232,20 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let login = match outcome {
         Ok(Outcome::Client(login)) => login,
         Ok(Outcome::Cancelled) => return,
+        Ok(Outcome::Console(login)) => {
+            let mut info =
+                ClientInfo::new(id, &login.user, crate::admin::DATABASE, origin.endpoints);
+            info.remote_pid = origin.pid;
+            let entry = shared.registry_clients.register(info);
+            if let Some(app) = login.params.get("application_name") {
+                entry.set_application_name(app);
+            }
+            let host: Arc<dyn crate::admin::Host> =
+                Arc::clone(&shared) as Arc<dyn crate::admin::Host>;
+            let console = crate::admin::Console::new(host, login.access, login.params);
+            crate::admin::serve(conn.into_parts(), max_len, console, &entry).await;
+            return;
+        }
         Err(e) => {
             if s.flag(Key::LogPoolerErrors) {
                 tracing::warn!(
@@ -215,6 +268,13 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         idle_transaction: s.duration(Key::IdleTransactionTimeout),
         query: s.duration(Key::QueryTimeout),
     };
+    let mut info = ClientInfo::new(id, &user, &db, origin.endpoints);
+    info.remote_pid = origin.pid;
+    info.pool_user.clone_from(&login.pool.user);
+    let entry = shared.registry_clients.register(info);
+    if let Some(app) = login.params.get("application_name") {
+        entry.set_application_name(app);
+    }
     let parts = conn.into_parts();
     let mut session = Session::new(
         parts.stream,
@@ -223,7 +283,8 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         max_len,
         timeouts,
         shared.shutdown.subscribe(),
-    );
+    )
+    .with_entry(Arc::clone(&entry));
     let end = session.run().await;
     shared.cancels.remove(&key);
     if s.flag(Key::LogDisconnections) {
