@@ -288,3 +288,17 @@ fn timestamps_render_as_text() {
     );
     assert_eq!(table::time(0), None);
 }
+
+/// The committed seeds of `fuzz/fuzz_targets/admin_command.rs` go through the same entry point.
+#[test]
+fn fuzz_seeds_replay() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/admin_command");
+    let mut replayed = 0;
+    for seed in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(seed.unwrap().path()).unwrap();
+        fuzz_entry(&data);
+        assert!(parse(std::str::from_utf8(&data).unwrap()).is_ok());
+        replayed += 1;
+    }
+    assert!(replayed >= 5);
+}

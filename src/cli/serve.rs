@@ -221,11 +221,13 @@ async fn janitor(shared: Arc<Shared>) {
 
 async fn signals(shared: Arc<Shared>, path: Option<PathBuf>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut int), Ok(mut term), Ok(mut quit)) = (
+    let (Ok(mut hup), Ok(mut int), Ok(mut term), Ok(mut quit), Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
         signal(SignalKind::quit()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
@@ -233,6 +235,8 @@ async fn signals(shared: Arc<Shared>, path: Option<PathBuf>) {
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&shared, path.as_deref()),
+            _ = usr1.recv() => control(&shared, admin::AdminCommand::Pause(None)),
+            _ = usr2.recv() => control(&shared, admin::AdminCommand::Resume(None)),
             _ = int.recv() => {
                 tracing::info!("got SIGINT, shutting down safely (waiting for servers to be released)");
                 shared.shutdown.advance(Phase::WaitForServers);
@@ -252,6 +256,17 @@ async fn signals(shared: Arc<Shared>, path: Option<PathBuf>) {
             }
         }
     }
+}
+
+/// SIGUSR1/SIGUSR2: the console's PAUSE/RESUME, run in the background (PAUSE waits for servers).
+fn control(shared: &Arc<Shared>, cmd: admin::AdminCommand) {
+    tracing::info!("got {cmd:?} signal");
+    let host: Arc<dyn admin::Host> = Arc::clone(shared) as Arc<dyn admin::Host>;
+    tokio::spawn(async move {
+        if let Err(e) = admin::control::run(host.as_ref(), cmd).await {
+            tracing::warn!("{}", e.message);
+        }
+    });
 }
 
 /// SIGHUP: re-reads the file and the userlist; on any problem the old configuration stays.

@@ -472,3 +472,69 @@ async fn pgbouncer_exporter_scrape_succeeds() {
     assert!(names(&results[5]).contains(&"reserve_pool_size".to_owned()));
     assert!(names(&results[7]).contains(&"maxwait".to_owned()));
 }
+
+/// User `pgbouncer` over the unix socket from the pooler's own uid is admin without a password;
+/// the same name over TCP must authenticate (and is no userlist entry here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbouncer_over_the_unix_socket_is_admin_without_password() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = format!("unix_socket_dir = {}", dir.path().display());
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let url = format!(
+        "host={} port={} user=pgbouncer dbname=pgbouncer",
+        dir.path().display(),
+        bouncer.port
+    );
+    let console = support::connect(&url).await.unwrap();
+    let state = console.simple_query("SHOW STATE").await.unwrap();
+    assert!(!state.is_empty());
+    console.simple_query("SUSPEND").await.unwrap();
+    let again = console.simple_query("SUSPEND").await.unwrap_err();
+    assert!(
+        format!("{again:?}").contains("already suspended"),
+        "{again:?}"
+    );
+    console.simple_query("RESUME").await.unwrap();
+    let tcp = RawClient::connect(
+        bouncer.port,
+        &[("user", "pgbouncer"), ("database", "pgbouncer")],
+        "",
+    )
+    .await;
+    assert!(tcp.is_err(), "pgbouncer over TCP needs a password");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn averages_follow_stats_period_and_shutdown_moves_the_phase() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "stats_period = 1").await;
+    let app = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        app.simple_query("SELECT 1").await.unwrap();
+    }
+    let mut console = bouncer.console(ADMIN_USER).await;
+    let averaged = poll!(WAIT, {
+        let avg = console.query("SHOW STATS_AVERAGES").await;
+        let db = row(&avg, "database", "postgres");
+        num(&db, "xact_count") > 0 && num(&db, "query_time") > 0
+    });
+    assert!(averaged, "no averages after a stats_period");
+    let totals = console.query("SHOW TOTALS").await;
+    assert_eq!(num(&row(&totals, "name", "total_xact_count"), "value"), 20);
+
+    ok(
+        &console.query("SHUTDOWN WAIT_FOR_CLIENTS").await,
+        "SHUTDOWN",
+    );
+    assert_eq!(
+        bouncer.shared().shutdown.phase(),
+        bouncectl::shutdown::Phase::WaitForClients
+    );
+}
