@@ -1,7 +1,8 @@
 //! The admin console: the fake `pgbouncer` database. Reads Simple Query text as PgBouncer's
 //! console commands ([`command`]), answers SHOW from the live pools, clients and counters
-//! ([`show`], [`show_conns`]) and runs the process controls ([`control`]). The proxy routes console
-//! logins here and hands over a [`Host`]; this module never imports `proxy`.
+//! ([`show`], [`show_conns`], [`show_stats`]) and runs the process controls ([`control`]).
+//! The proxy routes console logins here and hands over a [`Host`]; this module never imports
+//! `proxy`.
 #![cfg_attr(
     not(test),
     deny(
@@ -18,6 +19,7 @@ pub mod console;
 pub mod control;
 pub mod show;
 pub mod show_conns;
+pub mod show_stats;
 pub mod table;
 pub mod ticker;
 

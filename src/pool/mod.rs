@@ -184,13 +184,13 @@ impl Pool {
             },
         ));
         lock(&self.servers).insert(id, Arc::clone(&entry));
-        let server = match ServerConn::connect(&info, id).await {
-            Ok(server) => server,
-            Err(e) => {
-                lock(&self.servers).remove(&id);
-                return Err(e);
-            }
+        // Removes the entry when the login fails or its future is dropped (client gone, timeout).
+        let listed = Listed {
+            servers: &self.servers,
+            id: Some(id),
         };
+        let server = ServerConn::connect(&info, id).await?;
+        listed.keep();
         entry.set_remote_pid(server.cancel.key.0);
         entry.set_state(ServerState::Idle);
         tracing::info!(
@@ -250,6 +250,26 @@ impl Pool {
     pub fn close_idle(&self) {
         for server in self.queue.take_idle_where(|_, _| true) {
             self.close(server);
+        }
+    }
+}
+
+/// A server entry that leaves the pool's list on drop unless kept.
+struct Listed<'a> {
+    servers: &'a Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
+    id: Option<u64>,
+}
+
+impl Listed<'_> {
+    fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            lock(self.servers).remove(&id);
         }
     }
 }

@@ -254,6 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if reset {
             let pool = Arc::clone(pool);
             let mut server = link.server;
+            pool.set_server_state(server.id, crate::registry::ServerState::Tested);
             tokio::spawn(async move {
                 match server.simple_query(&settings.reset_query).await {
                     Ok(()) => pool.release(server),
