@@ -12,8 +12,8 @@ use super::show_stats;
 use super::table::{Table, v};
 use super::{DATABASE, Host};
 use crate::config::{Config, Database, Key};
+use crate::protocol::backend::Severity;
 use crate::protocol::backend::results::command_complete;
-use crate::protocol::backend::{Severity, notice_response};
 use crate::registry::{ClientState, ServerState};
 
 const HELP: &str = "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n\
@@ -34,6 +34,26 @@ SUSPEND\n\
 SHUTDOWN\n\
 SHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS\n\
 WAIT_CLOSE [<db>]";
+
+/// SHOW HELP: a NOTICE "Console usage" whose DETAIL lists the commands, as PgBouncer's.
+fn help(out: &mut BytesMut) -> Result<(), ConsoleError> {
+    use crate::protocol::backend::{ErrorField, error_field as f, error_fields};
+    use crate::protocol::tag::backend::NOTICE_RESPONSE;
+    let severity = Severity::Notice.as_str().as_bytes();
+    let field = |code, value| ErrorField { code, value };
+    error_fields(
+        out,
+        NOTICE_RESPONSE,
+        [
+            field(f::SEVERITY, severity),
+            field(f::SEVERITY_NONLOCALIZED, severity),
+            field(f::CODE, b"00000".as_slice()),
+            field(f::MESSAGE, b"Console usage".as_slice()),
+            field(f::DETAIL, HELP.as_bytes()),
+        ],
+    )?;
+    Ok(())
+}
 
 /// A one-cell result named `name` (SHOW of a fake parameter).
 pub fn single(name: &str, value: &str, out: &mut BytesMut) -> Result<(), ConsoleError> {
@@ -87,12 +107,7 @@ pub fn table(
         "DNS_HOSTS" => Table::new(DNS_HOSTS),
         "DNS_ZONES" => Table::new(DNS_ZONES),
         "HELP" => {
-            notice_response(
-                out,
-                Severity::Notice,
-                "00000",
-                format!("Console usage\n{HELP}"),
-            )?;
+            help(out)?;
             command_complete(out, "SHOW")?;
             return Ok(None);
         }

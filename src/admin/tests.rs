@@ -250,6 +250,9 @@ async fn every_show_has_a_row_description_and_stats_users_only_read() {
     }
     let help = run(&mut console, "SHOW HELP").await;
     assert_eq!(help.first().map(|m| m.0), Some(b'N'));
+    let notice = ErrorFields::parse(&help[0].1).unwrap();
+    assert_eq!(notice.message(), Some(&b"Console usage"[..]));
+    assert!(String::from_utf8_lossy(notice.get(b'D').unwrap()).contains("PAUSE [<db>]"));
     for cmd in [
         "PAUSE",
         "SHOW FDS",
