@@ -288,6 +288,7 @@ pub struct ServerInfo {
     link: AtomicU64,
     close_needed: AtomicBool,
     application_name: Mutex<String>,
+    local: std::sync::OnceLock<(String, u16)>,
 }
 
 impl ServerInfo {
@@ -304,6 +305,7 @@ impl ServerInfo {
             link: AtomicU64::new(0),
             close_needed: AtomicBool::new(false),
             application_name: Mutex::new(String::new()),
+            local: std::sync::OnceLock::new(),
         }
     }
 
@@ -356,6 +358,18 @@ impl ServerInfo {
     /// The backend pid.
     pub fn remote_pid(&self) -> u64 {
         self.remote_pid.load(Relaxed)
+    }
+
+    /// Records the local end of the socket once connected.
+    pub fn set_local(&self, addr: String, port: u16) {
+        let _ = self.local.set((addr, port));
+    }
+
+    /// The local end of the socket (`("", 0)` before connecting or over a unix socket).
+    pub fn local(&self) -> (&str, u16) {
+        self.local
+            .get()
+            .map_or(("", 0), |(addr, port)| (addr.as_str(), *port))
     }
 
     /// RECONNECT: close the connection when it is next released.

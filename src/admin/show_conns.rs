@@ -41,6 +41,7 @@ fn client_row(c: &ClientInfo, prefix: &str) -> Vec<Option<String>> {
 
 fn server_row(s: &ServerInfo, db: &str, user: &str, prefix: &str) -> Vec<Option<String>> {
     let e = &s.endpoints;
+    let local = s.local();
     vec![
         v("S"),
         v(user),
@@ -49,8 +50,8 @@ fn server_row(s: &ServerInfo, db: &str, user: &str, prefix: &str) -> Vec<Option<
         v(format!("{prefix}{}", s.state().as_str())),
         v(&e.addr),
         v(e.port),
-        v(&e.local_addr),
-        v(e.local_port),
+        v(local.0),
+        v(local.1),
         time(s.connect_time),
         time(s.request_time()),
         v(0),

@@ -192,6 +192,11 @@ impl Pool {
         let server = ServerConn::connect(&info, id).await?;
         listed.keep();
         entry.set_remote_pid(server.cancel.key.0);
+        if let server::ServerStream::Tcp(tcp) = &server.stream {
+            if let Ok(local) = tcp.local_addr() {
+                entry.set_local(local.ip().to_string(), local.port());
+            }
+        }
         entry.set_state(ServerState::Idle);
         tracing::info!(
             server = format_args!("S-{id:#x}"),

@@ -236,6 +236,8 @@ async fn show_values_come_from_the_data_path() {
     let server = row(&servers, "state", "active");
     assert_eq!(num(&server, "port"), u64::from(pg.port()));
     assert!(num(&server, "remote_pid") > 0);
+    assert_eq!(cell(&server, "local_addr"), Some("127.0.0.1"));
+    assert!(num(&server, "local_port") > 0);
     assert_eq!(cell(&server, "link"), cell(&me, "ptr"));
 
     app.batch_execute("COMMIT").await.unwrap();
@@ -537,4 +539,59 @@ async fn averages_follow_stats_period_and_shutdown_moves_the_phase() {
         bouncer.shared().shutdown.phase(),
         bouncectl::shutdown::Phase::WaitForClients
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_reconnect_and_kill_act_on_one_database() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let app = support::connect(&url).await.unwrap();
+    app.simple_query("SELECT 1").await.unwrap();
+    let mut console = bouncer.console(ADMIN_USER).await;
+
+    ok(&console.query("DISABLE postgres").await, "DISABLE");
+    let refused = support::connect(&url).await.unwrap_err();
+    let message = refused.as_db_error().map(|e| e.message().to_owned());
+    assert_eq!(
+        message.as_deref(),
+        Some("database \"postgres\" is disabled")
+    );
+    let databases = console.query("SHOW DATABASES").await;
+    assert_eq!(num(&row(&databases, "name", "postgres"), "disabled"), 1);
+    ok(&console.query("ENABLE postgres").await, "ENABLE");
+    support::connect(&url).await.unwrap();
+    let missing = console.query("DISABLE").await;
+    assert_eq!(missing.error.unwrap().1, "a database is required");
+
+    // RECONNECT: the server held in a transaction closes at release, WAIT_CLOSE waits for it.
+    app.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let servers = console.query("SHOW SERVERS").await;
+    let old_pid = num(&row(&servers, "state", "active"), "remote_pid");
+    ok(&console.query("RECONNECT postgres").await, "RECONNECT");
+    let marked = console.query("SHOW SERVERS").await;
+    assert_eq!(num(&row(&marked, "state", "active"), "close_needed"), 1);
+    app.batch_execute("COMMIT").await.unwrap();
+    ok(&console.query("WAIT_CLOSE postgres").await, "WAIT_CLOSE");
+    app.simple_query("SELECT 1").await.unwrap();
+    let servers = console.query("SHOW SERVERS").await;
+    let pids = RawClient::column(&servers, "remote_pid");
+    assert!(
+        !pids.contains(&Some(old_pid.to_string().as_str())),
+        "{pids:?}"
+    );
+
+    // KILL: the database's clients are dropped and it stays paused until RESUME.
+    ok(&console.query("KILL postgres").await, "KILL");
+    let dropped = poll!(WAIT, app.simple_query("SELECT 1").await.is_err());
+    assert!(dropped, "KILL left the client connected");
+    let databases = console.query("SHOW DATABASES").await;
+    assert_eq!(num(&row(&databases, "name", "postgres"), "paused"), 1);
+    ok(&console.query("RESUME postgres").await, "RESUME");
+    let back = support::connect(&url).await.unwrap();
+    back.simple_query("SELECT 1").await.unwrap();
+    let own = console.query("KILL pgbouncer").await;
+    assert_eq!(own.error.unwrap().1, "cannot kill admin db: pgbouncer");
 }
