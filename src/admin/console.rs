@@ -172,6 +172,7 @@ fn fake_default(name: &str) -> &'static str {
 
 /// Serves a console session over the connection the handshake used (`parts`), until the client
 /// leaves or `client` is killed.
+#[tracing::instrument(name = "console", skip_all, fields(client = client.id, user = %client.user))]
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     parts: ConnParts<S>,
     max_len: usize,

@@ -595,3 +595,24 @@ async fn disable_reconnect_and_kill_act_on_one_database() {
     let own = console.query("KILL pgbouncer").await;
     assert_eq!(own.error.unwrap().1, "cannot kill admin db: pgbouncer");
 }
+
+/// Under passthrough auth (the embedded default's) PostgreSQL judges a console user's password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passthrough_console_logins_are_checked_by_postgresql() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "auth_type = passthrough").await;
+    let mut console = bouncer.console(ADMIN_USER).await;
+    ok(&console.query("SHOW POOLS").await, "SHOW POOLS");
+    let wrong = RawClient::connect(
+        bouncer.port,
+        &[("user", ADMIN_USER), ("database", "pgbouncer")],
+        "wrong",
+    )
+    .await;
+    assert_eq!(
+        wrong.err().map(|e| e.1),
+        Some("password authentication failed".to_owned())
+    );
+}
