@@ -246,6 +246,6 @@ pub const FDS: Columns = &[
     ("datestyle", Text),
     ("timezone", Text),
     ("password", Text),
-    ("scram_client_key", Text),
-    ("scram_server_key", Text),
+    ("scram_client_key", Col::Bytea),
+    ("scram_server_key", Col::Bytea),
 ];

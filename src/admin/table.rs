@@ -1,5 +1,5 @@
 //! A SHOW result as PgBouncer sends it: columns with PgBouncer's wire types (its `pktbuf` codes
-//! `s`, `i`, `q`, `N`, `T`), text cells, then RowDescription, DataRows and `CommandComplete SHOW`.
+//! `s`, `i`, `q`, `N`, `T`, `b`), text cells, then RowDescription, DataRows and `CommandComplete SHOW`.
 
 use bytes::BytesMut;
 
@@ -21,6 +21,8 @@ pub enum Col {
     Numeric,
     /// `T`: a timestamp, sent as text.
     Time,
+    /// `b`: bytea.
+    Bytea,
 }
 
 impl Col {
@@ -31,6 +33,7 @@ impl Col {
             Col::Int4 => type_oid::INT4,
             Col::Int8 => type_oid::INT8,
             Col::Numeric => type_oid::NUMERIC,
+            Col::Bytea => type_oid::BYTEA,
         }
     }
 }
