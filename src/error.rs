@@ -35,6 +35,12 @@ pub enum ClientError {
     /// Over `max_db_client_connections` (`true`) or `max_user_client_connections` (`false`).
     #[error("client connections exceeded ({})", if *.0 { "max_db_client_connections" } else { "max_user_client_connections" })]
     ClientCapExceeded(bool),
+    /// DISABLE was run for the database.
+    #[error("database \"{0}\" is disabled")]
+    DatabaseDisabled(String),
+    /// KILL or KILL_CLIENT from the admin console.
+    #[error("admin forced disconnect")]
+    AdminForcedDisconnect,
     /// Waited `query_wait_timeout` for a server.
     #[error("query_wait_timeout")]
     QueryWaitTimeout,

@@ -7,15 +7,16 @@
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
 //! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`tls`], [`shutdown`],
-//!   [`stats`].
+//!   [`stats`], [`registry`].
 //! - **L2, pools**: [`pool`].
-//! - **L3, serving**: [`proxy`].
+//! - **L3, serving**: [`proxy`], and [`admin`] (the console; it never imports `proxy`).
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
 //! The binary in `src/main.rs` only parses the command line and maps the result to an exit code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod pool;
 pub mod protocol;
 pub mod proxy;
+pub mod registry;
 pub mod shutdown;
 pub mod stats;
 pub mod tls;

@@ -1,6 +1,7 @@
 //! Traffic counters with PgBouncer's SHOW STATS definitions, updated on the data path with relaxed
 //! atomics (no lock), and plain snapshots for the admin console and metrics.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters of one pool since start. Times are microseconds, sizes bytes.
@@ -18,6 +19,15 @@ pub struct PoolStats {
     server_parse_count: AtomicU64,
     bind_count: AtomicU64,
     client_login_count: AtomicU64,
+    period: Mutex<Period>,
+}
+
+/// The last `stats_period`: totals at its end, what changed during it, and its length.
+#[derive(Debug, Clone, Copy, Default)]
+struct Period {
+    last: Totals,
+    delta: Totals,
+    secs: u64,
 }
 
 /// A copy of [`PoolStats`] at one moment, in SHOW STATS_TOTALS column order.
@@ -50,6 +60,54 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Field-wise `self - earlier` (never below zero).
+    pub fn since(&self, earlier: &Totals) -> Totals {
+        Totals {
+            server_assignment_count: self
+                .server_assignment_count
+                .saturating_sub(earlier.server_assignment_count),
+            xact_count: self.xact_count.saturating_sub(earlier.xact_count),
+            query_count: self.query_count.saturating_sub(earlier.query_count),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            xact_time: self.xact_time.saturating_sub(earlier.xact_time),
+            query_time: self.query_time.saturating_sub(earlier.query_time),
+            wait_time: self.wait_time.saturating_sub(earlier.wait_time),
+            client_parse_count: self
+                .client_parse_count
+                .saturating_sub(earlier.client_parse_count),
+            server_parse_count: self
+                .server_parse_count
+                .saturating_sub(earlier.server_parse_count),
+            bind_count: self.bind_count.saturating_sub(earlier.bind_count),
+            client_login_count: self
+                .client_login_count
+                .saturating_sub(earlier.client_login_count),
+        }
+    }
+
+    /// PgBouncer's averages over a period of `secs` seconds in which `self` happened: counts and
+    /// bytes per second; xact_time, query_time and wait_time in µs per transaction, query and
+    /// server assignment.
+    pub fn averages(&self, secs: u64) -> Totals {
+        let rate = |n: u64| n.checked_div(secs).unwrap_or(0);
+        let per = |t: u64, n: u64| t.checked_div(n).unwrap_or(0);
+        Totals {
+            server_assignment_count: rate(self.server_assignment_count),
+            xact_count: rate(self.xact_count),
+            query_count: rate(self.query_count),
+            bytes_received: rate(self.bytes_received),
+            bytes_sent: rate(self.bytes_sent),
+            xact_time: per(self.xact_time, self.xact_count),
+            query_time: per(self.query_time, self.query_count),
+            wait_time: per(self.wait_time, self.server_assignment_count),
+            client_parse_count: rate(self.client_parse_count),
+            server_parse_count: rate(self.server_parse_count),
+            bind_count: rate(self.bind_count),
+            client_login_count: rate(self.client_login_count),
+        }
+    }
+
     /// Field-wise sum (SHOW STATS sums the pools of a database).
     pub fn add(&mut self, o: &Totals) {
         self.server_assignment_count += o.server_assignment_count;
@@ -110,6 +168,28 @@ impl PoolStats {
         self.bind_count.fetch_add(bind, Relaxed);
     }
 
+    /// Closes a `stats_period` of `secs` seconds: what happened since the last tick becomes
+    /// the period [`PoolStats::last_period`] reports.
+    pub fn tick(&self, secs: u64) {
+        let now = self.totals();
+        let mut period = self
+            .period
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        period.delta = now.since(&period.last);
+        period.last = now;
+        period.secs = secs;
+    }
+
+    /// What changed during the last closed period, and its length in seconds.
+    pub fn last_period(&self) -> (Totals, u64) {
+        let period = self
+            .period
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (period.delta, period.secs)
+    }
+
     /// The counters now.
     pub fn totals(&self) -> Totals {
         Totals {
@@ -147,5 +227,23 @@ mod tests {
         assert_eq!(sum.query_time, 180);
         assert_eq!(sum.wait_time, 20);
         assert_eq!((sum.bytes_received, sum.bytes_sent), (14, 18));
+    }
+
+    #[test]
+    fn averages_follow_pgbouncer() {
+        let s = PoolStats::default();
+        s.tick(60);
+        for _ in 0..120 {
+            s.assigned(5);
+            s.xact(100);
+            s.query(40);
+        }
+        s.traffic(6000, 600);
+        s.tick(60);
+        let (delta, secs) = s.last_period();
+        let avg = delta.averages(secs);
+        assert_eq!((avg.xact_count, avg.query_count), (2, 2));
+        assert_eq!((avg.bytes_received, avg.bytes_sent), (100, 10));
+        assert_eq!((avg.xact_time, avg.query_time, avg.wait_time), (100, 40, 5));
     }
 }

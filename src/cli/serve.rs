@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::output;
-use crate::config::userlist::{self, Secret};
-use crate::config::{AuthType, Config, ConfigError, Key, ProcessEnv, Source};
+use crate::admin;
+use crate::config::userlist::Secret;
+use crate::config::{Config, ConfigError, Key, ProcessEnv, Source};
 use crate::proxy::listen::Listeners;
 use crate::proxy::{Runtime, Shared, handshake};
 use crate::shutdown::{Phase, Shutdown};
@@ -102,21 +103,7 @@ fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
-/// Reads `auth_file` into a map (empty when the auth type needs none).
-pub fn load_users(config: &Config) -> Result<HashMap<String, Secret>, String> {
-    let Some(path) = config.pgbouncer.text(Key::AuthFile) else {
-        return Ok(HashMap::new());
-    };
-    if matches!(
-        config.pgbouncer.auth_type(),
-        AuthType::Any | AuthType::Passthrough
-    ) {
-        return Ok(HashMap::new());
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let entries = userlist::parse(&text).map_err(|e| format!("{path}:{e}"))?;
-    Ok(entries.into_iter().map(|e| (e.user, e.secret)).collect())
-}
+pub use crate::proxy::reload::load_users;
 
 fn daemonize(config: &Config) -> anyhow::Result<()> {
     if config.pgbouncer.text(Key::Pidfile).is_none() {
@@ -186,6 +173,8 @@ impl Server {
         let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
         tokio::spawn(janitor(Arc::clone(&shared)));
+        let host: Arc<dyn admin::Host> = Arc::clone(&shared) as Arc<dyn admin::Host>;
+        tokio::spawn(admin::ticker::run(host));
         Ok(Server {
             shared,
             addrs,
@@ -249,6 +238,8 @@ struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     quit: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -259,6 +250,8 @@ impl Signals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
             quit: signal(SignalKind::quit())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
         })
     }
 
@@ -266,6 +259,8 @@ impl Signals {
         loop {
             tokio::select! {
                 _ = self.hup.recv() => reload(&shared, path.as_deref()),
+                _ = self.usr1.recv() => control(&shared, admin::AdminCommand::Pause(None)),
+                _ = self.usr2.recv() => control(&shared, admin::AdminCommand::Resume(None)),
                 _ = self.int.recv() => {
                     tracing::info!("got SIGINT, shutting down safely (waiting for servers to be released)");
                     shared.shutdown.advance(Phase::WaitForServers);
@@ -288,48 +283,23 @@ impl Signals {
     }
 }
 
+/// SIGUSR1/SIGUSR2: the console's PAUSE/RESUME, run in the background (PAUSE waits for servers).
+fn control(shared: &Arc<Shared>, cmd: admin::AdminCommand) {
+    tracing::info!("got {cmd:?} signal");
+    let host: Arc<dyn admin::Host> = Arc::clone(shared) as Arc<dyn admin::Host>;
+    tokio::spawn(async move {
+        if let Err(e) = admin::control::run(host.as_ref(), cmd).await {
+            tracing::warn!("{}", e.message);
+        }
+    });
+}
+
 /// SIGHUP: re-reads the file and the userlist; on any problem the old configuration stays.
 pub fn reload(shared: &Shared, path: Option<&Path>) {
-    let Some(path) = path else {
+    if path.is_none() && shared.config().source == Source::Embedded {
         tracing::info!("reload: running on the embedded default, nothing to re-read");
         return;
-    };
-    let config = match Config::load(path, &ProcessEnv) {
-        Ok(config) => config,
-        Err(problems) => {
-            for p in problems {
-                tracing::error!("reload failed, keeping the old configuration: {p}");
-            }
-            return;
-        }
-    };
-    let users = match load_users(&config) {
-        Ok(users) => users,
-        Err(e) => {
-            tracing::error!("reload failed, keeping the old configuration: {e}");
-            return;
-        }
-    };
-    let diff = Config::diff(&shared.config(), &config);
-    for change in diff.needs_restart() {
-        tracing::warn!(
-            "reload: {} changed ({} -> {}) but takes effect only after a restart",
-            change.key.spec().name,
-            change.old,
-            change.new
-        );
     }
-    let tls = match shared.tls().reload(&config) {
-        Ok(tls) => Arc::new(tls),
-        Err(e) => {
-            tracing::error!("reload: TLS settings not applied, keeping the old ones: {e}");
-            shared.tls()
-        }
-    };
-    shared.replace(Runtime {
-        config: Arc::new(config),
-        users: Arc::new(users),
-        tls,
-    });
-    tracing::info!("configuration reloaded from {}", path.display());
+    // Errors are logged by the reload itself; the old configuration stays.
+    let _ = crate::proxy::reload::reload(shared);
 }

@@ -10,6 +10,7 @@
     )
 )]
 
+pub mod control;
 pub mod queue;
 pub mod server;
 
@@ -22,7 +23,9 @@ use tokio::time::Instant;
 
 use crate::config::PoolMode;
 use crate::protocol::backend::TxStatus;
+use crate::registry::{Endpoints, ServerInfo, ServerState};
 use crate::stats::PoolStats;
+use control::Controls;
 use queue::{CheckoutError, Lease, Limits, Queue, SharedCap};
 use server::{LoginInfo, ServerConn, ServerCredential, ServerError};
 
@@ -70,6 +73,7 @@ pub struct Pool {
     login: Mutex<LoginInfo>,
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
     server_ids: Arc<AtomicU64>,
+    servers: Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -126,6 +130,7 @@ impl Pool {
     pub async fn login_check(&self) -> Result<(), PoolError> {
         let server = self.login_server().await?;
         if let Err(server) = self.queue.adopt(server) {
+            lock(&self.servers).remove(&server.id);
             tokio::spawn(server.terminate());
         }
         Ok(())
@@ -159,11 +164,13 @@ impl Pool {
                         self.close(server);
                         continue;
                     }
+                    self.set_server_state(server.id, ServerState::Active);
                     return Ok((server, started.elapsed()));
                 }
                 Lease::Open(slot) => {
                     let server = self.login_server().await?;
                     slot.fill();
+                    self.set_server_state(server.id, ServerState::Active);
                     return Ok((server, started.elapsed()));
                 }
             }
@@ -174,6 +181,20 @@ impl Pool {
     async fn login_server(&self) -> Result<ServerConn, ServerError> {
         let info = lock(&self.login).clone();
         let id = self.server_ids.fetch_add(1, Ordering::Relaxed);
+        let entry = Arc::new(ServerInfo::new(
+            id,
+            Endpoints {
+                addr: info.host.clone(),
+                port: info.port,
+                ..Endpoints::default()
+            },
+        ));
+        lock(&self.servers).insert(id, Arc::clone(&entry));
+        // Removes the entry when the login fails or its future is dropped (client gone, timeout).
+        let listed = Listed {
+            servers: &self.servers,
+            id: Some(id),
+        };
         let server = match ServerConn::connect(&info, id).await {
             Ok(server) => server,
             Err(e) => {
@@ -187,6 +208,14 @@ impl Pool {
                 return Err(e);
             }
         };
+        listed.keep();
+        entry.set_remote_pid(server.cancel.key.0);
+        if let server::ServerStream::Tcp(tcp) = &server.stream {
+            if let Ok(local) = tcp.local_addr() {
+                entry.set_local(local.ip().to_string(), local.port());
+            }
+        }
+        entry.set_state(ServerState::Idle);
         tracing::info!(
             server = format_args!("S-{id:#x}"),
             db = %self.database,
@@ -205,24 +234,75 @@ impl Pool {
     /// Gives a server back after a client is done with it: reused when it is idle and healthy,
     /// closed otherwise.
     pub fn release(&self, mut server: ServerConn) {
-        if server.tx_status != TxStatus::Idle || !server.buf.is_empty() {
+        let close_needed = self
+            .server_info(server.id)
+            .is_some_and(|s| s.close_needed());
+        if server.tx_status != TxStatus::Idle || !server.buf.is_empty() || close_needed {
             self.close(server);
             return;
         }
         server.last_used = Instant::now();
+        self.set_server_state(server.id, ServerState::Idle);
         self.queue.checkin(server);
     }
 
     /// Closes a server connection and frees its slot.
     pub fn close(&self, server: ServerConn) {
+        lock(&self.servers).remove(&server.id);
         self.queue.discard();
         tokio::spawn(server.terminate());
+    }
+
+    /// The SHOW SERVERS entry of server `id`.
+    pub fn server_info(&self, id: u64) -> Option<Arc<ServerInfo>> {
+        lock(&self.servers).get(&id).cloned()
+    }
+
+    /// Every live server connection of this pool, by id.
+    pub fn servers(&self) -> Vec<Arc<ServerInfo>> {
+        lock(&self.servers).values().cloned().collect()
+    }
+
+    /// Marks server `id` as being in `state`.
+    pub fn set_server_state(&self, id: u64, state: ServerState) {
+        if let Some(info) = self.server_info(id) {
+            info.set_state(state);
+        }
+    }
+
+    /// Closes every idle server now (PAUSE, KILL, RECONNECT).
+    pub fn close_idle(&self) {
+        for server in self.queue.take_idle_where(|_, _| true) {
+            self.close(server);
+        }
+    }
+}
+
+/// A server entry that leaves the pool's list on drop unless kept.
+struct Listed<'a> {
+    servers: &'a Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
+    id: Option<u64>,
+}
+
+impl Listed<'_> {
+    fn keep(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            lock(self.servers).remove(&id);
+        }
     }
 }
 
 /// Every pool, created on first use.
 #[derive(Default)]
 pub struct PoolRegistry {
+    /// PAUSE/DISABLE state by database.
+    pub controls: Controls,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
     user_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
@@ -281,7 +361,9 @@ impl PoolRegistry {
             login: Mutex::new(spec.login),
             welcome: Mutex::new(None),
             server_ids: Arc::clone(&self.server_ids),
+            servers: Mutex::new(BTreeMap::new()),
         });
+        pool.queue.set_paused(self.controls.is_paused(database));
         pools.insert((database.to_owned(), user.to_owned()), Arc::clone(&pool));
         pool
     }

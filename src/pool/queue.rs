@@ -131,6 +131,8 @@ struct State<T> {
 pub struct Queue<T> {
     state: Mutex<State<T>>,
     caps: Vec<Arc<SharedCap>>,
+    /// PAUSE: checkouts wait while it holds `true`.
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 /// A counted, not yet opened connection slot.
@@ -178,12 +180,46 @@ impl<T: Send + 'static> Queue<T> {
                 closed: false,
             }),
             caps,
+            paused: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// PAUSE (`true`) or RESUME (`false`): while paused, checkouts wait.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Whether the pool is paused.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Waits while the pool is paused; `query_wait_timeout` still applies.
+    async fn wait_unpaused(&self, started: Instant) -> Result<(), CheckoutError> {
+        if !self.is_paused() {
+            return Ok(());
+        }
+        let wait_timeout = lock(&self.state).limits.wait_timeout;
+        let mut rx = self.paused.subscribe();
+        let unpaused = async {
+            // The guard is dropped before returning; the sender lives as long as the queue.
+            let _ = rx.wait_for(|p| !*p).await.map(|_| ());
+        };
+        match wait_timeout {
+            Some(t) => tokio::time::timeout_at(started + t, unpaused)
+                .await
+                .map_err(|_| CheckoutError::WaitTimeout),
+            None => {
+                unpaused.await;
+                Ok(())
+            }
+        }
     }
 
     /// Gets an idle connection or a slot to open one, waiting in FIFO order when the pool is full.
     pub async fn checkout(self: &Arc<Self>) -> Result<Lease<T>, CheckoutError> {
         let started = Instant::now();
+        self.wait_unpaused(started).await?;
         let (id, mut rx, limits) = {
             let mut state = lock(&self.state);
             if state.closed {

@@ -47,6 +47,8 @@ pub enum Outcome {
     /// The client sent SSLRequest and was answered `S` (flushed): the caller runs the TLS
     /// handshake on the bare socket, then calls [`run`] again on the encrypted stream.
     StartTls,
+    /// A user of the admin console (database `pgbouncer`).
+    Console(Box<super::console_login::ConsoleLogin>),
 }
 
 /// Runs the whole start of a client connection. `unix`: a unix-socket client, which is never
@@ -56,6 +58,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     shared: &Shared,
     trusted_transport: bool,
     unix: bool,
+    peer_is_self: bool,
 ) -> Result<Outcome, ClientError> {
     let encrypted = conn.get_ref().tls_state().is_some();
     let startup = loop {
@@ -110,6 +113,12 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    if database == crate::admin::DATABASE {
+        let login =
+            super::console_login::login(conn, shared, &startup, trusted_transport, peer_is_self)
+                .await?;
+        return Ok(Outcome::Console(Box::new(login)));
+    }
     let config = shared.config();
     let settings = &config.pgbouncer;
     let extra = settings.list(Key::TrackExtraParameters);
@@ -146,6 +155,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     let Some(db) = config.database(&database).cloned() else {
         return Err(ClientError::NoSuchDatabase(database));
     };
+    if shared.registry.controls.is_disabled(&database) {
+        return Err(ClientError::DatabaseDisabled(database));
+    }
     let pool = shared.pool_for(&config, &database, &user, &db);
     prove_with_server(&pool, method, &proof, secret.as_ref(), &db).await?;
 
@@ -202,7 +214,7 @@ fn cert_login(stream: &impl TlsInfo, user: &str) -> Result<(), ClientError> {
 
 /// Gives the pool a credential for server logins, and in passthrough mode makes PostgreSQL
 /// the judge of the client's password.
-async fn prove_with_server(
+pub(super) async fn prove_with_server(
     pool: &Pool,
     method: AuthType,
     proof: &Proof,

@@ -23,6 +23,7 @@ use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::protocol::backend::{Severity, error_response};
+use crate::registry::{ClientInfo, Endpoints};
 use crate::tls::{self, ClientStream, Stage, TlsError};
 
 /// The bound sockets.
@@ -124,8 +125,19 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let trusted = peer.ip().is_loopback();
-                    tokio::spawn(client_tcp(stream, Arc::clone(&shared), trusted, peer.to_string()));
+                    let local = stream.local_addr().ok();
+                    let origin = Origin {
+                        trusted: peer.ip().is_loopback(),
+                        endpoints: Endpoints {
+                            addr: peer.ip().to_string(),
+                            port: peer.port(),
+                            local_addr: local.map(|l| l.ip().to_string()).unwrap_or_default(),
+                            local_port: local.map_or(0, |l| l.port()),
+                        },
+                        peer_is_self: false,
+                        pid: 0,
+                    };
+                    tokio::spawn(client_tcp(stream, Arc::clone(&shared), origin));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -144,8 +156,20 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    // Peer credentials: the pooler's own uid may use the console as `pgbouncer`.
+                    let cred = stream.peer_cred().ok();
+                    let origin = Origin {
+                        trusted: true,
+                        endpoints: Endpoints {
+                            addr: "unix".to_owned(),
+                            local_addr: "unix".to_owned(),
+                            ..Endpoints::default()
+                        },
+                        peer_is_self: cred.is_some_and(|c| c.uid() == nix::unistd::geteuid().as_raw()),
+                        pid: cred.and_then(|c| c.pid()).unwrap_or(0),
+                    };
                     let stream = ClientStream::Plain(stream);
-                    tokio::spawn(client(stream, Arc::clone(&shared), true, true, "unix".to_owned()));
+                    tokio::spawn(client(stream, Arc::clone(&shared), origin, true));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -171,6 +195,26 @@ impl Drop for ClientGuard {
     }
 }
 
+/// Where a client socket comes from.
+struct Origin {
+    /// Loopback, unix socket (or TLS): cleartext passwords may travel.
+    trusted: bool,
+    endpoints: Endpoints,
+    /// A unix-socket peer running as the pooler's own uid.
+    peer_is_self: bool,
+    /// Its pid over a unix socket.
+    pid: i32,
+}
+
+impl Origin {
+    fn peer(&self) -> String {
+        match self.endpoints.port {
+            0 => self.endpoints.addr.clone(),
+            port => format!("{}:{port}", self.endpoints.addr),
+        }
+    }
+}
+
 /// The login deadline (`client_login_timeout`; none when zero).
 fn login_deadline(config: &Config) -> Option<Instant> {
     let timeout = config.pgbouncer.duration(Key::ClientLoginTimeout);
@@ -185,7 +229,8 @@ async fn before<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> 
 }
 
 /// A TCP client: peeks its first byte for direct TLS, then runs [`client`].
-async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, trusted: bool, peer: String) {
+async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
+    let peer = origin.peer();
     let deadline = login_deadline(&shared.config());
     let mut first = [0u8; 1];
     let Some(Ok(1)) = before(deadline, stream.peek(&mut first)).await else {
@@ -211,7 +256,7 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, trusted: bool, peer:
     } else {
         ClientStream::Plain(stream)
     };
-    client(stream, shared, trusted, false, peer).await;
+    client(stream, shared, origin, false).await;
 }
 
 fn tls_failed(shared: &Shared, peer: &str, e: &dyn std::fmt::Display) {
@@ -244,10 +289,10 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
 async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: ClientStream<S>,
     shared: Arc<Shared>,
-    trusted: bool,
+    origin: Origin,
     unix: bool,
-    peer: String,
 ) {
+    let (trusted, peer) = (origin.trusted, origin.peer());
     let config = shared.config();
     let s = &config.pgbouncer;
     let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
@@ -262,9 +307,12 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let mut conn = Conn::with_max_message_len(stream, max_len);
     let deadline = login_deadline(&config);
     let outcome = loop {
-        let outcome = before(deadline, handshake::run(&mut conn, &shared, trusted, unix))
-            .await
-            .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        let outcome = before(
+            deadline,
+            handshake::run(&mut conn, &shared, trusted, unix, origin.peer_is_self),
+        )
+        .await
+        .unwrap_or(Err(ClientError::ClientLoginTimeout));
         if !matches!(outcome, Ok(Outcome::StartTls)) {
             break outcome;
         }
@@ -277,6 +325,20 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let login = match outcome {
         Ok(Outcome::Client(login)) => login,
         Ok(Outcome::Cancelled | Outcome::StartTls) => return,
+        Ok(Outcome::Console(login)) => {
+            let mut info =
+                ClientInfo::new(id, &login.user, crate::admin::DATABASE, origin.endpoints);
+            info.remote_pid = origin.pid;
+            let entry = shared.registry_clients.register(info);
+            if let Some(app) = login.params.get("application_name") {
+                entry.set_application_name(app);
+            }
+            let host: Arc<dyn crate::admin::Host> =
+                Arc::clone(&shared) as Arc<dyn crate::admin::Host>;
+            let console = crate::admin::Console::new(host, login.access, login.params);
+            crate::admin::serve(conn.into_parts(), max_len, console, &entry).await;
+            return;
+        }
         Err(e) => {
             if s.flag(Key::LogPoolerErrors) {
                 tracing::warn!(
@@ -323,6 +385,13 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             Key::TransactionTimeout,
         ),
     };
+    let mut info = ClientInfo::new(id, &user, &db, origin.endpoints);
+    info.remote_pid = origin.pid;
+    info.pool_user.clone_from(&login.pool.user);
+    let entry = shared.registry_clients.register(info);
+    if let Some(app) = login.params.get("application_name") {
+        entry.set_application_name(app);
+    }
     let parts = conn.into_parts();
     let mut session = Session::new(
         parts.stream,
@@ -331,7 +400,8 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         max_len,
         timeouts,
         shared.shutdown.subscribe(),
-    );
+    )
+    .with_entry(Arc::clone(&entry));
     let end = session.run().await;
     shared.cancels.remove(&key);
     if s.flag(Key::LogDisconnections) {

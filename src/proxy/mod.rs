@@ -13,9 +13,11 @@
 pub mod auth_query;
 pub mod cancel;
 pub mod client_auth;
+pub mod console_login;
 pub mod handshake;
 pub mod listen;
 pub mod params;
+pub mod reload;
 pub mod session;
 
 use std::collections::HashMap;
@@ -28,6 +30,7 @@ use crate::config::{Config, Database, Key};
 use crate::pool::queue::Limits;
 use crate::pool::server::{LoginInfo, ServerCredential};
 use crate::pool::{Pool, PoolRegistry, PoolSettings, PoolSpec};
+use crate::registry::ClientRegistry;
 use crate::shutdown::Shutdown;
 use crate::tls::TlsSettings;
 
@@ -53,6 +56,8 @@ pub struct Shared {
     pub shutdown: Shutdown,
     /// Per-process key for mock SCRAM exchanges of unknown users.
     pub mock_key: [u8; 32],
+    /// Logged-in clients, for the admin console.
+    pub registry_clients: Arc<ClientRegistry>,
     clients: AtomicUsize,
     client_ids: AtomicU64,
     per_db: std::sync::Mutex<HashMap<String, usize>>,
@@ -97,6 +102,7 @@ impl Shared {
             cancels: cancel::CancelMap::default(),
             shutdown,
             mock_key,
+            registry_clients: Arc::new(ClientRegistry::default()),
             clients: AtomicUsize::new(0),
             client_ids: AtomicU64::new(1),
             per_db: std::sync::Mutex::new(HashMap::new()),
@@ -231,6 +237,46 @@ impl Shared {
                         .map_or_else(|| config.pgbouncer.int(Key::MaxUserConnections), i64::from),
                 ),
             })
+    }
+}
+
+impl crate::admin::Host for Shared {
+    fn config(&self) -> Arc<Config> {
+        Shared::config(self)
+    }
+
+    fn replace_config(&self, config: Config) {
+        let users = self.users();
+        let tls = self.tls();
+        self.replace(Runtime {
+            config: Arc::new(config),
+            users,
+            tls,
+        });
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        reload::reload(self)
+    }
+
+    fn pools(&self) -> &PoolRegistry {
+        &self.registry
+    }
+
+    fn clients(&self) -> &ClientRegistry {
+        &self.registry_clients
+    }
+
+    fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    fn client_count(&self) -> usize {
+        Shared::client_count(self)
+    }
+
+    fn auth_users(&self) -> Vec<String> {
+        self.users().keys().cloned().collect()
     }
 }
 

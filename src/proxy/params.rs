@@ -150,6 +150,11 @@ impl ClientParams {
         all
     }
 
+    /// The client's value of tracked parameter `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     /// The server reported a new value while this client used it (e.g. the client ran `SET`).
     pub fn note(&mut self, name: &str, value: &str) {
         if let Some(canonical) = self.canonical(name) {

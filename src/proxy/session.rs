@@ -20,6 +20,7 @@ use crate::pool::server::ServerConn;
 use crate::protocol::backend::TxStatus;
 use crate::protocol::tag::{backend as be, frontend as fe};
 use crate::protocol::walk::Walk;
+use crate::registry::ClientInfo;
 use crate::shutdown::Phase;
 
 /// Timeouts a session enforces (zero = off).
@@ -85,6 +86,7 @@ pub struct Session<S> {
     max_len: usize,
     timeouts: Timeouts,
     shutdown: watch::Receiver<Phase>,
+    entry: Option<Arc<ClientInfo>>,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -108,7 +110,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             max_len,
             timeouts,
             shutdown,
+            entry: None,
         }
+    }
+
+    /// Reports state changes to `entry` (SHOW CLIENTS) and obeys its KILL.
+    pub fn with_entry(mut self, entry: Arc<ClientInfo>) -> Self {
+        self.entry = Some(entry);
+        self
     }
 
     /// The client's login facts (pool, params, key).
@@ -189,6 +198,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
                 () = sleep_or_never(idle) => return Err(ClientError::ClientIdleTimeout),
+                () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
                 r = self.shutdown.changed() => if r.is_err() { return Err(ClientError::ShuttingDown) },
             }
         }
@@ -196,7 +206,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     async fn link(&mut self) -> Result<Link, ClientError> {
         let pool = Arc::clone(&self.login.pool);
-        let (mut server, waited) = pool.acquire().await.map_err(pool_error)?;
+        if let Some(entry) = &self.entry {
+            entry.waiting();
+        }
+        let acquired = tokio::select! {
+            r = pool.acquire() => r,
+            () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
+        };
+        let (mut server, waited) = acquired.map_err(pool_error)?;
+        if let Some(entry) = &self.entry {
+            entry.linked(server.id);
+            if let Some(info) = pool.server_info(server.id) {
+                info.link_client(entry.id, &entry.application_name());
+            }
+        }
         let fingerprint = self.login.params.fingerprint();
         if server.synced_with != fingerprint {
             if let Some(sql) = self.login.params.sync_sql(&server.params) {
@@ -222,6 +245,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn unlink(&mut self, link: Link, clean: bool) {
         self.login.cancel.unlink();
+        if let Some(entry) = &self.entry {
+            entry.unlinked();
+        }
         let pool = &self.login.pool;
         pool.stats
             .xact(u64::try_from(link.since.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -236,6 +262,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if reset {
             let pool = Arc::clone(pool);
             let mut server = link.server;
+            pool.set_server_state(server.id, crate::registry::ServerState::Tested);
             tokio::spawn(async move {
                 match server.simple_query(&settings.reset_query).await {
                     Ok(()) => pool.release(server),
@@ -275,6 +302,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.cbuf.reserve(len);
         }
         if upto > 0 {
+            if let Some(entry) = &self.entry {
+                entry.requested();
+            }
             let bytes = self.cbuf.get(..upto).unwrap_or_default();
             link.server
                 .stream
@@ -306,6 +336,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             () = sleep_until_or_never(deadline.as_ref().map(|(at, _)| *at)) => {
                 Err(deadline.map_or(ClientError::QueryTimeout, |(_, e)| e))
             }
+            () = killed(self.entry.as_deref()) => Err(ClientError::AdminForcedDisconnect),
         }
     }
 
@@ -378,6 +409,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                             String::from_utf8_lossy(ps.value),
                         );
                         self.login.params.note(&name, &value);
+                        if let (Some(entry), "application_name") = (&self.entry, &*name) {
+                            entry.set_application_name(&value);
+                        }
                         link.server
                             .params
                             .insert(name.into_owned(), value.into_owned());
@@ -435,6 +469,14 @@ async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::
         buf.reserve(READ_CHUNK);
     }
     r.read_buf(buf).await
+}
+
+/// Resolves when the admin console kills this client; never without a registry entry.
+async fn killed(entry: Option<&ClientInfo>) {
+    match entry {
+        Some(entry) => entry.killed().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_or_never(d: Duration) {

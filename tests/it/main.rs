@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod admin;
 mod auth;
 mod check;
 mod cli;

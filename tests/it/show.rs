@@ -1,4 +1,5 @@
-//! `bouncectl show` against a real PgBouncer (Debian's 1.18) in front of a TempPostgres.
+//! `bouncectl show` against a real PgBouncer (Debian's 1.18) in front of a TempPostgres, and against
+//! `bouncectl serve` (in-process).
 
 use std::io::BufRead as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -449,5 +450,105 @@ fn show_watch_repeats_until_ctrl_c() {
     assert!(
         status.success(),
         "Ctrl-C must end --watch cleanly: {status}"
+    );
+}
+
+/// The same `show --json` checks against `bouncectl serve` (its console has PgBouncer 1.25's
+/// columns, of which 1.18's are an ordered subset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_json_against_bouncectl_serve() {
+    use crate::support::bouncer::{
+        ADMIN_USER as SERVE_ADMIN, STATS_USER as SERVE_STATS, TestBouncer,
+    };
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "").await;
+    let url = format!(
+        "{} application_name=show-test",
+        bouncer.url(MD5_USER, "postgres")
+    );
+    let client = support::connect(&url).await.unwrap();
+    for _ in 0..3 {
+        client.simple_query("SELECT 1").await.unwrap();
+    }
+    client
+        .batch_execute("BEGIN; SELECT 2; COMMIT")
+        .await
+        .unwrap();
+    let admin = bouncer.admin_url(SERVE_ADMIN);
+    let show = |what: &str| {
+        let out = bouncectl(&["show", what, "--admin-url", &admin, "--json"], "");
+        assert!(
+            out.status.success(),
+            "show {what}: {}",
+            support::stderr(&out)
+        );
+        let text = support::stdout(&out);
+        let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
+        (text, rows)
+    };
+    let (text, pools) = show("pools");
+    assert_columns_in_order(&text, POOLS_1_18);
+    let pool = pools
+        .iter()
+        .find(|r| r["database"] == "postgres" && r["user"] == MD5_USER)
+        .unwrap_or_else(|| panic!("no postgres/md5_user pool: {pools:?}"));
+    assert_eq!(pool["cl_active"], 1, "{pool}");
+    assert_eq!(pool["pool_mode"], "transaction");
+
+    let (text, stats) = show("stats");
+    assert_columns_in_order(&text, STATS_1_18);
+    let db = find(&stats, "database", "postgres");
+    assert_eq!(db["total_xact_count"], 4, "{db}");
+    assert_eq!(db["total_query_count"], 4, "{db}");
+
+    let (text, clients) = show("clients");
+    assert_columns_in_order(&text, CLIENTS_1_18);
+    let me = find(&clients, "application_name", "show-test");
+    assert_eq!(me["user"], MD5_USER);
+    assert!(me["port"].is_u64(), "{me}");
+
+    let (text, servers) = show("servers");
+    assert_columns_in_order(&text, CLIENTS_1_18);
+    assert_eq!(
+        find(&servers, "user", MD5_USER)["port"],
+        u64::from(pg.port())
+    );
+
+    let (text, databases) = show("databases");
+    assert_columns_in_order(&text, DATABASES_1_18);
+    assert_eq!(
+        find(&databases, "name", "postgres")["port"],
+        u64::from(pg.port())
+    );
+
+    let (text, config) = show("config");
+    assert_columns_in_order(&text, CONFIG_1_18);
+    assert_eq!(find(&config, "key", "auth_type")["value"], "md5");
+    assert_eq!(find(&config, "key", "default_pool_size")["value"], 5);
+
+    let version = show("version").1;
+    assert!(
+        version[0]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("PgBouncer")
+    );
+
+    let stats_user = bouncer.admin_url(SERVE_STATS);
+    let out = bouncectl(&["show", "pools", "--admin-url", &stats_user], "");
+    assert!(
+        out.status.success(),
+        "stats user: {}",
+        support::stderr(&out)
+    );
+    let app_user = bouncer.admin_url(MD5_USER);
+    let out = bouncectl(&["show", "pools", "--admin-url", &app_user], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("md5_user is not an admin/stats user of the pooler"),
+        "{}",
+        support::stderr(&out)
     );
 }

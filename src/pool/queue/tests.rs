@@ -134,3 +134,25 @@ async fn closing_fails_waiters_and_returns_idle() {
     assert_eq!(q.close(), vec![3]);
     assert_eq!(q.checkout().await.unwrap_err(), CheckoutError::Closed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn paused_checkouts_wait_for_resume_or_time_out() {
+    let q = Queue::new(limits(2), vec![]);
+    open(&q).await.fill();
+    q.checkin(1);
+    q.set_paused(true);
+    let waiting = tokio::spawn({
+        let q = Arc::clone(&q);
+        async move { q.checkout().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished(), "a paused pool hands out nothing");
+    q.set_paused(false);
+    assert!(matches!(waiting.await.unwrap(), Ok(Lease::Ready(1))));
+
+    q.set_paused(true);
+    let started = Instant::now();
+    let timed_out = q.checkout().await;
+    assert_eq!(timed_out.err(), Some(CheckoutError::WaitTimeout));
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+}

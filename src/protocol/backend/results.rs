@@ -15,6 +15,8 @@ use crate::protocol::{
 pub mod type_oid {
     /// `bool`.
     pub const BOOL: u32 = 16;
+    /// `bytea`.
+    pub const BYTEA: u32 = 17;
     /// `int8`.
     pub const INT8: u32 = 20;
     /// `int2`.

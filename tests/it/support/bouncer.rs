@@ -11,6 +11,11 @@ use super::postgres::{
     MD5_USER, PASS_USER, PASSWORD, SCRAM_USER, SSL_USER, TRUST_USER, TempPostgres,
 };
 
+/// A `stats_users` member of the console (password [`PASSWORD`]).
+pub const STATS_USER: &str = "stats_user";
+/// The `admin_users` member of the console (password [`PASSWORD`]).
+pub const ADMIN_USER: &str = "postgres";
+
 /// A running in-process pooler; shut down (immediately) on drop.
 pub struct TestBouncer {
     /// The pooler's TCP port on 127.0.0.1.
@@ -38,7 +43,7 @@ impl TestBouncer {
             "SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'"
         ));
         let userlist = format!(
-            "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n\"{SSL_USER}\" \"{PASSWORD}\"\n",
+            "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n\"{SSL_USER}\" \"{PASSWORD}\"\n\"{STATS_USER}\" \"{PASSWORD}\"\n",
             bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
         );
         let auth_file = dir.path().join("userlist.txt");
@@ -48,7 +53,7 @@ impl TestBouncer {
             "[databases]\n{databases}\
              [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 6432\nunix_socket_dir =\n\
              auth_type = md5\nauth_file = {auth}\npool_mode = transaction\ndefault_pool_size = 5\n\
-             admin_users = postgres\n{settings}\n",
+             admin_users = postgres\nstats_users = {STATS_USER}\n{settings}\n",
             auth = auth_file.display(),
         );
         std::fs::write(&ini, text).unwrap();
@@ -78,6 +83,25 @@ impl TestBouncer {
             "host=127.0.0.1 port={} user={user} password={PASSWORD} dbname={dbname}",
             self.port
         )
+    }
+
+    /// URL of the admin console as `user` (password [`PASSWORD`]).
+    pub fn admin_url(&self, user: &str) -> String {
+        format!(
+            "postgresql://{user}:{PASSWORD}@127.0.0.1:{}/pgbouncer",
+            self.port
+        )
+    }
+
+    /// A raw console client logged in as `user`.
+    pub async fn console(&self, user: &str) -> super::client::RawClient {
+        super::client::RawClient::connect(
+            self.port,
+            &[("user", user), ("database", "pgbouncer")],
+            PASSWORD,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("console login as {user}: {e:?}"))
     }
 
     /// The shared state of the running pooler.

@@ -3,6 +3,7 @@
 
 pub mod bouncer;
 pub mod certs;
+pub mod client;
 pub mod pgbouncer;
 pub mod postgres;
 

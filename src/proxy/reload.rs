@@ -1,0 +1,73 @@
+//! RELOAD and SIGHUP: re-read the configuration file and auth_file, keep the old configuration on
+//! any problem, warn about changes that need a restart, and install the rest. One function for the
+//! signal and the admin console (STYLE.md §3.2).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Runtime, Shared};
+use crate::config::userlist::{self, Secret};
+use crate::config::{AuthType, Config, Key, ProcessEnv, Source};
+
+/// Reads `auth_file` into a map (empty when the auth type needs none).
+pub fn load_users(config: &Config) -> Result<HashMap<String, Secret>, String> {
+    let Some(path) = config.pgbouncer.text(Key::AuthFile) else {
+        return Ok(HashMap::new());
+    };
+    if matches!(
+        config.pgbouncer.auth_type(),
+        AuthType::Any | AuthType::Passthrough
+    ) {
+        return Ok(HashMap::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let entries = userlist::parse(&text).map_err(|e| format!("{path}:{e}"))?;
+    Ok(entries.into_iter().map(|e| (e.user, e.secret)).collect())
+}
+
+/// Re-reads the file the running configuration came from; on error nothing changes and the
+/// problems are returned (and logged).
+pub fn reload(shared: &Shared) -> Result<(), String> {
+    let current = shared.config();
+    let Source::File(path) = &current.source else {
+        tracing::info!("reload: running on the embedded default, nothing to re-read");
+        return Ok(());
+    };
+    let fail = |e: String| {
+        tracing::error!("reload failed, keeping the old configuration: {e}");
+        e
+    };
+    let config = Config::load(path, &ProcessEnv).map_err(|problems| {
+        fail(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let users = load_users(&config).map_err(fail)?;
+    let diff = Config::diff(&current, &config);
+    for change in diff.needs_restart() {
+        tracing::warn!(
+            "reload: {} changed ({} -> {}) but takes effect only after a restart",
+            change.key.spec().name,
+            change.old,
+            change.new
+        );
+    }
+    let tls = match shared.tls().reload(&config) {
+        Ok(tls) => Arc::new(tls),
+        Err(e) => {
+            tracing::error!("reload: TLS settings not applied, keeping the old ones: {e}");
+            shared.tls()
+        }
+    };
+    shared.replace(Runtime {
+        config: Arc::new(config),
+        users: Arc::new(users),
+        tls,
+    });
+    tracing::info!("configuration reloaded from {}", path.display());
+    Ok(())
+}
