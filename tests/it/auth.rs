@@ -120,3 +120,24 @@ async fn forced_user_databases_log_in_with_their_own_password() {
     let bouncer = TestBouncer::start_with(&pg, &dbs, "").await;
     assert_eq!(whoami(&bouncer.url(MD5_USER, "forced")).await, PASS_USER);
 }
+
+#[tokio::test]
+async fn auth_query_serves_users_missing_from_the_userlist() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    pg.psql(&format!(
+        "SET password_encryption = 'scram-sha-256'; CREATE ROLE aq_user LOGIN PASSWORD '{PASSWORD}'"
+    ));
+    // `postgres` (a superuser with a plain userlist entry) reads pg_authid for everyone else.
+    let bouncer = TestBouncer::start(&pg, "auth_user = postgres").await;
+    assert_eq!(whoami(&bouncer.url("aq_user", "postgres")).await, "aq_user");
+    let port = bouncer.port;
+    let wrong = format!("host=127.0.0.1 port={port} user=aq_user password=nope dbname=postgres");
+    assert_eq!(login_error(&wrong).await, "SASL authentication failed");
+    let ghost =
+        format!("host=127.0.0.1 port={port} user=ghost password={PASSWORD} dbname=postgres");
+    assert_eq!(login_error(&ghost).await, "no such user");
+    // Userlist users still come from the file.
+    assert_eq!(whoami(&bouncer.url(MD5_USER, "postgres")).await, MD5_USER);
+}
