@@ -43,12 +43,12 @@ Register-ArgumentCompleter -Native -CommandName 'bouncectl' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Log nothing to stderr')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More log output (repeat for more)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More log output (repeat for more)')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print the version as SHOW VERSION answers it (PgBouncer-shaped, naming bouncectl) and exit')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print the version as SHOW VERSION answers it (PgBouncer-shaped, naming bouncectl) and exit')
             [CompletionResult]::new('--check-config', '--check-config', [CompletionResultType]::ParameterName, 'Read and check the configuration, print every problem as file:line: message, and exit (0 when valid, 2 otherwise)')
             [CompletionResult]::new('--print-config', '--print-config', [CompletionResultType]::ParameterName, 'Print the effective settings as a pgbouncer.ini (defaults included, passwords masked) and exit')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'bouncectl;hash' {

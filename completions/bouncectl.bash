@@ -336,7 +336,7 @@ _bouncectl() {
             return 0
             ;;
         bouncectl__subcmd__serve)
-            opts="-d -q -v -h -V --daemon --quiet --verbose --check-config --print-config --help --version"
+            opts="-d -q -v -V -h --daemon --quiet --verbose --version --check-config --print-config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

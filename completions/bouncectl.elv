@@ -39,12 +39,12 @@ set edit:completion:arg-completer[bouncectl] = {|@words|
             cand --quiet 'Log nothing to stderr'
             cand -v 'More log output (repeat for more)'
             cand --verbose 'More log output (repeat for more)'
+            cand -V 'Print the version as SHOW VERSION answers it (PgBouncer-shaped, naming bouncectl) and exit'
+            cand --version 'Print the version as SHOW VERSION answers it (PgBouncer-shaped, naming bouncectl) and exit'
             cand --check-config 'Read and check the configuration, print every problem as file:line: message, and exit (0 when valid, 2 otherwise)'
             cand --print-config 'Print the effective settings as a pgbouncer.ini (defaults included, passwords masked) and exit'
             cand -h 'Print help'
             cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
         }
         &'bouncectl;hash'= {
             cand -u 'The PostgreSQL role name (md5 secrets are salted with it)'

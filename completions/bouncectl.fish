@@ -38,10 +38,10 @@ complete -c bouncectl -n "__fish_bouncectl_needs_command" -f -a "help" -d 'Print
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s d -l daemon -d 'Run in the background (needs pidfile in the configuration)'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s q -l quiet -d 'Log nothing to stderr'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s v -l verbose -d 'More log output (repeat for more)'
+complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s V -l version -d 'Print the version as SHOW VERSION answers it (PgBouncer-shaped, naming bouncectl) and exit'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -l check-config -d 'Read and check the configuration, print every problem as file:line: message, and exit (0 when valid, 2 otherwise)'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -l print-config -d 'Print the effective settings as a pgbouncer.ini (defaults included, passwords masked) and exit'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c bouncectl -n "__fish_bouncectl_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -s u -l user -d 'The PostgreSQL role name (md5 secrets are salted with it)' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -l password -d 'The password (visible in the process list: prefer --password-stdin or the prompt)' -r
 complete -c bouncectl -n "__fish_bouncectl_using_subcommand hash" -l method -d 'How to compute the md5 secret' -r -f -a "native\t'In-process, as pg_md5 does'

@@ -141,3 +141,16 @@ fn serve_exits_2_when_its_port_is_taken() {
         "{stderr}"
     );
 }
+
+#[test]
+fn serve_version_is_what_show_version_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve(dir.path(), &["--version"], &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().next(),
+        Some(bouncectl::admin::version_text().as_str())
+    );
+    assert!(text.starts_with("PgBouncer "), "{text}");
+}

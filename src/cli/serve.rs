@@ -21,7 +21,7 @@ use crate::tls::TlsSettings;
 /// Arguments of `bouncectl serve`.
 #[derive(Debug, clap::Args)]
 #[command(
-    version,
+    disable_version_flag = true,
     after_help = "Examples:\n  \
     bouncectl serve                           # 127.0.0.1:6432 → $PGHOST:$PGPORT, passwords checked by PostgreSQL\n  \
     bouncectl serve /etc/pgbouncer/pgbouncer.ini --check-config\n  \
@@ -43,6 +43,9 @@ pub struct Args {
     /// More log output (repeat for more).
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Print the version as SHOW VERSION answers it (PgBouncer-shaped, naming bouncectl) and exit.
+    #[arg(short = 'V', long)]
+    pub version: bool,
     /// Read and check the configuration, print every problem as file:line: message, and exit
     /// (0 when valid, 2 otherwise).
     #[arg(long)]
@@ -55,6 +58,10 @@ pub struct Args {
 
 /// Runs `serve`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.version {
+        output::print_text(&format!("{}\n", crate::admin::version_text()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = match load(args.config.as_deref()) {
         Ok(config) => config,
         Err(problems) => {

@@ -226,3 +226,74 @@ async fn postgres_restart_while_serving() {
         assert!(select_one(&client).await);
     }
 }
+
+#[tokio::test]
+async fn daemon_mode_writes_its_pidfile_and_serves() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::postgres::free_port();
+    let pidfile = dir.path().join("bouncectl.pid");
+    let auth = dir.path().join("userlist.txt");
+    std::fs::write(
+        &auth,
+        format!(
+            "\"{MD5_USER}\" \"{}\"\n",
+            bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
+        ),
+    )
+    .unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n* = host=127.0.0.1 port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             unix_socket_dir =\nauth_type = md5\nauth_file = {}\npidfile = {}\nlogfile = {}\n",
+            pg.port(),
+            auth.display(),
+            pidfile.display(),
+            dir.path().join("log").display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new(support::bin())
+        .args(["serve", "-d"])
+        .arg(&ini)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the foreground process returns at once");
+    assert!(
+        support::eventually(Duration::from_secs(10), || pidfile.is_file()).await,
+        "no pidfile"
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let url =
+        format!("host=127.0.0.1 port={port} user={MD5_USER} password={PASSWORD} dbname=postgres");
+    let client = support::connect(&url).await.unwrap();
+    assert!(select_one(&client).await);
+    drop(client);
+    kill(Pid::from_raw(pid), Signal::SIGTERM).unwrap();
+    assert!(
+        support::eventually(Duration::from_secs(10), || !pidfile.is_file()).await,
+        "the pidfile is removed at exit"
+    );
+}
+
+#[test]
+fn daemon_mode_without_pidfile_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(&ini, "[databases]\n* = host=127.0.0.1 user=app\n[pgbouncer]\nauth_type = any\nunix_socket_dir =\nlisten_addr = 127.0.0.1\n").unwrap();
+    let out = Command::new(support::bin())
+        .args(["serve", "-d"])
+        .arg(&ini)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pidfile"));
+}
