@@ -234,7 +234,10 @@ async fn janitor(shared: Arc<Shared>) {
     let mut phase = shared.shutdown.subscribe();
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.registry.close_expired(),
+            _ = tick.tick() => {
+                shared.registry.close_expired();
+                shared.registry.fill_min().await;
+            }
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
         }
     }

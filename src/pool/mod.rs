@@ -55,8 +55,10 @@ pub struct PoolSettings {
     pub reset_query: String,
     /// `server_reset_query_always`.
     pub reset_query_always: bool,
-    /// `server_check_query` (empty = none) and `server_check_delay`.
+    /// `server_check_query` (empty: an empty query) and `server_check_delay`; `None` = no check.
     pub check: Option<(String, Duration)>,
+    /// `min_pool_size`: server connections kept open even when idle.
+    pub min_pool_size: usize,
 }
 
 /// One (database, user) pool.
@@ -157,12 +159,22 @@ impl Pool {
         let started = Instant::now();
         loop {
             match self.queue.checkout().await? {
-                Lease::Ready(server) => {
-                    let lifetime = lock(&self.settings).server_lifetime;
+                Lease::Ready(mut server) => {
+                    let settings = self.settings();
+                    let lifetime = settings.server_lifetime;
                     let expired = !lifetime.is_zero() && server.created.elapsed() >= lifetime;
                     if expired || server.is_broken() {
                         self.close(server);
                         continue;
+                    }
+                    if let Some((query, delay)) = &settings.check {
+                        // server_check_delay: a connection idle this long proves itself first.
+                        if server.last_used.elapsed() >= *delay
+                            && server.simple_query(query).await.is_err()
+                        {
+                            self.close(server);
+                            continue;
+                        }
                     }
                     self.set_server_state(server.id, ServerState::Active);
                     return Ok((server, started.elapsed()));
@@ -375,13 +387,39 @@ impl PoolRegistry {
         all
     }
 
+    /// Opens connections up to `min_pool_size` for pools that know a credential (the janitor's
+    /// job); failures are logged by the login and retried on the next tick.
+    pub async fn fill_min(&self) {
+        for pool in self.pools() {
+            let min = pool.settings().min_pool_size;
+            let missing = min.saturating_sub(pool.queue.counts().open);
+            if missing == 0 || !pool.has_credential() {
+                continue;
+            }
+            for _ in 0..missing {
+                if pool.login_check().await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
     /// Closes idle servers past `server_idle_timeout` or `server_lifetime` (the janitor's job).
     pub fn close_expired(&self) {
         for pool in self.pools() {
             let settings = pool.settings();
+            // Idle connections beyond min_pool_size may time out; the first ones are kept.
+            let mut keep = settings.min_pool_size;
             let expired = pool.queue.take_idle_where(|server, idle_for| {
-                (!settings.server_idle_timeout.is_zero()
-                    && idle_for >= settings.server_idle_timeout)
+                let idle_expired = !settings.server_idle_timeout.is_zero()
+                    && idle_for >= settings.server_idle_timeout
+                    && if keep > 0 {
+                        keep -= 1;
+                        false
+                    } else {
+                        true
+                    };
+                idle_expired
                     || (!settings.server_lifetime.is_zero()
                         && server.created.elapsed() >= settings.server_lifetime)
             });

@@ -295,7 +295,12 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
         .and_then(|u| u.query_wait_timeout)
         .or(db.pool.query_wait_timeout)
         .unwrap_or_else(|| s.duration(Key::QueryWaitTimeout));
-    let check_query = s.text(Key::ServerCheckQuery).unwrap_or_default().to_owned();
+    // PgBouncer documents the default as `<empty>`: an empty query, the cheapest round trip.
+    let check_query = s
+        .text(Key::ServerCheckQuery)
+        .filter(|q| *q != "<empty>")
+        .unwrap_or_default()
+        .to_owned();
     PoolSettings {
         mode: config.pool_mode_for(database, user),
         limits: Limits {
@@ -311,7 +316,12 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
         server_idle_timeout: s.duration(Key::ServerIdleTimeout),
         reset_query: s.text(Key::ServerResetQuery).unwrap_or_default().to_owned(),
         reset_query_always: s.flag(Key::ServerResetQueryAlways),
-        check: (!check_query.is_empty()).then(|| (check_query, s.duration(Key::ServerCheckDelay))),
+        check: Some((check_query, s.duration(Key::ServerCheckDelay))),
+        min_pool_size: count(
+            db.pool
+                .min_pool_size
+                .map_or_else(|| s.int(Key::MinPoolSize), i64::from),
+        ),
     }
 }
 

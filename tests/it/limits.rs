@@ -288,3 +288,38 @@ async fn per_database_and_per_user_client_caps() {
         assert!(select_one(&again).await, "{setting}: the slot comes back");
     }
 }
+
+#[tokio::test]
+async fn min_pool_size_keeps_servers_open_and_checks_run_before_reuse() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(
+        &pg,
+        "min_pool_size = 3\nserver_check_delay = 0\nserver_check_query = SELECT 1",
+    )
+    .await;
+    let client = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        assert!(select_one(&client).await);
+    }
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    let mut backends = 0i64;
+    for _ in 0..100 {
+        backends = su
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                &[&MD5_USER],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if backends >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(backends, 3, "min_pool_size opens the pool up to 3");
+}
