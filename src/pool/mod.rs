@@ -12,6 +12,7 @@
 
 pub mod queue;
 pub mod server;
+pub mod statements;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,8 @@ pub struct PoolSettings {
     pub reset_query_always: bool,
     /// `server_check_query` (empty = none) and `server_check_delay`.
     pub check: Option<(String, Duration)>,
+    /// `max_prepared_statements`: per-server LRU size of tracked statements (0 = off).
+    pub max_prepared_statements: usize,
 }
 
 /// One (database, user) pool.
@@ -66,6 +69,8 @@ pub struct Pool {
     pub queue: Arc<Queue<ServerConn>>,
     /// Traffic counters.
     pub stats: PoolStats,
+    /// Pooler-wide names of the protocol-level prepared statements clients made.
+    pub statements: statements::Registry,
     settings: Mutex<Arc<PoolSettings>>,
     login: Mutex<LoginInfo>,
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
@@ -277,6 +282,7 @@ impl PoolRegistry {
             user: user.to_owned(),
             queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
             stats: PoolStats::default(),
+            statements: statements::Registry::default(),
             settings: Mutex::new(Arc::new(spec.settings)),
             login: Mutex::new(spec.login),
             welcome: Mutex::new(None),

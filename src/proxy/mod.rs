@@ -15,6 +15,7 @@ pub mod client_auth;
 pub mod handshake;
 pub mod listen;
 pub mod params;
+pub mod prepared;
 pub mod session;
 
 use std::collections::HashMap;
@@ -179,6 +180,7 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
         reset_query: s.text(Key::ServerResetQuery).unwrap_or_default().to_owned(),
         reset_query_always: s.flag(Key::ServerResetQueryAlways),
         check: (!check_query.is_empty()).then(|| (check_query, s.duration(Key::ServerCheckDelay))),
+        max_prepared_statements: count(s.int(Key::MaxPreparedStatements)),
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::handshake::{LoggedIn, pool_error};
+use super::prepared::{ClientStatements, Pipeline, Tracker};
 use crate::config::PoolMode;
 use crate::error::ClientError;
 use crate::pool::server::ServerConn;
@@ -74,6 +75,9 @@ struct Link {
     since: Instant,
     query_since: Option<Instant>,
     xact_since: Option<Instant>,
+    /// `max_prepared_statements` when the link was made, 0 when statements pass through.
+    max_prepared: usize,
+    expect: Pipeline,
 }
 
 /// One client's relay.
@@ -85,6 +89,7 @@ pub struct Session<S> {
     max_len: usize,
     timeouts: Timeouts,
     shutdown: watch::Receiver<Phase>,
+    statements: ClientStatements,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -108,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             max_len,
             timeouts,
             shutdown,
+            statements: ClientStatements::default(),
         }
     }
 
@@ -211,12 +217,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         pool.stats
             .assigned(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
         self.login.cancel.link(Arc::clone(&server.cancel));
+        let max_prepared = match self.mode {
+            PoolMode::Session => 0,
+            _ => pool.settings().max_prepared_statements,
+        };
         Ok(Link {
             server,
             pending: 0,
             since: Instant::now(),
             query_since: None,
             xact_since: None,
+            max_prepared,
+            expect: Pipeline::default(),
         })
     }
 
@@ -251,6 +263,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
         let mut walk = Walk::new(&self.cbuf, self.max_len);
         let mut terminate_at = None;
+        let mut out = BytesMut::new();
+        let mut tracker = (link.max_prepared > 0).then(|| {
+            Tracker::new(
+                &mut link.expect,
+                &mut self.statements,
+                &mut link.server.prepared,
+                &self.login.pool,
+                link.max_prepared,
+            )
+        });
         while let Some(msg) = walk
             .next_message()
             .map_err(|e| ClientError::Protocol(e.to_string()))?
@@ -269,13 +291,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 _ => {}
             }
+            if let Some(t) = tracker.as_mut() {
+                let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
+                let raw = self.cbuf.get(start..walk.consumed()).unwrap_or_default();
+                t.client_message(msg.tag, raw, msg.body, &mut out)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            }
         }
         let upto = terminate_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
             self.cbuf.reserve(len);
         }
         if upto > 0 {
-            let bytes = self.cbuf.get(..upto).unwrap_or_default();
+            let bytes = match tracker {
+                Some(_) => out.as_ref(),
+                None => self.cbuf.get(..upto).unwrap_or_default(),
+            };
             link.server
                 .stream
                 .write_all(bytes)
@@ -283,6 +314,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
             self.cbuf.advance(upto);
+        }
+        if let Some(mut t) = tracker {
+            // Replies the pooler owes with nothing before them (a Parse the server already had).
+            let mut reply = BytesMut::new();
+            t.emit_ready(&mut reply);
+            t.finish();
+            if !reply.is_empty() && self.client.write_all(&reply).await.is_err() {
+                return Ok(false);
+            }
         }
         Ok(terminate_at.is_none())
     }
@@ -341,6 +381,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut walk = Walk::new(&link.server.buf, self.max_len);
         let mut ready = false;
         let mut refuse_at = None;
+        let mut out = BytesMut::new();
+        let mut tracker = (link.max_prepared > 0).then(|| {
+            Tracker::new(
+                &mut link.expect,
+                &mut self.statements,
+                &mut link.server.prepared,
+                &self.login.pool,
+                link.max_prepared,
+            )
+        });
         while let Some(msg) = walk
             .next_message()
             .map_err(|_| ClientError::ServerCrashed)?
@@ -385,13 +435,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 _ => {}
             }
+            if let Some(t) = tracker.as_mut() {
+                let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
+                let raw = link
+                    .server
+                    .buf
+                    .get(start..walk.consumed())
+                    .unwrap_or_default();
+                t.server_message(msg.tag, raw, &mut out);
+            }
         }
         let upto = refuse_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
             link.server.buf.reserve(len);
         }
         if upto > 0 {
-            let bytes = link.server.buf.get(..upto).unwrap_or_default();
+            let bytes = match tracker {
+                Some(_) => out.as_ref(),
+                None => link.server.buf.get(..upto).unwrap_or_default(),
+            };
             if self.client.write_all(bytes).await.is_err() {
                 return Ok(Step::ClientGone);
             }
@@ -401,7 +463,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if refuse_at.is_some() {
             return Err(ClientError::StatementModeTransaction);
         }
-        if !ready || !link.server.buf.is_empty() {
+        if !ready || !link.server.buf.is_empty() || !link.expect.is_empty() {
             return Ok(Step::Continue);
         }
         match release_after(self.mode, link.server.tx_status, link.pending) {

@@ -13,6 +13,7 @@ mod cli;
 mod leaks;
 mod limits;
 mod modes;
+mod prepared;
 mod show;
 mod shutdown;
 mod support;
