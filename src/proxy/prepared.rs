@@ -160,6 +160,11 @@ impl<'a> Tracker<'a> {
         body: &[u8],
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        if self.pipeline.skipping && self.pipeline.queue.is_empty() && tag != fe::SYNC {
+            // The server skips to Sync: the message changes nothing and draws no reply.
+            out.extend_from_slice(raw);
+            return Ok(());
+        }
         match tag {
             fe::PARSE => self.parse(raw, body, out),
             fe::BIND => self.bind(raw, body, out),
@@ -205,12 +210,14 @@ impl<'a> Tracker<'a> {
                 out.extend_from_slice(raw);
             }
             be::READY_FOR_QUERY => {
+                let mut skipped = Vec::new();
                 while let Some(e) = self.pipeline.queue.pop_front() {
                     if e.ends_at_ready() {
                         break;
                     }
-                    self.rollback(e);
+                    skipped.push(e);
                 }
+                self.rollback_all(skipped);
                 self.pipeline.skipping = false;
                 out.extend_from_slice(raw);
             }
@@ -285,30 +292,33 @@ impl<'a> Tracker<'a> {
             out.extend_from_slice(raw);
             return;
         }
+        let mut skipped = Vec::new();
         match self.pipeline.queue.pop_front() {
             Some(Expect::ReplaceError(mine)) => out.extend_from_slice(&mine),
             Some(other) => {
                 out.extend_from_slice(raw);
-                self.rollback(other);
+                skipped.push(other);
             }
             None => out.extend_from_slice(raw),
         }
         self.pipeline.skipping = true;
-        self.drain_skipped();
+        // The server skips everything before the next Sync.
+        while self
+            .pipeline
+            .queue
+            .front()
+            .is_some_and(|e| !matches!(e, Expect::Sync))
+        {
+            skipped.extend(self.pipeline.queue.pop_front());
+        }
+        self.rollback_all(skipped);
     }
 
-    /// Drops what the server skips after an error: everything before the next Sync.
-    fn drain_skipped(&mut self) {
-        while self.pipeline.skipping
-            && self
-                .pipeline
-                .queue
-                .front()
-                .is_some_and(|e| !matches!(e, Expect::Sync))
-        {
-            if let Some(e) = self.pipeline.queue.pop_front() {
-                self.rollback(e);
-            }
+    /// Undoes failed and skipped messages latest first, so that an eviction and a Parse of the
+    /// same statement later in the batch unwind to what the server really holds.
+    fn rollback_all(&mut self, skipped: Vec<Expect>) {
+        for e in skipped.into_iter().rev() {
+            self.rollback(e);
         }
     }
 

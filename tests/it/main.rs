@@ -14,6 +14,7 @@ mod leaks;
 mod limits;
 mod modes;
 mod prepared;
+mod prepared_raw;
 mod show;
 mod shutdown;
 mod support;
