@@ -250,7 +250,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut server = link.server;
             tokio::spawn(async move {
                 match server.simple_query(&settings.reset_query).await {
-                    Ok(()) => pool.release(server),
+                    Ok(()) => {
+                        // DISCARD ALL (the usual reset) drops the pooler's statements too.
+                        server.prepared.clear();
+                        pool.release(server)
+                    }
                     Err(_) => pool.close(server),
                 }
             });

@@ -263,3 +263,49 @@ async fn pgbench_prepared_mode_parses_once_per_server() {
     assert!(t.bind_count >= 8 * 50, "{t:?}");
     assert!(t.server_parse_count <= 2 * 2, "{t:?}");
 }
+
+#[tokio::test]
+async fn statement_mode_and_reset_query_always_keep_statements_usable() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    for settings in [
+        "pool_mode = statement\ndefault_pool_size = 2",
+        "default_pool_size = 1\nserver_reset_query_always = 1",
+    ] {
+        let bouncer = TestBouncer::start(&pg, settings).await;
+        let c = support::connect(&bouncer.url(MD5_USER, "postgres"))
+            .await
+            .unwrap();
+        let st = c.prepare("SELECT $1::int * 3").await.unwrap();
+        for i in 0..5i32 {
+            let got: i32 = c.query_one(&st, &[&i]).await.unwrap().get(0);
+            assert_eq!(got, i * 3, "{settings}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn session_mode_passes_statement_names_through() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "pool_mode = session").await;
+    let c = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    let st = c.prepare("SELECT 1").await.unwrap();
+    c.query_one(&st, &[]).await.unwrap();
+    let names: Vec<String> = c
+        .query("SELECT name FROM pg_prepared_statements", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("BOUNCECTL")),
+        "{names:?}"
+    );
+    assert_eq!(totals(&bouncer).server_parse_count, 0);
+}
