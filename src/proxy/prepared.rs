@@ -10,34 +10,24 @@
 //! After an ErrorResponse the server skips to Sync, and so does the pipeline: skipped Parses are
 //! not counted as prepared. Unnamed statements pass through untouched. No IO here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+
+mod pipeline;
+
+pub use pipeline::Pipeline;
+use pipeline::{
+    BIND_DONE, CLOSE_DONE, DESCRIBE_DONE, EXECUTE_DONE, Expect, PARSE_DONE, QUERY_DONE,
+};
 
 use crate::pool::Pool;
 use crate::pool::statements::{ServerStatements, Statement};
 use crate::protocol::EncodeError;
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::frontend::{self, Bind, Close, Describe, Parse, Query, Target};
-use crate::protocol::tag::{backend as be, frontend as fe};
-
-/// Replies that complete a Parse.
-const PARSE_DONE: &[u8] = &[be::PARSE_COMPLETE];
-/// Replies that complete a Bind.
-const BIND_DONE: &[u8] = &[be::BIND_COMPLETE];
-/// Replies that complete a Describe (after any ParameterDescription).
-const DESCRIBE_DONE: &[u8] = &[be::ROW_DESCRIPTION, be::NO_DATA];
-/// Replies that complete an Execute.
-const EXECUTE_DONE: &[u8] = &[
-    be::COMMAND_COMPLETE,
-    be::EMPTY_QUERY_RESPONSE,
-    be::PORTAL_SUSPENDED,
-];
-/// Replies that complete a Close.
-const CLOSE_DONE: &[u8] = &[be::CLOSE_COMPLETE];
-/// Replies that complete a Query or FunctionCall (errors inside them do not skip anything).
-const QUERY_DONE: &[u8] = &[be::READY_FOR_QUERY];
+use crate::protocol::tag::frontend as fe;
 
 /// A statement name the pooler never prepares: a Describe of it fails on purpose, so the server
 /// skips to Sync as PostgreSQL would after the client's own failed Parse.
@@ -58,60 +48,6 @@ impl ClientStatements {
     /// Whether the client holds none.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
-    }
-}
-
-/// What the server's replies to one message mean to the relay.
-#[derive(Debug)]
-enum Expect {
-    /// A client message: forward its replies, the last one has a tag in the list.
-    Forward(&'static [u8]),
-    /// The client's Parse sent under the pooler-wide name: forward its ParseComplete.
-    ClientParse(Vec<u8>, Arc<Statement>),
-    /// A Parse the pooler injected: swallow its ParseComplete.
-    InjectedParse(Arc<Statement>),
-    /// A Close the pooler sent to evict: swallow its CloseComplete.
-    EvictClose(Arc<Statement>),
-    /// A ParseComplete the pooler answers itself when its turn comes.
-    ParseComplete,
-    /// A CloseComplete the pooler answers itself when its turn comes.
-    CloseComplete,
-    /// A Describe sent to fail: its ErrorResponse is replaced by this one.
-    ReplaceError(BytesMut),
-    /// Sync: its ReadyForQuery ends a skip after an error.
-    Sync,
-    /// The client's CopyDone or CopyFail, sent before the server's CopyInResponse was seen.
-    CopyEnd,
-}
-
-impl Expect {
-    fn done_by(&self, tag: u8) -> bool {
-        match self {
-            Expect::Forward(done) => done.contains(&tag),
-            Expect::ClientParse(..) | Expect::InjectedParse(_) => tag == be::PARSE_COMPLETE,
-            Expect::EvictClose(_) => tag == be::CLOSE_COMPLETE,
-            _ => false,
-        }
-    }
-
-    fn ends_at_ready(&self) -> bool {
-        matches!(self, Expect::Sync) || matches!(self, Expect::Forward(d) if *d == QUERY_DONE)
-    }
-}
-
-/// The replies one server link still owes, in order, and whether it is skipping to Sync.
-#[derive(Debug, Default)]
-pub struct Pipeline {
-    queue: VecDeque<Expect>,
-    skipping: bool,
-    /// Between CopyInResponse and the client's CopyDone/CopyFail: the server ignores Sync there.
-    copy_in: bool,
-}
-
-impl Pipeline {
-    /// Whether every reply has been accounted for.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
     }
 }
 
@@ -160,7 +96,7 @@ impl<'a> Tracker<'a> {
         body: &[u8],
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        if self.pipeline.skipping && self.pipeline.queue.is_empty() && tag != fe::SYNC {
+        if self.pipeline.skips_everything() && tag != fe::SYNC {
             // The server skips to Sync: the message changes nothing and draws no reply.
             out.extend_from_slice(raw);
             return Ok(());
@@ -173,18 +109,12 @@ impl<'a> Tracker<'a> {
             fe::EXECUTE => self.forward(raw, EXECUTE_DONE, out),
             fe::SYNC => {
                 out.extend_from_slice(raw);
-                if !self.pipeline.copy_in {
-                    self.push(Expect::Sync);
-                }
+                self.pipeline.client_sync();
                 Ok(())
             }
             fe::COPY_DONE | fe::COPY_FAIL => {
                 out.extend_from_slice(raw);
-                if self.pipeline.copy_in {
-                    self.pipeline.copy_in = false;
-                } else {
-                    self.push(Expect::CopyEnd);
-                }
+                self.pipeline.client_copy_end();
                 Ok(())
             }
             fe::QUERY | fe::FUNCTION_CALL => {
@@ -202,54 +132,13 @@ impl<'a> Tracker<'a> {
 
     /// Appends what the client must see for one server message (`raw`, header included).
     pub fn server_message(&mut self, tag: u8, raw: &[u8], out: &mut BytesMut) {
-        self.emit_ready(out);
-        match tag {
-            be::ERROR_RESPONSE => self.on_error(raw, out),
-            be::COPY_IN_RESPONSE => {
-                self.on_copy_in();
-                out.extend_from_slice(raw);
-            }
-            be::READY_FOR_QUERY => {
-                let mut skipped = Vec::new();
-                while let Some(e) = self.pipeline.queue.pop_front() {
-                    if e.ends_at_ready() {
-                        break;
-                    }
-                    skipped.push(e);
-                }
-                self.rollback_all(skipped);
-                self.pipeline.skipping = false;
-                out.extend_from_slice(raw);
-            }
-            _ => {
-                let done = self.pipeline.queue.front().is_some_and(|e| e.done_by(tag));
-                let swallow = done
-                    && matches!(
-                        self.pipeline.queue.pop_front(),
-                        Some(Expect::InjectedParse(_) | Expect::EvictClose(_))
-                    );
-                if !swallow {
-                    out.extend_from_slice(raw);
-                }
-            }
-        }
-        self.emit_ready(out);
+        let undo = self.pipeline.server_message(tag, raw, out);
+        self.rollback_all(undo);
     }
 
     /// Appends the pooler's own replies that are next in line (nothing owed before them).
     pub fn emit_ready(&mut self, out: &mut BytesMut) {
-        if self.pipeline.skipping {
-            return;
-        }
-        loop {
-            match self.pipeline.queue.front() {
-                Some(Expect::ParseComplete) => backend::parse_complete(out),
-                Some(Expect::CloseComplete) => backend::close_complete(out),
-                Some(Expect::CopyEnd) => {}
-                _ => return,
-            }
-            self.pipeline.queue.pop_front();
-        }
+        self.pipeline.emit_ready(out);
     }
 
     /// Adds this step's Parse/Bind counts to the pool's stats.
@@ -260,58 +149,6 @@ impl<'a> Tracker<'a> {
                 .stats
                 .prepared(c.client_parse, c.server_parse, c.bind);
         }
-    }
-
-    /// PostgreSQL ignores Sync during copy-in: the Syncs queued after the COPY's Execute, up to
-    /// the client's CopyDone/CopyFail, draw no ReadyForQuery.
-    fn on_copy_in(&mut self) {
-        self.pipeline.copy_in = true;
-        let mut i = 1;
-        loop {
-            match self.pipeline.queue.get(i) {
-                Some(Expect::Sync) => {
-                    self.pipeline.queue.remove(i);
-                }
-                Some(Expect::CopyEnd) => {
-                    self.pipeline.queue.remove(i);
-                    self.pipeline.copy_in = false;
-                    return;
-                }
-                Some(_) => i += 1,
-                None => return,
-            }
-        }
-    }
-
-    fn on_error(&mut self, raw: &[u8], out: &mut BytesMut) {
-        let in_query = match self.pipeline.queue.front() {
-            None | Some(Expect::Sync) => true,
-            Some(e) => e.ends_at_ready(),
-        };
-        if in_query {
-            out.extend_from_slice(raw);
-            return;
-        }
-        let mut skipped = Vec::new();
-        match self.pipeline.queue.pop_front() {
-            Some(Expect::ReplaceError(mine)) => out.extend_from_slice(&mine),
-            Some(other) => {
-                out.extend_from_slice(raw);
-                skipped.push(other);
-            }
-            None => out.extend_from_slice(raw),
-        }
-        self.pipeline.skipping = true;
-        // The server skips everything before the next Sync.
-        while self
-            .pipeline
-            .queue
-            .front()
-            .is_some_and(|e| !matches!(e, Expect::Sync))
-        {
-            skipped.extend(self.pipeline.queue.pop_front());
-        }
-        self.rollback_all(skipped);
     }
 
     /// Undoes failed and skipped messages latest first, so that an eviction and a Parse of the
@@ -338,13 +175,7 @@ impl<'a> Tracker<'a> {
     }
 
     fn push(&mut self, e: Expect) {
-        // While the server skips to Sync with nothing queued, a new message other than Sync is
-        // skipped too: it never draws a reply.
-        if self.pipeline.skipping && self.pipeline.queue.is_empty() && !matches!(e, Expect::Sync) {
-            self.rollback(e);
-            return;
-        }
-        self.pipeline.queue.push_back(e);
+        self.pipeline.push(e);
     }
 
     fn forward(
