@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// One distinct statement as the pooler prepares it on servers.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,11 +24,25 @@ pub struct Statement {
 type Key = (Vec<u8>, Vec<u32>);
 
 /// Query text + parameter types → the pooler-wide statement, one per pool.
+///
+/// Holds statements weakly: once no client names one and no server holds it, it is forgotten
+/// (memory stays bounded by what is in use, not by every text ever seen), and the same text seen
+/// again gets a new name, which no server can still hold.
 #[derive(Debug, Default)]
 pub struct Registry {
-    map: Mutex<HashMap<Key, Arc<Statement>>>,
+    map: Mutex<Entries>,
     next: AtomicU64,
 }
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_key: HashMap<Key, Weak<Statement>>,
+    /// Size after the last sweep of dead entries; the next sweep waits until it doubles.
+    swept_at: usize,
+}
+
+/// Entries kept before the first sweep.
+const SWEEP_MIN: usize = 1024;
 
 impl Registry {
     /// The statement for `query` and `param_types`, created on first sight.
@@ -39,8 +53,12 @@ impl Registry {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = (query.to_vec(), param_types);
-        if let Some(s) = map.get(&key) {
-            return Arc::clone(s);
+        if let Some(s) = map.by_key.get(&key).and_then(Weak::upgrade) {
+            return s;
+        }
+        if map.by_key.len() >= (map.swept_at * 2).max(SWEEP_MIN) {
+            map.by_key.retain(|_, s| s.strong_count() > 0);
+            map.swept_at = map.by_key.len();
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let statement = Arc::new(Statement {
@@ -49,16 +67,19 @@ impl Registry {
             query: key.0.clone(),
             param_types: key.1.clone(),
         });
-        map.insert(key, Arc::clone(&statement));
+        map.by_key.insert(key, Arc::downgrade(&statement));
         statement
     }
 
-    /// How many distinct statements the pool has seen.
+    /// How many distinct statements are in use (named by a client or held by a server).
     pub fn len(&self) -> usize {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .len()
+            .by_key
+            .values()
+            .filter(|s| s.strong_count() > 0)
+            .count()
     }
 
     /// Whether no statement was seen yet.
@@ -146,6 +167,20 @@ mod tests {
         assert_eq!(a.name, b.name);
         assert_ne!(a.name, c.name);
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn unused_statements_are_forgotten() {
+        let r = Registry::default();
+        let first = r.intern(b"SELECT 1", vec![]).name.clone();
+        assert_eq!(r.len(), 0);
+        for i in 0..3000u32 {
+            drop(r.intern(&i.to_be_bytes(), vec![]));
+        }
+        assert!(r.map.lock().unwrap().by_key.len() < 2100);
+        let kept = r.intern(b"SELECT 1", vec![]);
+        assert_ne!(kept.name, first, "a forgotten text gets a fresh name");
+        assert_eq!(r.len(), 1);
     }
 
     #[test]
