@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bouncectl::stats::Totals;
+use tokio_postgres::types::ToSql;
 
 use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
@@ -308,4 +309,41 @@ async fn session_mode_passes_statement_names_through() {
         "{names:?}"
     );
     assert_eq!(totals(&bouncer).server_parse_count, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_under_concurrency_keeps_every_client_correct() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer =
+        TestBouncer::start(&pg, "default_pool_size = 2\nmax_prepared_statements = 2").await;
+    let url = Arc::new(bouncer.url(MD5_USER, "postgres"));
+    let mut tasks = Vec::new();
+    for i in 0..10i32 {
+        let url = Arc::clone(&url);
+        tasks.push(tokio::spawn(async move {
+            let c = support::connect(&url).await.unwrap();
+            let mut statements = Vec::new();
+            for k in 0..5i32 {
+                statements.push(
+                    c.prepare(&format!("SELECT $1::int * 10 + {k}"))
+                        .await
+                        .unwrap(),
+                );
+            }
+            for round in 0..4 {
+                for (k, st) in statements.iter().enumerate() {
+                    let (pa, pb): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) =
+                        ([&i], [&round]);
+                    let (a, b) = tokio::join!(c.query_one(st, &pa), c.query_one(st, &pb));
+                    assert_eq!(a.unwrap().get::<_, i32>(0), i * 10 + k as i32);
+                    assert_eq!(b.unwrap().get::<_, i32>(0), round * 10 + k as i32);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
