@@ -237,7 +237,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let pool = &self.login.pool;
         pool.stats
             .xact(u64::try_from(link.since.elapsed().as_micros()).unwrap_or(u64::MAX));
-        let reusable = clean && link.pending == 0 && link.server.tx_status == TxStatus::Idle;
+        // Replies still owed (extended-protocol messages without a Sync) would reach the next client.
+        let reusable = clean
+            && link.pending == 0
+            && link.expect.is_empty()
+            && link.server.tx_status == TxStatus::Idle;
         if !reusable {
             pool.close(link.server);
             return;
