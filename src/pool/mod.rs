@@ -13,6 +13,7 @@
 pub mod control;
 pub mod queue;
 pub mod server;
+pub mod statements;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +60,8 @@ pub struct PoolSettings {
     pub check: Option<(String, Duration)>,
     /// `min_pool_size`: server connections kept open even when idle.
     pub min_pool_size: usize,
+    /// `max_prepared_statements`: per-server LRU size of tracked statements (0 = off).
+    pub max_prepared_statements: usize,
 }
 
 /// One (database, user) pool.
@@ -71,6 +74,8 @@ pub struct Pool {
     pub queue: Arc<Queue<ServerConn>>,
     /// Traffic counters.
     pub stats: PoolStats,
+    /// Pooler-wide names of the protocol-level prepared statements clients made.
+    pub statements: statements::Registry,
     settings: Mutex<Arc<PoolSettings>>,
     login: Mutex<LoginInfo>,
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
@@ -369,6 +374,7 @@ impl PoolRegistry {
             user: user.to_owned(),
             queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
             stats: PoolStats::default(),
+            statements: statements::Registry::default(),
             settings: Mutex::new(Arc::new(spec.settings)),
             login: Mutex::new(spec.login),
             welcome: Mutex::new(None),

@@ -213,6 +213,8 @@ pub struct ServerConn {
     pub synced_with: u64,
     /// The server's address, for logs and SHOW SERVERS.
     pub addr: String,
+    /// Pooler-wide prepared statements this server holds (a new connection starts empty).
+    pub prepared: super::statements::ServerStatements,
 }
 
 impl ServerConn {
@@ -263,6 +265,7 @@ impl ServerConn {
             tx_status: TxStatus::Idle,
             synced_with: 0,
             addr,
+            prepared: Default::default(),
         };
         if let Some(sql) = info.connect_query.as_deref().filter(|q| !q.is_empty()) {
             server.simple_query(sql).await?;

@@ -17,6 +17,7 @@ pub mod console_login;
 pub mod handshake;
 pub mod listen;
 pub mod params;
+pub mod prepared;
 pub mod reload;
 pub mod session;
 
@@ -322,6 +323,7 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
                 .min_pool_size
                 .map_or_else(|| s.int(Key::MinPoolSize), i64::from),
         ),
+        max_prepared_statements: count(s.int(Key::MaxPreparedStatements)),
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::handshake::{LoggedIn, pool_error};
+use super::prepared::{ClientStatements, Pipeline, Tracker};
 use crate::config::PoolMode;
 use crate::error::ClientError;
 use crate::pool::server::ServerConn;
@@ -75,6 +76,9 @@ struct Link {
     since: Instant,
     query_since: Option<Instant>,
     xact_since: Option<Instant>,
+    /// `max_prepared_statements` when the link was made, 0 when statements pass through.
+    max_prepared: usize,
+    expect: Pipeline,
 }
 
 /// One client's relay.
@@ -87,6 +91,7 @@ pub struct Session<S> {
     timeouts: Timeouts,
     shutdown: watch::Receiver<Phase>,
     entry: Option<Arc<ClientInfo>>,
+    statements: ClientStatements,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -111,6 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             timeouts,
             shutdown,
             entry: None,
+            statements: ClientStatements::default(),
         }
     }
 
@@ -234,12 +240,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         pool.stats
             .assigned(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
         self.login.cancel.link(Arc::clone(&server.cancel));
+        let max_prepared = match self.mode {
+            PoolMode::Session => 0,
+            _ => pool.settings().max_prepared_statements,
+        };
         Ok(Link {
             server,
             pending: 0,
             since: Instant::now(),
             query_since: None,
             xact_since: None,
+            max_prepared,
+            expect: Pipeline::default(),
         })
     }
 
@@ -251,7 +263,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let pool = &self.login.pool;
         pool.stats
             .xact(u64::try_from(link.since.elapsed().as_micros()).unwrap_or(u64::MAX));
-        let reusable = clean && link.pending == 0 && link.server.tx_status == TxStatus::Idle;
+        // Replies still owed (extended-protocol messages without a Sync) would reach the next client.
+        let reusable = clean
+            && link.pending == 0
+            && link.expect.is_empty()
+            && link.server.tx_status == TxStatus::Idle;
         if !reusable {
             pool.close(link.server);
             return;
@@ -265,7 +281,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             pool.set_server_state(server.id, crate::registry::ServerState::Tested);
             tokio::spawn(async move {
                 match server.simple_query(&settings.reset_query).await {
-                    Ok(()) => pool.release(server),
+                    Ok(()) => {
+                        // DISCARD ALL (the usual reset) drops the pooler's statements too.
+                        server.prepared.clear();
+                        pool.release(server)
+                    }
                     Err(_) => pool.close(server),
                 }
             });
@@ -278,6 +298,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
         let mut walk = Walk::new(&self.cbuf, self.max_len);
         let mut terminate_at = None;
+        let mut out = BytesMut::new();
+        let mut tracker = (link.max_prepared > 0).then(|| {
+            Tracker::new(
+                &mut link.expect,
+                &mut self.statements,
+                &mut link.server.prepared,
+                &self.login.pool,
+                link.max_prepared,
+            )
+        });
         while let Some(msg) = walk
             .next_message()
             .map_err(|e| ClientError::Protocol(e.to_string()))?
@@ -296,6 +326,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 _ => {}
             }
+            if let Some(t) = tracker.as_mut() {
+                let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
+                let raw = self.cbuf.get(start..walk.consumed()).unwrap_or_default();
+                t.client_message(msg.tag, raw, msg.body, &mut out)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            }
         }
         let upto = terminate_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
@@ -305,7 +341,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some(entry) = &self.entry {
                 entry.requested();
             }
-            let bytes = self.cbuf.get(..upto).unwrap_or_default();
+            let bytes = match tracker {
+                Some(_) => out.as_ref(),
+                None => self.cbuf.get(..upto).unwrap_or_default(),
+            };
             link.server
                 .stream
                 .write_all(bytes)
@@ -313,6 +352,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
             self.cbuf.advance(upto);
+        }
+        if let Some(mut t) = tracker {
+            // Replies the pooler owes with nothing before them (a Parse the server already had).
+            let mut reply = BytesMut::new();
+            t.emit_ready(&mut reply);
+            t.finish();
+            if !reply.is_empty() && self.client.write_all(&reply).await.is_err() {
+                return Ok(false);
+            }
         }
         Ok(terminate_at.is_none())
     }
@@ -372,6 +420,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut walk = Walk::new(&link.server.buf, self.max_len);
         let mut ready = false;
         let mut refuse_at = None;
+        let mut out = BytesMut::new();
+        let mut tracker = (link.max_prepared > 0).then(|| {
+            Tracker::new(
+                &mut link.expect,
+                &mut self.statements,
+                &mut link.server.prepared,
+                &self.login.pool,
+                link.max_prepared,
+            )
+        });
         while let Some(msg) = walk
             .next_message()
             .map_err(|_| ClientError::ServerCrashed)?
@@ -419,13 +477,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 _ => {}
             }
+            if let Some(t) = tracker.as_mut() {
+                let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
+                let raw = link
+                    .server
+                    .buf
+                    .get(start..walk.consumed())
+                    .unwrap_or_default();
+                t.server_message(msg.tag, raw, &mut out);
+            }
         }
         let upto = refuse_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
             link.server.buf.reserve(len);
         }
         if upto > 0 {
-            let bytes = link.server.buf.get(..upto).unwrap_or_default();
+            let bytes = match tracker {
+                Some(_) => out.as_ref(),
+                None => link.server.buf.get(..upto).unwrap_or_default(),
+            };
             if self.client.write_all(bytes).await.is_err() {
                 return Ok(Step::ClientGone);
             }
@@ -435,7 +505,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if refuse_at.is_some() {
             return Err(ClientError::StatementModeTransaction);
         }
-        if !ready || !link.server.buf.is_empty() {
+        if !ready || !link.server.buf.is_empty() || !link.expect.is_empty() {
             return Ok(Step::Continue);
         }
         match release_after(self.mode, link.server.tx_status, link.pending) {

@@ -14,6 +14,8 @@ mod cli;
 mod leaks;
 mod limits;
 mod modes;
+mod prepared;
+mod prepared_raw;
 mod show;
 mod shutdown;
 mod support;
