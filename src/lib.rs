@@ -7,7 +7,7 @@
 //!
 //! - **L0, pure** (no tokio, no sockets, no stdout): [`error`], [`protocol`], [`auth`], [`config`].
 //! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`tls`], [`shutdown`],
-//!   [`stats`], [`registry`].
+//!   [`stats`], [`latency`], [`registry`].
 //! - **L2, pools**: [`pool`].
 //! - **L3, serving**: [`proxy`], and [`admin`] (the console; it never imports `proxy`).
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod latency;
 pub mod pool;
 pub mod protocol;
 pub mod proxy;

@@ -20,6 +20,10 @@ pub struct PoolStats {
     bind_count: AtomicU64,
     client_login_count: AtomicU64,
     period: Mutex<Period>,
+    /// Query times (µs) for SHOW LATENCY.
+    pub query_latency: crate::latency::Histogram,
+    /// Client wait times (µs) for SHOW LATENCY.
+    pub wait_latency: crate::latency::Histogram,
 }
 
 /// The last `stats_period`: totals at its end, what changed during it, and its length.
@@ -129,6 +133,7 @@ impl PoolStats {
     /// A server was assigned after the client waited `wait_us`.
     pub fn assigned(&self, wait_us: u64) {
         self.server_assignment_count.fetch_add(1, Relaxed);
+        self.wait_latency.record(wait_us);
         if wait_us > 0 {
             self.wait_time.fetch_add(wait_us, Relaxed);
         }
@@ -144,6 +149,7 @@ impl PoolStats {
     pub fn query(&self, us: u64) {
         self.query_count.fetch_add(1, Relaxed);
         self.query_time.fetch_add(us, Relaxed);
+        self.query_latency.record(us);
     }
 
     /// Bytes moved: `received` from the client, `sent` to it.

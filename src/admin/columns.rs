@@ -136,6 +136,19 @@ pub const CONFIG: Columns = &[
 /// SHOW LISTS.
 pub const LISTS: Columns = &[("list", Text), ("items", Int4)];
 
+/// SHOW LATENCY (ours, additive): percentiles in microseconds per database.
+pub const LATENCY: Columns = &[
+    ("database", Text),
+    ("query_count", Int8),
+    ("query_p50_us", Int8),
+    ("query_p95_us", Int8),
+    ("query_p99_us", Int8),
+    ("wait_count", Int8),
+    ("wait_p50_us", Int8),
+    ("wait_p95_us", Int8),
+    ("wait_p99_us", Int8),
+];
+
 /// SHOW VERSION.
 pub const VERSION: Columns = &[("version", Text)];
 

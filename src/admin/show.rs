@@ -20,7 +20,7 @@ const HELP: &str = "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSI
 SHOW PEERS|PEER_POOLS\n\
 SHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE\n\
 SHOW DNS_HOSTS|DNS_ZONES\n\
-SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n\
+SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS|LATENCY\n\
 SET key = arg\n\
 RELOAD\n\
 PAUSE [<db>]\n\
@@ -88,6 +88,7 @@ pub fn table(
             t
         }
         "LISTS" => lists(host, &config),
+        "LATENCY" => show_stats::latency(host, &config),
         "VERSION" => {
             let mut t = Table::new(VERSION);
             t.row(vec![v(super::version_text())]);

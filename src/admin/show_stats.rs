@@ -7,6 +7,7 @@ use super::columns::{STATS, TOTALS};
 use super::show::database_list;
 use super::table::{Columns, Table, v};
 use crate::config::Config;
+use crate::latency::Snapshot;
 use crate::stats::Totals;
 
 const TOTAL_NAMES: [&str; 12] = [
@@ -86,6 +87,26 @@ pub fn stats_part(host: &dyn Host, config: &Config, columns: Columns, averages: 
         };
         let mut row = vec![v(name)];
         row.extend(cells(&values).iter().map(v));
+        t.row(row);
+    }
+    t
+}
+
+/// SHOW LATENCY: query and wait-time percentiles per database since start (ours; PgBouncer has none).
+pub fn latency(host: &dyn Host, config: &Config) -> Table {
+    let pools = host.pools().pools();
+    let mut t = Table::new(super::columns::LATENCY);
+    for name in database_list(host, config).into_keys() {
+        let (mut query, mut wait) = (Snapshot::default(), Snapshot::default());
+        for pool in pools.iter().filter(|p| p.database == name) {
+            query.merge(&pool.stats.query_latency.snapshot());
+            wait.merge(&pool.stats.wait_latency.snapshot());
+        }
+        let mut row = vec![v(name)];
+        for s in [&query, &wait] {
+            row.push(v(s.count()));
+            row.extend([0.5, 0.95, 0.99].map(|q| v(s.quantile(q))));
+        }
         t.row(row);
     }
     t

@@ -216,6 +216,17 @@ async fn show_values_come_from_the_data_path() {
     assert_eq!(num(&db, "total_query_count"), 5, "{db:?}");
     assert!(num(&db, "total_received") > 0 && num(&db, "total_sent") > 0);
     assert_eq!(num(&db, "total_client_login_count"), 1);
+    // Ours, additive: percentiles over the same five queries.
+    let latency = console.query("SHOW LATENCY").await;
+    ok(&latency, "LATENCY");
+    let lat = row(&latency, "database", "postgres");
+    assert_eq!(num(&lat, "query_count"), 5, "{lat:?}");
+    assert!(num(&lat, "query_p50_us") > 0, "{lat:?}");
+    assert!(
+        num(&lat, "query_p50_us") <= num(&lat, "query_p99_us"),
+        "{lat:?}"
+    );
+    assert_eq!(num(&lat, "wait_count"), 5, "{lat:?}");
 
     app.batch_execute("BEGIN; SELECT 1").await.unwrap();
     let pools = console.query("SHOW POOLS").await;

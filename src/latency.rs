@@ -1,0 +1,149 @@
+//! Latency histograms for `SHOW LATENCY`: lock-free log-linear buckets (four per power of two, so
+//! a percentile is within 25% of the true value) over microseconds, merged on read.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Four buckets per power of two over 64 bits, plus the exact values 0..4.
+const BUCKETS: usize = 4 + 62 * 4;
+
+/// A histogram of microsecond durations; recording is one relaxed atomic add.
+#[derive(Debug)]
+pub struct Histogram {
+    counts: Box<[AtomicU64]>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+fn bucket(us: u64) -> usize {
+    if us < 4 {
+        return us as usize;
+    }
+    let exp = 63 - us.leading_zeros() as usize; // ≥ 2
+    let sub = ((us >> (exp - 2)) & 3) as usize;
+    4 + (exp - 2) * 4 + sub
+}
+
+/// The largest value that falls into bucket `index` (percentiles report this upper bound).
+fn upper_bound(index: usize) -> u64 {
+    if index < 4 {
+        return index as u64;
+    }
+    let exp = (index - 4) / 4 + 2;
+    let sub = ((index - 4) % 4) as u64;
+    let width = 1u64 << (exp - 2);
+    ((4 + sub) << (exp - 2)).saturating_add(width - 1)
+}
+
+impl Histogram {
+    /// Counts one duration.
+    pub fn record(&self, us: u64) {
+        if let Some(c) = self.counts.get(bucket(us)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A plain copy of the counts, for merging pools of one database.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot(self.counts.iter().map(|c| c.load(Relaxed)).collect())
+    }
+}
+
+/// Bucket counts at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot(Vec<u64>);
+
+impl Snapshot {
+    /// Adds another snapshot's counts.
+    pub fn merge(&mut self, other: &Snapshot) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a += b;
+        }
+    }
+
+    /// Values counted.
+    pub fn count(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The `q` quantile (0.0..=1.0) in microseconds, as its bucket's upper bound; 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        // Rank of the wanted value, 1-based; the float is bounded by total so the cast is exact enough.
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, n) in self.0.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return upper_bound(index);
+            }
+        }
+        upper_bound(self.0.len().saturating_sub(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_bounds_contain_their_values() {
+        for us in [
+            0u64,
+            1,
+            3,
+            4,
+            5,
+            7,
+            8,
+            100,
+            1000,
+            123_456,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
+            let b = bucket(us);
+            assert!(b < BUCKETS, "{us}");
+            assert!(
+                upper_bound(b) >= us,
+                "{us}: bucket {b} ends at {}",
+                upper_bound(b)
+            );
+            if b > 0 {
+                assert!(upper_bound(b - 1) < us, "{us}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles_are_within_a_quarter() {
+        let h = Histogram::default();
+        for us in 1..=1000u64 {
+            h.record(us);
+        }
+        let s = h.snapshot();
+        for (q, exact) in [(0.5, 500u64), (0.95, 950), (0.99, 990)] {
+            let got = s.quantile(q);
+            assert!(
+                got >= exact && got <= exact + exact / 4,
+                "p{q}: {got} vs {exact}"
+            );
+        }
+        assert_eq!(Snapshot::default().quantile(0.5), 0);
+        let mut merged = s.clone();
+        merged.merge(&s);
+        assert_eq!(merged.count(), 2000);
+        assert_eq!(merged.quantile(0.5), s.quantile(0.5));
+    }
+}
