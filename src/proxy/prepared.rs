@@ -130,6 +130,12 @@ impl<'a> Tracker<'a> {
         }
     }
 
+    /// A simple Query forwarded untouched (nothing outstanding is tracked): only `DEALLOCATE ALL`
+    /// and `DISCARD ALL` matter, as they drop every statement of the client and the server.
+    pub fn observe_query(&mut self, body: &[u8]) {
+        self.query(body);
+    }
+
     /// Appends what the client must see for one server message (`raw`, header included).
     pub fn server_message(&mut self, tag: u8, raw: &[u8], out: &mut BytesMut) {
         let undo = self.pipeline.server_message(tag, raw, out);

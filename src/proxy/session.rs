@@ -76,6 +76,9 @@ struct Link {
     since: Instant,
     query_since: Option<Instant>,
     xact_since: Option<Instant>,
+    /// A Sync went out after the last Execute: if that Execute starts COPY FROM STDIN,
+    /// PostgreSQL ignores the Sync, so it will draw no ReadyForQuery.
+    sync_after_execute: bool,
     /// `max_prepared_statements` when the link was made, 0 when statements pass through.
     max_prepared: usize,
     expect: Pipeline,
@@ -250,6 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             since: Instant::now(),
             query_since: None,
             xact_since: None,
+            sync_after_execute: false,
             max_prepared,
             expect: Pipeline::default(),
         })
@@ -296,10 +300,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends every complete client message to the server; `false` when the client said Terminate.
     async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
+        // Batches of plain simple queries (and COPY data) need no rewriting: they go out as the
+        // client's own bytes unless tracked replies are still owed before them.
+        let simple = simple_only(&self.cbuf, self.max_len);
+        let tracking = link.max_prepared > 0;
+        if tracking && !simple && link.pending > 0 && link.expect.is_empty() {
+            // Untracked replies are still due: tracking starts once they are in.
+            return Ok(true);
+        }
+        let passthrough = !tracking || (simple && link.expect.is_empty());
         let mut walk = Walk::new(&self.cbuf, self.max_len);
         let mut terminate_at = None;
         let mut out = BytesMut::new();
-        let mut tracker = (link.max_prepared > 0).then(|| {
+        let mut tracker = tracking.then(|| {
             Tracker::new(
                 &mut link.expect,
                 &mut self.statements,
@@ -318,7 +331,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         link.query_since = Some(Instant::now());
                     }
                     link.pending += 1;
+                    link.sync_after_execute |= msg.tag == fe::SYNC;
                 }
+                fe::EXECUTE => link.sync_after_execute = false,
                 fe::TERMINATE => {
                     terminate_at =
                         Some(walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len());
@@ -327,6 +342,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 _ => {}
             }
             if let Some(t) = tracker.as_mut() {
+                if passthrough {
+                    if msg.tag == fe::QUERY {
+                        t.observe_query(msg.body);
+                    }
+                    continue;
+                }
                 let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
                 let raw = self.cbuf.get(start..walk.consumed()).unwrap_or_default();
                 t.client_message(msg.tag, raw, msg.body, &mut out)
@@ -341,9 +362,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some(entry) = &self.entry {
                 entry.requested();
             }
-            let bytes = match tracker {
-                Some(_) => out.as_ref(),
-                None => self.cbuf.get(..upto).unwrap_or_default(),
+            let bytes = if passthrough {
+                self.cbuf.get(..upto).unwrap_or_default()
+            } else {
+                out.as_ref()
             };
             link.server
                 .stream
@@ -421,7 +443,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut ready = false;
         let mut refuse_at = None;
         let mut out = BytesMut::new();
-        let mut tracker = (link.max_prepared > 0).then(|| {
+        // Nothing tracked is owed: replies pass as the server's own bytes.
+        let mut tracker = (link.max_prepared > 0 && !link.expect.is_empty()).then(|| {
             Tracker::new(
                 &mut link.expect,
                 &mut self.statements,
@@ -459,6 +482,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                             break;
                         }
                     }
+                }
+                be::COPY_IN_RESPONSE if link.sync_after_execute => {
+                    // PostgreSQL ignores Sync during COPY IN: one fewer ReadyForQuery is coming.
+                    link.sync_after_execute = false;
+                    link.pending = link.pending.saturating_sub(1);
                 }
                 be::PARAMETER_STATUS => {
                     if let Ok(ps) = crate::protocol::backend::ParameterStatus::parse(msg.body) {
@@ -525,6 +553,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.client.write_all(&out).await?;
         self.client.flush().await
     }
+}
+
+/// True when every complete message in `buf` is a simple Query, FunctionCall, Terminate or COPY
+/// data: nothing the prepared-statement tracker rewrites.
+fn simple_only(buf: &[u8], max_len: usize) -> bool {
+    let mut walk = Walk::new(buf, max_len);
+    while let Ok(Some(msg)) = walk.next_message() {
+        if !matches!(
+            msg.tag,
+            fe::QUERY
+                | fe::FUNCTION_CALL
+                | fe::TERMINATE
+                | fe::COPY_DATA
+                | fe::COPY_DONE
+                | fe::COPY_FAIL
+        ) {
+            return false;
+        }
+    }
+    true
 }
 
 /// What one pump step decided.

@@ -374,3 +374,40 @@ async fn psql_and_pgbench_work_in_every_mode() {
         );
     }
 }
+
+#[tokio::test]
+async fn copy_in_through_the_extended_protocol_releases_the_server() {
+    use futures_util::SinkExt as _;
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    pg.psql(&format!(
+        "CREATE TABLE copy_r (n int); GRANT ALL ON copy_r TO {MD5_USER}"
+    ));
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let a = support::connect(&url).await.unwrap();
+    // tokio-postgres sends Bind/Execute/Sync, and PostgreSQL ignores that Sync during COPY IN.
+    let sink = a.copy_in("COPY copy_r FROM STDIN").await.unwrap();
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    // The one server went back to the pool: another client gets it at once.
+    let b = support::connect(&url).await.unwrap();
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        b.simple_query("SELECT count(*) FROM copy_r"),
+    )
+    .await
+    .expect("the server stayed linked to the COPY client")
+    .unwrap();
+    assert_eq!(rows(&got), ["2"]);
+    let n: i64 = a
+        .query_one("SELECT count(*) FROM copy_r", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}
