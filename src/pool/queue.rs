@@ -45,6 +45,11 @@ impl SharedCap {
         self.freed.notify_waiters();
     }
 
+    /// Whether a maximum is set (0 means unlimited).
+    pub fn is_capped(&self) -> bool {
+        lock(&self.state).1 != 0
+    }
+
     /// Connections currently counted.
     pub fn open(&self) -> usize {
         lock(&self.state).0
@@ -60,11 +65,14 @@ impl SharedCap {
     }
 
     fn give_back(&self) {
-        {
+        let capped = {
             let mut state = lock(&self.state);
             state.0 = state.0.saturating_sub(1);
+            state.1 != 0
+        };
+        if capped {
+            self.freed.notify_waiters();
         }
-        self.freed.notify_waiters();
     }
 }
 
@@ -248,7 +256,12 @@ impl<T: Send + 'static> Queue<T> {
             Some(started + limits.reserve_timeout).filter(|_| limits.reserve_size > 0);
         let deadline = limits.wait_timeout.map(|t| started + t);
         loop {
-            let cap_freed = self.caps.iter().map(|c| c.freed.notified());
+            // Unlimited caps never block an open, so only capped ones are worth waiting on.
+            let cap_freed = self
+                .caps
+                .iter()
+                .filter(|c| c.is_capped())
+                .map(|c| c.freed.notified());
             let any_cap_freed = futures_any(cap_freed);
             tokio::select! {
                 grant = &mut rx => return match grant {
@@ -434,6 +447,7 @@ async fn sleep_until(at: Option<Instant>) {
 async fn futures_any<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
     let mut futures: Vec<_> = futures.map(Box::pin).collect();
     if futures.is_empty() {
+        // Nothing to wait for (and, with an empty iterator, nothing was allocated).
         return std::future::pending().await;
     }
     std::future::poll_fn(|cx| {
