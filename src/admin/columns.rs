@@ -187,54 +187,41 @@ pub const DNS_HOSTS: Columns = &[("hostname", Text), ("ttl", Int8), ("addrs", Te
 /// SHOW DNS_ZONES.
 pub const DNS_ZONES: Columns = &[("zonename", Text), ("serial", Int8), ("count", Int4)];
 
+/// The 21 columns of SHOW CLIENTS/SERVERS, optionally followed by more (SHOW SOCKETS).
+macro_rules! client_columns {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            ("type", Text),
+            ("user", Text),
+            ("database", Text),
+            ("replication", Text),
+            ("state", Text),
+            ("addr", Text),
+            ("port", Int4),
+            ("local_addr", Text),
+            ("local_port", Int4),
+            ("connect_time", Time),
+            ("request_time", Time),
+            ("wait", Int4),
+            ("wait_us", Int4),
+            ("close_needed", Int4),
+            ("ptr", Text),
+            ("link", Text),
+            ("remote_pid", Int4),
+            ("tls", Text),
+            ("application_name", Text),
+            ("prepared_statements", Int4),
+            ("id", Int4),
+            $($extra,)*
+        ]
+    };
+}
+
 /// SHOW CLIENTS and SHOW SERVERS (PgBouncer ≥ 1.24).
-pub const CLIENTS: Columns = &[
-    ("type", Text),
-    ("user", Text),
-    ("database", Text),
-    ("replication", Text),
-    ("state", Text),
-    ("addr", Text),
-    ("port", Int4),
-    ("local_addr", Text),
-    ("local_port", Int4),
-    ("connect_time", Time),
-    ("request_time", Time),
-    ("wait", Int4),
-    ("wait_us", Int4),
-    ("close_needed", Int4),
-    ("ptr", Text),
-    ("link", Text),
-    ("remote_pid", Int4),
-    ("tls", Text),
-    ("application_name", Text),
-    ("prepared_statements", Int4),
-    ("id", Int4),
-];
+pub const CLIENTS: Columns = client_columns!();
 
 /// SHOW SOCKETS and ACTIVE_SOCKETS: CLIENTS' columns plus buffer positions.
-pub const SOCKETS: Columns = &[
-    ("type", Text),
-    ("user", Text),
-    ("database", Text),
-    ("replication", Text),
-    ("state", Text),
-    ("addr", Text),
-    ("port", Int4),
-    ("local_addr", Text),
-    ("local_port", Int4),
-    ("connect_time", Time),
-    ("request_time", Time),
-    ("wait", Int4),
-    ("wait_us", Int4),
-    ("close_needed", Int4),
-    ("ptr", Text),
-    ("link", Text),
-    ("remote_pid", Int4),
-    ("tls", Text),
-    ("application_name", Text),
-    ("prepared_statements", Int4),
-    ("id", Int4),
+pub const SOCKETS: Columns = client_columns!(
     ("recv_pos", Int4),
     ("pkt_pos", Int4),
     ("pkt_remain", Int4),
@@ -242,7 +229,7 @@ pub const SOCKETS: Columns = &[
     ("send_remain", Int4),
     ("pkt_avail", Int4),
     ("send_avail", Int4),
-];
+);
 
 /// SHOW FDS (admin only).
 pub const FDS: Columns = &[
