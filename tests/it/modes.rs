@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::support::bouncer::TestBouncer;
-use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
+use crate::support::postgres::{MD5_USER, TempPostgres};
 use crate::support::{self, rows};
 
 #[tokio::test]
@@ -275,21 +275,12 @@ async fn statement_mode_refuses_transaction_blocks() {
     assert_eq!(rows(&again.simple_query("SELECT 2").await.unwrap()), ["2"]);
 }
 
-fn run_tool(pg: &TempPostgres, tool: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(pg.bindir().join(tool))
-        .args(args)
-        .env("PGPASSWORD", PASSWORD)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_and_pgbench_work_in_every_mode() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let init = run_tool(
-        &pg,
+    let init = pg.run_tool(
         "pgbench",
         &[
             "-i",
@@ -316,8 +307,7 @@ async fn psql_and_pgbench_work_in_every_mode() {
         let bouncer =
             TestBouncer::start(&pg, &format!("pool_mode = {mode}\ndefault_pool_size = 3")).await;
         let port = bouncer.port.to_string();
-        let psql = run_tool(
-            &pg,
+        let psql = pg.run_tool(
             "psql",
             &[
                 "-X",
@@ -361,7 +351,7 @@ async fn psql_and_pgbench_work_in_every_mode() {
         ];
         args.extend(script);
         args.push("postgres");
-        let bench = run_tool(&pg, "pgbench", &args);
+        let bench = pg.run_tool("pgbench", &args);
         let out = String::from_utf8_lossy(&bench.stdout);
         assert!(
             bench.status.success(),

@@ -184,22 +184,13 @@ async fn the_server_lru_is_bounded() {
     assert!(held <= 2, "the server holds {held} statements");
 }
 
-fn run_tool(pg: &TempPostgres, tool: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(pg.bindir().join(tool))
-        .args(args)
-        .env("PGPASSWORD", PASSWORD)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_prepared_mode_parses_once_per_server() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
     let port = pg.port().to_string();
-    let init = run_tool(
-        &pg,
+    let init = pg.run_tool(
         "pgbench",
         &[
             "-i",

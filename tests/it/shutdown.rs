@@ -22,27 +22,7 @@ impl Binary {
     fn start(pg: &TempPostgres, settings: &str) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let port = crate::support::postgres::free_port();
-        let auth = dir.path().join("userlist.txt");
-        std::fs::write(
-            &auth,
-            format!(
-                "\"{MD5_USER}\" \"{}\"\n",
-                bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
-            ),
-        )
-        .unwrap();
-        let ini = dir.path().join("pgbouncer.ini");
-        std::fs::write(
-            &ini,
-            format!(
-                "[databases]\n* = host=127.0.0.1 port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
-                 unix_socket_dir =\nauth_type = md5\nauth_file = {}\nlogfile = {}\n{settings}\n",
-                pg.port(),
-                auth.display(),
-                dir.path().join("bouncectl.log").display()
-            ),
-        )
-        .unwrap();
+        let ini = write_config(pg, dir.path(), port, settings);
         let child = Command::new(support::bin())
             .args(["serve", "-q"])
             .arg(&ini)
@@ -92,6 +72,31 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes a userlist with `md5_user` and a pgbouncer.ini for `pg` on `port` (log in `dir/bouncectl.log`).
+fn write_config(
+    pg: &TempPostgres,
+    dir: &std::path::Path,
+    port: u16,
+    settings: &str,
+) -> std::path::PathBuf {
+    let auth = dir.join("userlist.txt");
+    let secret = bouncectl::auth::md5_secret(MD5_USER, PASSWORD);
+    std::fs::write(&auth, format!("\"{MD5_USER}\" \"{secret}\"\n")).unwrap();
+    let ini = dir.join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n* = host=127.0.0.1 port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             unix_socket_dir =\nauth_type = md5\nauth_file = {}\nlogfile = {}\n{settings}\n",
+            pg.port(),
+            auth.display(),
+            dir.join("bouncectl.log").display()
+        ),
+    )
+    .unwrap();
+    ini
 }
 
 #[tokio::test]
@@ -235,28 +240,12 @@ async fn daemon_mode_writes_its_pidfile_and_serves() {
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::postgres::free_port();
     let pidfile = dir.path().join("bouncectl.pid");
-    let auth = dir.path().join("userlist.txt");
-    std::fs::write(
-        &auth,
-        format!(
-            "\"{MD5_USER}\" \"{}\"\n",
-            bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
-        ),
-    )
-    .unwrap();
-    let ini = dir.path().join("pgbouncer.ini");
-    std::fs::write(
-        &ini,
-        format!(
-            "[databases]\n* = host=127.0.0.1 port={}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
-             unix_socket_dir =\nauth_type = md5\nauth_file = {}\npidfile = {}\nlogfile = {}\n",
-            pg.port(),
-            auth.display(),
-            pidfile.display(),
-            dir.path().join("log").display()
-        ),
-    )
-    .unwrap();
+    let ini = write_config(
+        &pg,
+        dir.path(),
+        port,
+        &format!("pidfile = {}", pidfile.display()),
+    );
     let status = Command::new(support::bin())
         .args(["serve", "-d"])
         .arg(&ini)

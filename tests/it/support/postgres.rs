@@ -268,6 +268,15 @@ impl TempPostgres {
         )
     }
 
+    /// Runs one of the server's client tools (pgbench, psql, …) with the test password.
+    pub fn run_tool(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        Command::new(self.bindir.join(tool))
+            .args(args)
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .expect("cannot run a PostgreSQL client tool")
+    }
+
     /// Runs SQL as the superuser through psql over the unix socket; panics with psql's stderr on error.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.bindir.join("psql"))
