@@ -4,11 +4,14 @@
 //! or sessions; it only records what they report.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
+use futures_util::task::AtomicWaker;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Each critical section is one read or assignment: a poisoned lock is still consistent.
@@ -90,7 +93,10 @@ pub struct ClientInfo {
     state: AtomicU8,
     link: AtomicU64,
     application_name: Mutex<String>,
-    kill: watch::Sender<bool>,
+    killed: AtomicBool,
+    /// The client's own task, woken by [`ClientInfo::kill`]. One waker, not a watch channel:
+    /// the relay polls this on every step, and registering here costs a compare, not a lock.
+    kill_waker: AtomicWaker,
 }
 
 impl ClientInfo {
@@ -111,7 +117,8 @@ impl ClientInfo {
             state: AtomicU8::new(ClientState::Idle as u8),
             link: AtomicU64::new(0),
             application_name: Mutex::new(String::new()),
-            kill: watch::Sender::new(false),
+            killed: AtomicBool::new(false),
+            kill_waker: AtomicWaker::new(),
         }
     }
 
@@ -178,15 +185,33 @@ impl ClientInfo {
         lock(&self.application_name).clone()
     }
 
-    /// Asks the session to close (KILL, KILL_CLIENT).
-    pub fn kill(&self) {
-        self.kill.send_replace(true);
+    /// Links server `info` to this client and passes it the client's application_name (no copy
+    /// when the server already shows it).
+    pub fn lend_application_name(&self, info: &ServerInfo) {
+        info.link_client(self.id, &lock(&self.application_name));
     }
 
-    /// Resolves once [`ClientInfo::kill`] was called.
+    /// Asks the session to close (KILL, KILL_CLIENT).
+    pub fn kill(&self) {
+        self.killed.store(true, Release);
+        self.kill_waker.wake();
+    }
+
+    /// Resolves once [`ClientInfo::kill`] was called. Only the client's own task may wait here.
     pub async fn killed(&self) {
-        let mut rx = self.kill.subscribe();
-        let _ = rx.wait_for(|k| *k).await;
+        std::future::poll_fn(|cx| {
+            if self.killed.load(Acquire) {
+                return Poll::Ready(());
+            }
+            self.kill_waker.register(cx.waker());
+            // A kill between the load and the register would otherwise go unseen.
+            if self.killed.load(Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 

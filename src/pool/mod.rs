@@ -167,27 +167,29 @@ impl Pool {
                 Lease::Ready(mut server) => {
                     let settings = self.settings();
                     let lifetime = settings.server_lifetime;
-                    let expired = !lifetime.is_zero() && server.created.elapsed() >= lifetime;
+                    // One clock read for every age check of this lease.
+                    let now = Instant::now();
+                    let expired = !lifetime.is_zero() && now - server.created >= lifetime;
                     if expired || server.is_broken() {
                         self.close(server);
                         continue;
                     }
                     if let Some((query, delay)) = &settings.check {
                         // server_check_delay: a connection idle this long proves itself first.
-                        if server.last_used.elapsed() >= *delay
+                        if now - server.last_used >= *delay
                             && server.simple_query(query).await.is_err()
                         {
                             self.close(server);
                             continue;
                         }
                     }
-                    self.set_server_state(server.id, ServerState::Active);
-                    return Ok((server, started.elapsed()));
+                    server.set_state(ServerState::Active);
+                    return Ok((server, now - started));
                 }
                 Lease::Open(slot) => {
                     let server = self.login_server().await?;
                     slot.fill();
-                    self.set_server_state(server.id, ServerState::Active);
+                    server.set_state(ServerState::Active);
                     return Ok((server, started.elapsed()));
                 }
             }
@@ -212,7 +214,7 @@ impl Pool {
             servers: &self.servers,
             id: Some(id),
         };
-        let server = match ServerConn::connect(&info, id).await {
+        let mut server = match ServerConn::connect(&info, id).await {
             Ok(server) => server,
             Err(e) => {
                 tracing::warn!(
@@ -233,6 +235,7 @@ impl Pool {
             }
         }
         entry.set_state(ServerState::Idle);
+        server.info = Some(Arc::clone(&entry));
         tracing::info!(
             server = format_args!("S-{id:#x}"),
             db = %self.database,
@@ -251,15 +254,13 @@ impl Pool {
     /// Gives a server back after a client is done with it: reused when it is idle and healthy,
     /// closed otherwise.
     pub fn release(&self, mut server: ServerConn) {
-        let close_needed = self
-            .server_info(server.id)
-            .is_some_and(|s| s.close_needed());
+        let close_needed = server.info.as_ref().is_some_and(|s| s.close_needed());
         if server.tx_status != TxStatus::Idle || !server.buf.is_empty() || close_needed {
             self.close(server);
             return;
         }
         server.last_used = Instant::now();
-        self.set_server_state(server.id, ServerState::Idle);
+        server.set_state(ServerState::Idle);
         self.queue.checkin(server);
     }
 

@@ -191,8 +191,28 @@ pub struct CancelTarget {
 }
 
 /// A logged-in server connection.
+///
+/// Boxed: the pool, its queue and the relay hand it over on every transaction, and moving a
+/// pointer is cheaper than moving the fields.
 #[derive(Debug)]
-pub struct ServerConn {
+pub struct ServerConn(Box<ServerData>);
+
+impl std::ops::Deref for ServerConn {
+    type Target = ServerData;
+    fn deref(&self) -> &ServerData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServerConn {
+    fn deref_mut(&mut self) -> &mut ServerData {
+        &mut self.0
+    }
+}
+
+/// The fields of a [`ServerConn`].
+#[derive(Debug)]
+pub struct ServerData {
     /// Pooler-wide id (logs show it as `S-0x…`).
     pub id: u64,
     /// The socket.
@@ -215,9 +235,18 @@ pub struct ServerConn {
     pub addr: String,
     /// Pooler-wide prepared statements this server holds (a new connection starts empty).
     pub prepared: super::statements::ServerStatements,
+    /// Its SHOW SERVERS entry, once the pool listed it: the relay updates it without a lookup.
+    pub info: Option<Arc<crate::registry::ServerInfo>>,
 }
 
 impl ServerConn {
+    /// Marks its SHOW SERVERS entry as being in `state`.
+    pub fn set_state(&self, state: crate::registry::ServerState) {
+        if let Some(info) = &self.info {
+            info.set_state(state);
+        }
+    }
+
     /// Connects and logs in as connection `id`, all within `info.connect_timeout`.
     pub async fn connect(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
         tokio::time::timeout(info.connect_timeout, Self::connect_inner(info, id))
@@ -249,7 +278,7 @@ impl ServerConn {
         };
         let parts = conn.into_parts();
         let now = Instant::now();
-        let mut server = ServerConn {
+        let mut server = ServerConn(Box::new(ServerData {
             id,
             stream: parts.stream,
             buf: parts.read_buf,
@@ -266,7 +295,8 @@ impl ServerConn {
             synced_with: 0,
             addr,
             prepared: Default::default(),
-        };
+            info: None,
+        }));
         if let Some(sql) = info.connect_query.as_deref().filter(|q| !q.is_empty()) {
             server.simple_query(sql).await?;
         }
@@ -371,9 +401,10 @@ impl ServerConn {
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(8192);
             }
-            let n = self
+            let this = &mut *self.0;
+            let n = this
                 .stream
-                .read_buf(&mut self.buf)
+                .read_buf(&mut this.buf)
                 .await
                 .map_err(ConnError::from)?;
             if n == 0 {

@@ -301,15 +301,64 @@ impl<'a> Tracker<'a> {
     /// `DEALLOCATE ALL` and `DISCARD ALL` drop every statement, the client's and the server's.
     fn query(&mut self, body: &[u8]) {
         let Ok(q) = Query::parse(body) else { return };
-        let text = String::from_utf8_lossy(q.query);
-        let text = text.trim().trim_end_matches(';').trim();
-        let words: Vec<&str> = text.split_ascii_whitespace().collect();
-        let drops_all = matches!(words.as_slice(), [a, b]
-            if (a.eq_ignore_ascii_case("deallocate") || a.eq_ignore_ascii_case("discard"))
-                && b.eq_ignore_ascii_case("all"));
-        if drops_all {
+        if drops_all_statements(q.query) {
             self.client.names.clear();
             self.server.clear();
+        }
+    }
+}
+
+/// True for `DEALLOCATE ALL` and `DISCARD ALL` (any case, spacing, trailing `;`).
+///
+/// Runs on every simple query in transaction mode, so it looks at bytes and allocates nothing.
+fn drops_all_statements(sql: &[u8]) -> bool {
+    // Nearly every query is something else: decide on the first letter before scanning.
+    let first = sql.iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!(first, Some(b'd' | b'D')) {
+        return false;
+    }
+    let end = sql
+        .iter()
+        .rposition(|b| *b != b';' && !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let mut words = sql
+        .get(..end)
+        .unwrap_or_default()
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty());
+    match (words.next(), words.next(), words.next()) {
+        (Some(verb), Some(all), None) => {
+            (verb.eq_ignore_ascii_case(b"deallocate") || verb.eq_ignore_ascii_case(b"discard"))
+                && all.eq_ignore_ascii_case(b"all")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drops_all_statements;
+
+    #[test]
+    fn deallocate_and_discard_all_are_recognised_without_allocating() {
+        for sql in [
+            "DEALLOCATE ALL",
+            "discard all",
+            "  Discard\n\tALL ;; ",
+            "deallocate all;",
+        ] {
+            assert!(drops_all_statements(sql.as_bytes()), "{sql:?}");
+        }
+        for sql in [
+            "",
+            ";",
+            "discard",
+            "discard plans",
+            "deallocate all now",
+            "select 'discard all'",
+            "DEALLOCATE s1",
+        ] {
+            assert!(!drops_all_statements(sql.as_bytes()), "{sql:?}");
         }
     }
 }

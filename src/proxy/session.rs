@@ -225,8 +225,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let (mut server, waited) = acquired.map_err(pool_error)?;
         if let Some(entry) = &self.entry {
             entry.linked(server.id);
-            if let Some(info) = pool.server_info(server.id) {
-                info.link_client(entry.id, &entry.application_name());
+            if let Some(info) = &server.info {
+                entry.lend_application_name(info);
             }
         }
         let fingerprint = self.login.params.fingerprint();
@@ -282,7 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if reset {
             let pool = Arc::clone(pool);
             let mut server = link.server;
-            pool.set_server_state(server.id, crate::registry::ServerState::Tested);
+            server.set_state(crate::registry::ServerState::Tested);
             tokio::spawn(async move {
                 match server.simple_query(&settings.reset_query).await {
                     Ok(()) => {
@@ -300,6 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends every complete client message to the server; `false` when the client said Terminate.
     async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
+        let server = &mut *link.server;
         // Batches of plain simple queries (and COPY data) need no rewriting: they go out as the
         // client's own bytes unless tracked replies are still owed before them.
         let simple = simple_only(&self.cbuf, self.max_len);
@@ -316,7 +317,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Tracker::new(
                 &mut link.expect,
                 &mut self.statements,
-                &mut link.server.prepared,
+                &mut server.prepared,
                 &self.login.pool,
                 link.max_prepared,
             )
@@ -367,7 +368,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             } else {
                 out.as_ref()
             };
-            link.server
+            server
                 .stream
                 .write_all(bytes)
                 .await
@@ -390,8 +391,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Waits for traffic from either side and moves it on.
     async fn pump(&mut self, link: &mut Link) -> Result<Step, ClientError> {
         let deadline = self.deadline(link);
+        let server = &mut *link.server;
         tokio::select! {
-            n = read_more(&mut link.server.stream, &mut link.server.buf) => {
+            n = read_more(&mut server.stream, &mut server.buf) => {
                 if n.map_err(|_| ClientError::ServerCrashed)? == 0 {
                     return Err(ClientError::ServerCrashed);
                 }
@@ -439,7 +441,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Forwards the complete server messages to the client and decides about release.
     async fn forward_server(&mut self, link: &mut Link) -> Result<Step, ClientError> {
-        let mut walk = Walk::new(&link.server.buf, self.max_len);
+        let server = &mut *link.server;
+        let mut walk = Walk::new(&server.buf, self.max_len);
         let mut ready = false;
         let mut refuse_at = None;
         let mut out = BytesMut::new();
@@ -448,7 +451,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Tracker::new(
                 &mut link.expect,
                 &mut self.statements,
-                &mut link.server.prepared,
+                &mut server.prepared,
                 &self.login.pool,
                 link.max_prepared,
             )
@@ -462,7 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     ready = true;
                     link.pending = link.pending.saturating_sub(1);
                     if let Some(status) = msg.body.first().copied().and_then(TxStatus::from_byte) {
-                        link.server.tx_status = status;
+                        server.tx_status = status;
                         link.xact_since = match status {
                             TxStatus::Idle => None,
                             _ => link.xact_since.or(link.query_since),
@@ -473,7 +476,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                             let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
                             self.login.pool.stats.query(us);
                         }
-                        if release_after(self.mode, link.server.tx_status, 0) == Release::Refuse {
+                        if release_after(self.mode, server.tx_status, 0) == Release::Refuse {
                             // The client must not see a ReadyForQuery that invites it to continue
                             // a transaction statement mode cannot keep.
                             refuse_at = Some(
@@ -498,45 +501,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         if let (Some(entry), "application_name") = (&self.entry, &*name) {
                             entry.set_application_name(&value);
                         }
-                        link.server
-                            .params
-                            .insert(name.into_owned(), value.into_owned());
+                        server.params.insert(name.into_owned(), value.into_owned());
                     }
                 }
                 _ => {}
             }
             if let Some(t) = tracker.as_mut() {
                 let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
-                let raw = link
-                    .server
-                    .buf
-                    .get(start..walk.consumed())
-                    .unwrap_or_default();
+                let raw = server.buf.get(start..walk.consumed()).unwrap_or_default();
                 t.server_message(msg.tag, raw, &mut out);
             }
         }
         let upto = refuse_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
-            link.server.buf.reserve(len);
+            server.buf.reserve(len);
         }
         if upto > 0 {
             let bytes = match tracker {
                 Some(_) => out.as_ref(),
-                None => link.server.buf.get(..upto).unwrap_or_default(),
+                None => server.buf.get(..upto).unwrap_or_default(),
             };
             if self.client.write_all(bytes).await.is_err() {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, upto as u64);
-            link.server.buf.advance(upto);
+            server.buf.advance(upto);
         }
         if refuse_at.is_some() {
             return Err(ClientError::StatementModeTransaction);
         }
-        if !ready || !link.server.buf.is_empty() || !link.expect.is_empty() {
+        if !ready || !server.buf.is_empty() || !link.expect.is_empty() {
             return Ok(Step::Continue);
         }
-        match release_after(self.mode, link.server.tx_status, link.pending) {
+        match release_after(self.mode, server.tx_status, link.pending) {
             Release::Keep | Release::Refuse => Ok(Step::Continue),
             Release::Release => Ok(Step::Release),
         }
