@@ -300,6 +300,10 @@ impl<'a> Tracker<'a> {
 
     /// `DEALLOCATE ALL` and `DISCARD ALL` drop every statement, the client's and the server's.
     fn query(&mut self, body: &[u8]) {
+        // The first-letter test first: parsing looks for the terminator through the whole text.
+        if !starts_with_d(body) {
+            return;
+        }
         let Ok(q) = Query::parse(body) else { return };
         if drops_all_statements(q.query) {
             self.client.names.clear();
@@ -308,13 +312,17 @@ impl<'a> Tracker<'a> {
     }
 }
 
+/// Whether the first non-blank byte is `d` or `D`: nearly every query fails this at once.
+fn starts_with_d(sql: &[u8]) -> bool {
+    let first = sql.iter().find(|b| !b.is_ascii_whitespace());
+    matches!(first, Some(b'd' | b'D'))
+}
+
 /// True for `DEALLOCATE ALL` and `DISCARD ALL` (any case, spacing, trailing `;`).
 ///
 /// Runs on every simple query in transaction mode, so it looks at bytes and allocates nothing.
 fn drops_all_statements(sql: &[u8]) -> bool {
-    // Nearly every query is something else: decide on the first letter before scanning.
-    let first = sql.iter().find(|b| !b.is_ascii_whitespace());
-    if !matches!(first, Some(b'd' | b'D')) {
+    if !starts_with_d(sql) {
         return false;
     }
     let end = sql
