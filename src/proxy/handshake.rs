@@ -269,6 +269,7 @@ pub fn pool_error(e: PoolError) -> ClientError {
         PoolError::Server(crate::pool::server::ServerError::Refused { sqlstate, message }) => {
             ClientError::ServerLogin { sqlstate, message }
         }
+        PoolError::LoginFailing(reason) => ClientError::ServerLoginFailing(reason),
         PoolError::Server(other) => ClientError::ServerLogin {
             sqlstate: "08006".into(),
             message: other.to_string(),

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crate::config::userlist::Secret;
 use crate::config::{Config, Database, Key};
+use crate::pool::hosts::{Balance, HostList};
 use crate::pool::queue::Limits;
 use crate::pool::server::{LoginInfo, ServerCredential};
 use crate::pool::{Pool, PoolRegistry, PoolSettings, PoolSpec};
@@ -324,6 +325,7 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
                 .map_or_else(|| s.int(Key::MinPoolSize), i64::from),
         ),
         max_prepared_statements: count(s.int(Key::MaxPreparedStatements)),
+        server_login_retry: s.duration(Key::ServerLoginRetry),
     }
 }
 
@@ -353,9 +355,14 @@ fn login_info(
             params.push((name.to_owned(), v.clone()));
         }
     }
+    let balance = Balance::from_setting(db.target.load_balance_hosts.as_deref());
     LoginInfo {
-        host,
-        port: db.target.port,
+        hosts: Arc::new(HostList::from_config(
+            &host,
+            db.target.port,
+            &db.target.ports,
+            balance,
+        )),
         dbname: db
             .target
             .dbname
