@@ -85,6 +85,12 @@ pub enum ClientError {
     /// (PgBouncer ≥ 1.24 `check_fast_fail`, src/objects.c).
     #[error("server login has been failing, cached error: {0} (server_login_retry)")]
     ServerLoginFailing(String),
+    /// `auth_type = hba`: a `reject` rule, or no rule at all, for this connection.
+    #[error("login rejected")]
+    LoginRejected,
+    /// `auth_type = hba` with a `peer` rule: not a unix socket, or another OS user.
+    #[error("unix socket login rejected")]
+    UnixPeerRejected,
     /// The server refused the login; its own SQLSTATE and message are passed on.
     #[error("{message}")]
     ServerLogin {

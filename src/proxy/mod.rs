@@ -15,6 +15,7 @@ pub mod cancel;
 pub mod client_auth;
 pub mod console_login;
 pub mod handshake;
+pub mod hba;
 pub mod listen;
 pub mod params;
 pub mod prepared;
@@ -45,6 +46,8 @@ pub struct Runtime {
     pub users: Arc<HashMap<String, Secret>>,
     /// TLS toward clients and servers; a reload whose files are broken keeps the previous one.
     pub tls: Arc<TlsSettings>,
+    /// `auth_hba_file` rules (empty unless `auth_type = hba`).
+    pub hba: Arc<Vec<crate::config::hba::Rule>>,
 }
 
 /// State every client task shares; built once by `serve`.
@@ -133,6 +136,11 @@ impl Shared {
     /// The TLS settings in force.
     pub fn tls(&self) -> Arc<TlsSettings> {
         self.runtime().tls
+    }
+
+    /// The `auth_hba_file` rules in force.
+    pub fn hba(&self) -> Arc<Vec<crate::config::hba::Rule>> {
+        self.runtime().hba
     }
 
     /// Installs a new configuration (reload); existing pools take the new limits and TLS
@@ -248,12 +256,14 @@ impl crate::admin::Host for Shared {
     }
 
     fn replace_config(&self, config: Config) {
-        let users = self.users();
-        let tls = self.tls();
+        let Runtime {
+            users, tls, hba, ..
+        } = self.runtime();
         self.replace(Runtime {
             config: Arc::new(config),
             users,
             tls,
+            hba,
         });
     }
 
