@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod check;
 mod cli;
+mod drivers;
 mod hba;
 mod hosts;
 mod leaks;
