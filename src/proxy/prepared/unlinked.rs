@@ -28,10 +28,7 @@ pub fn answer(
     pool: &Pool,
 ) -> Option<(usize, BytesMut)> {
     // The first byte rules out almost every request before anything else is looked at.
-    if !matches!(buf.first(), Some(&(fe::PARSE | fe::CLOSE)))
-        || mode == PoolMode::Session
-        || pool.settings().max_prepared_statements == 0
-    {
+    if !matches!(buf.first(), Some(&(fe::PARSE | fe::CLOSE))) || mode == PoolMode::Session {
         return None;
     }
     let mut walk = Walk::new(buf, max_len);
@@ -57,6 +54,10 @@ pub fn answer(
         }
     }
     let (last, consumed) = end?;
+    // Read last: unnamed Parses (the extended protocol's usual first message) never get here.
+    if pool.settings().max_prepared_statements == 0 {
+        return None;
+    }
     // Messages after the Sync or Flush go through the usual path once this answer is out.
     let mut out = BytesMut::new();
     let mut parses = 0;
