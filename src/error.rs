@@ -81,6 +81,16 @@ pub enum ClientError {
     /// The server connection died under the client.
     #[error("server conn crashed?")]
     ServerCrashed,
+    /// A server login failed less than `server_login_retry` ago and no server is up
+    /// (PgBouncer ≥ 1.24 `check_fast_fail`, src/objects.c).
+    #[error("server login has been failing, cached error: {0} (server_login_retry)")]
+    ServerLoginFailing(String),
+    /// `auth_type = hba`: a `reject` rule, or no rule at all, for this connection.
+    #[error("login rejected")]
+    LoginRejected,
+    /// `auth_type = hba` with a `peer` rule: not a unix socket, or another OS user.
+    #[error("unix socket login rejected")]
+    UnixPeerRejected,
     /// The server refused the login; its own SQLSTATE and message are passed on.
     #[error("{message}")]
     ServerLogin {
@@ -110,7 +120,9 @@ impl ClientError {
     /// Whose fault it was.
     pub fn fault(&self) -> Fault {
         match self {
-            ClientError::ServerCrashed | ClientError::ServerLogin { .. } => Fault::Server,
+            ClientError::ServerCrashed
+            | ClientError::ServerLogin { .. }
+            | ClientError::ServerLoginFailing(_) => Fault::Server,
             ClientError::Config(_) => Fault::Internal,
             _ => Fault::Client,
         }

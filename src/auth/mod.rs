@@ -1,5 +1,6 @@
 //! Pure authentication: md5 secrets and the md5 challenge, SCRAM-SHA-256 as state machines for
-//! both directions (verifying clients, logging in to servers), and the typed [`AuthError`].
+//! both directions (verifying clients, logging in to servers), `auth_hba_file` rule matching,
+//! and the typed [`AuthError`].
 //!
 //! No IO, no tokio, no logging: callers move the bytes and decide what to log. Nothing here puts
 //! secret material (passwords, keys, proofs) into an error or a `Debug` output. The only system
@@ -15,6 +16,7 @@
 )]
 
 mod error;
+pub mod hba;
 pub mod md5;
 pub mod scram;
 

@@ -167,6 +167,7 @@ impl Server {
         port: Option<u16>,
     ) -> Result<Server, String> {
         let tls = TlsSettings::from_config(&config).map_err(|e| format!("TLS: {e}"))?;
+        let hba = crate::proxy::reload::load_hba(&config)?;
         let listeners = Listeners::bind(&config, port)
             .await
             .map_err(|e| e.to_string())?;
@@ -176,6 +177,7 @@ impl Server {
             config: Arc::new(config),
             users: Arc::new(users),
             tls: Arc::new(tls),
+            hba: Arc::new(hba),
         };
         let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));

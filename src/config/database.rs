@@ -80,8 +80,10 @@ pub struct Target {
     pub dbname: Option<String>,
     /// `host`: host name, IP, `/dir` for a Unix socket, or a comma list; `None` = Unix socket.
     pub host: Option<String>,
-    /// `port`.
+    /// `port` (the first one when `port` is a comma list).
     pub port: u16,
+    /// Every port of a comma list, one per host (PgBouncer 1.24+); empty for a single port.
+    pub ports: Vec<u16>,
     /// `user`: forced server user (one pool per database).
     pub user: Option<String>,
     /// `password` of the forced user.
@@ -229,6 +231,17 @@ pub fn parse_database(text: &str, env: &dyn Env) -> Result<Database, Vec<String>
     if db.target.port == 0 {
         db.target.port = 5432;
     }
+    let hosts = db
+        .target
+        .host
+        .as_deref()
+        .map_or(1, |h| h.split(',').count());
+    let ports = db.target.ports.len();
+    if ports > 1 && ports != hosts {
+        return Err(vec![format!(
+            "port: {ports} ports for {hosts} hosts (give one port, or one per host)"
+        )]);
+    }
     Ok(db)
 }
 
@@ -237,7 +250,16 @@ fn set_database_key(db: &mut Database, key: &str, v: String) -> Result<(), Strin
     match key {
         "dbname" => t.dbname = Some(v),
         "host" => t.host = Some(v),
-        "port" => t.port = u16::try_from(keys::parse_int(&v, 1, 65535)?).unwrap_or(5432),
+        "port" => {
+            let ports = v
+                .split(',')
+                .map(|p| {
+                    keys::parse_int(p.trim(), 1, 65535).map(|n| u16::try_from(n).unwrap_or(5432))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            t.port = ports.first().copied().unwrap_or(5432);
+            t.ports = if ports.len() > 1 { ports } else { Vec::new() };
+        }
         "user" => t.user = Some(v),
         "password" => t.password = Some(v),
         "auth_user" => t.auth_user = Some(v),

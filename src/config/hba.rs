@@ -3,12 +3,18 @@
 //! `replication`, `@file`, names and comma lists (no `samerole`/`samegroup`); users `all`,
 //! `@file`, names and lists (no `+group`); addresses `all`, `ip/len` or `ip mask` (no
 //! `samehost`/`samenet`/host names); the methods of `auth_type` plus `peer` and `reject` (not
-//! `any` or `pam`); trailing `name=value` options such as `map=`. Matching comes later.
+//! `any` or `pam`); trailing `name=value` options such as `map=`. [`load`] also reads the
+//! `@file` name lists; matching a connection against the rules is `auth::hba`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::Path;
 
 use super::error::{ConfigError, Location};
+use super::ini;
+
+/// How deep `@file` lists may name further `@file`s (a cycle stops here).
+const MAX_FILE_DEPTH: usize = 8;
 
 /// Which connections a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +117,58 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Rule>, Vec<ConfigError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Reads the HBA file at `path` and replaces every `@file` by the names in that file (its path
+/// relative to the HBA file's directory), as PgBouncer does when it loads the rules.
+pub fn load(path: &Path) -> Result<Vec<Rule>, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    let text = ini::read_text(path).map_err(|e| vec![e])?;
+    let mut rules = parse(&text, &file)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut errors = Vec::new();
+    for rule in &mut rules {
+        for (field, database) in [(&mut rule.databases, true), (&mut rule.users, false)] {
+            match expand(field, dir, database, 0) {
+                Ok(names) => *field = names,
+                Err(message) => errors.push(Location::new(&file, rule.line).error(message)),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `field` with each `@file` replaced by the names it holds (separated by commas, spaces or
+/// lines; `#` comments).
+fn expand(field: &[Name], dir: &Path, database: bool, depth: usize) -> Result<Vec<Name>, String> {
+    let mut out = Vec::new();
+    for name in field {
+        let Name::File(file) = name else {
+            out.push(name.clone());
+            continue;
+        };
+        if depth >= MAX_FILE_DEPTH {
+            return Err(format!("@{file}: @file lists nested too deep"));
+        }
+        let text =
+            ini::read_text(&dir.join(file)).map_err(|e| format!("@{file}: {}", e.message))?;
+        for line in text.lines() {
+            for token in tokens(line).map_err(|e| format!("@{file}: {e}"))? {
+                // Commas and spaces both separate names here: `a, b` is two names.
+                let token = token.trim_matches(',');
+                if token.is_empty() {
+                    continue;
+                }
+                let listed = names(token, database).map_err(|e| format!("@{file}: {e}"))?;
+                out.extend(expand(&listed, dir, database, depth + 1)?);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Splits a line into whitespace-separated tokens, quotes kept; `#` starts a comment.

@@ -90,7 +90,12 @@ fn database(db: &Database) -> String {
     let mut pairs = Pairs(Vec::new());
     pairs.text("dbname", t.dbname.as_deref());
     pairs.text("host", t.host.as_deref());
-    pairs.show("port", Some(t.port));
+    if t.ports.is_empty() {
+        pairs.show("port", Some(t.port));
+    } else {
+        let list: Vec<String> = t.ports.iter().map(u16::to_string).collect();
+        pairs.text("port", Some(&list.join(",")));
+    }
     pairs.text("user", t.user.as_deref());
     pairs.show("password", t.password.as_ref().map(|_| MASK));
     pairs.text("auth_user", t.auth_user.as_deref());

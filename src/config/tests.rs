@@ -266,6 +266,30 @@ fn all_problems_are_collected() {
 }
 
 #[test]
+fn port_lists_give_one_port_per_host() {
+    let config = parse(&format!(
+        "[databases]\napp = host=a,b port=6000,6001\n{OK_BASE}"
+    ))
+    .unwrap();
+    let target = &config.databases["app"].target;
+    assert_eq!(
+        (target.port, target.ports.clone()),
+        (6000, vec![6000, 6001])
+    );
+    assert!(
+        config
+            .to_ini()
+            .lines()
+            .any(|l| l == "app = host=a,b port=6000,6001")
+    );
+    let got = problems(&format!(
+        "[databases]\napp = host=a,b,c port=6000,6001\n{OK_BASE}"
+    ));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].contains("2 ports for 3 hosts"), "{got:?}");
+}
+
+#[test]
 fn databases_users_and_peers_are_typed() {
     let text = "[databases]\n\
                 app = host=10.0.0.1,10.0.0.2 port=6000 dbname=real user=u password='a b''c' pool_size=5 \

@@ -185,9 +185,12 @@ pub fn check_files(config: &Config) -> Vec<ConfigError> {
     if s.auth_type() == AuthType::Hba
         && let Some(path) = s.text(Key::AuthHbaFile)
     {
-        match ini::read_text(Path::new(path)) {
-            Ok(text) => errors.extend(hba::parse(&text, path).err().unwrap_or_default()),
-            Err(e) => errors.push(located(config, Key::AuthHbaFile, e)),
+        if let Err(problems) = hba::load(Path::new(path)) {
+            // A file that cannot be read at all is reported at the key that names it.
+            errors.extend(problems.into_iter().map(|e| match e.line {
+                0 if e.file == path => located(config, Key::AuthHbaFile, e),
+                _ => e,
+            }));
         }
     }
     // PgBouncer reads auth_file for every auth_type but these (`requires_auth_file`).

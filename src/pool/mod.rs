@@ -11,6 +11,7 @@
 )]
 
 pub mod control;
+pub mod hosts;
 pub mod queue;
 pub mod server;
 pub mod statements;
@@ -27,6 +28,7 @@ use crate::protocol::backend::TxStatus;
 use crate::registry::{Endpoints, ServerInfo, ServerState};
 use crate::stats::PoolStats;
 use control::Controls;
+use hosts::Host;
 use queue::{CheckoutError, Lease, Limits, Queue, SharedCap};
 use server::{LoginInfo, ServerConn, ServerCredential, ServerError};
 
@@ -39,6 +41,10 @@ pub enum PoolError {
     /// Opening a new server connection failed.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// A login failed less than `server_login_retry` ago and no server is up: clients fail fast
+    /// with the cached error instead of queueing (PgBouncer's `check_fast_fail`).
+    #[error("server login has been failing, cached error: {0} (server_login_retry)")]
+    LoginFailing(String),
 }
 
 /// Per-pool settings resolved from the config (user → database → global precedence).
@@ -62,6 +68,8 @@ pub struct PoolSettings {
     pub min_pool_size: usize,
     /// `max_prepared_statements`: per-server LRU size of tracked statements (0 = off).
     pub max_prepared_statements: usize,
+    /// `server_login_retry`: how long a failed login keeps new ones from being tried.
+    pub server_login_retry: Duration,
 }
 
 /// One (database, user) pool.
@@ -81,6 +89,7 @@ pub struct Pool {
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
     server_ids: Arc<AtomicU64>,
     servers: Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
+    retry: hosts::LoginRetry,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,12 +144,26 @@ impl Pool {
     /// Logs in a new server with the current credential, proving it; the connection joins the
     /// pool when there is room.
     pub async fn login_check(&self) -> Result<(), PoolError> {
-        let server = self.login_server().await?;
+        // A password being tried (passthrough) is no verdict on the server: not remembered.
+        self.open_idle(false).await
+    }
+
+    async fn open_idle(&self, record: bool) -> Result<(), PoolError> {
+        let server = self.login_server(record).await?;
         if let Err(server) = self.queue.adopt(server) {
             lock(&self.servers).remove(&server.id);
             tokio::spawn(server.terminate());
         }
         Ok(())
+    }
+
+    /// Opens one connection for `min_pool_size` into the idle list, unless a login failed within
+    /// `server_login_retry`; a failure starts that delay.
+    pub async fn open_spare(&self) -> Result<(), PoolError> {
+        if let Some((reason, _)) = self.retry.cached(self.settings().server_login_retry) {
+            return Err(PoolError::LoginFailing(reason));
+        }
+        self.open_idle(true).await
     }
 
     /// Replaces the `server_tls_*` settings new server logins use (reload).
@@ -162,6 +185,9 @@ impl Pool {
     /// Returns it with the time the client waited.
     pub async fn acquire(&self) -> Result<(ServerConn, Duration), PoolError> {
         let started = Instant::now();
+        if self.retry.is_failing() {
+            self.login_retry(false).await?;
+        }
         loop {
             match self.queue.checkout().await? {
                 Lease::Ready(mut server) => {
@@ -187,7 +213,10 @@ impl Pool {
                     return Ok((server, now - started));
                 }
                 Lease::Open(slot) => {
-                    let server = self.login_server().await?;
+                    if self.retry.is_failing() {
+                        self.login_retry(true).await?;
+                    }
+                    let server = self.login_server(true).await?;
                     slot.fill();
                     server.set_state(ServerState::Active);
                     return Ok((server, started.elapsed()));
@@ -196,15 +225,58 @@ impl Pool {
         }
     }
 
-    /// Opens and logs in a new server connection (its slot must already be counted).
-    async fn login_server(&self) -> Result<ServerConn, ServerError> {
+    /// `server_login_retry` after a failed login: with no server up, the client gets the cached
+    /// error; otherwise a new login (`opening`) waits out the rest of the delay, so a struggling
+    /// server is not hammered.
+    async fn login_retry(&self, opening: bool) -> Result<(), PoolError> {
+        let Some((reason, until)) = self.retry.cached(self.settings().server_login_retry) else {
+            return Ok(());
+        };
+        let up = lock(&self.servers)
+            .values()
+            .filter(|s| s.state() != ServerState::Login)
+            .count();
+        if up == 0 {
+            return Err(PoolError::LoginFailing(reason));
+        }
+        if opening {
+            tokio::time::sleep_until(until).await;
+        }
+        Ok(())
+    }
+
+    /// Opens and logs in a new server connection (its slot must already be counted), trying the
+    /// database's hosts in `load_balance_hosts` order. `record`: a failure starts
+    /// `server_login_retry`.
+    async fn login_server(&self, record: bool) -> Result<ServerConn, ServerError> {
         let info = lock(&self.login).clone();
+        let mut last = ServerError::Unsupported("the database has no host");
+        for (index, host) in info.hosts.attempt_order() {
+            match self.login_to(&info, host).await {
+                Ok(server) => {
+                    info.hosts.succeeded(index);
+                    self.retry.succeeded();
+                    return Ok(server);
+                }
+                Err(e) => {
+                    info.hosts.failed(index);
+                    last = e;
+                }
+            }
+        }
+        if record {
+            self.retry.failed(&last);
+        }
+        Err(last)
+    }
+
+    async fn login_to(&self, info: &LoginInfo, host: &Host) -> Result<ServerConn, ServerError> {
         let id = self.server_ids.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(ServerInfo::new(
             id,
             Endpoints {
-                addr: info.host.clone(),
-                port: info.port,
+                addr: host.host.clone(),
+                port: host.port,
                 ..Endpoints::default()
             },
         ));
@@ -214,14 +286,14 @@ impl Pool {
             servers: &self.servers,
             id: Some(id),
         };
-        let mut server = match ServerConn::connect(&info, id).await {
+        let mut server = match ServerConn::connect(info, host, id).await {
             Ok(server) => server,
             Err(e) => {
                 tracing::warn!(
                     server = format_args!("S-{id:#x}"),
                     db = %self.database,
                     user = %self.user,
-                    addr = format_args!("{}:{}", info.host, info.port),
+                    addr = format_args!("{}:{}", host.host, host.port),
                     "server connection failed: {e}"
                 );
                 return Err(e);
@@ -381,6 +453,7 @@ impl PoolRegistry {
             welcome: Mutex::new(None),
             server_ids: Arc::clone(&self.server_ids),
             servers: Mutex::new(BTreeMap::new()),
+            retry: hosts::LoginRetry::default(),
         });
         pool.queue.set_paused(self.controls.is_paused(database));
         pools.insert((database.to_owned(), user.to_owned()), Arc::clone(&pool));
@@ -404,7 +477,7 @@ impl PoolRegistry {
                 continue;
             }
             for _ in 0..missing {
-                if pool.login_check().await.is_err() {
+                if pool.open_spare().await.is_err() {
                     break;
                 }
             }

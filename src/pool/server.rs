@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
+use super::hosts::Host;
 use crate::auth::scram::{ClientCredential, ScramClient, ScramKeys};
 use crate::auth::{self, AuthError, Md5Credential};
 use crate::conn::{Conn, ConnError};
@@ -29,10 +30,8 @@ use crate::tls::{MaybeTls, TlsError, TlsSettings};
 /// Where and as whom to log in.
 #[derive(Clone)]
 pub struct LoginInfo {
-    /// Host name, IP address, or a unix socket directory (starts with `/`).
-    pub host: String,
-    /// TCP port, or the socket file's number.
-    pub port: u16,
+    /// The database's server addresses (host names, IPs or unix socket directories).
+    pub hosts: Arc<super::hosts::HostList>,
     /// Database on the server.
     pub dbname: String,
     /// Role on the server.
@@ -52,11 +51,11 @@ pub struct LoginInfo {
 impl std::fmt::Debug for LoginInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The credential stays out of logs.
-        write!(
-            f,
-            "{}@{}:{}/{}",
-            self.user, self.host, self.port, self.dbname
-        )
+        let (host, port) = self
+            .hosts
+            .first()
+            .map_or(("", 0), |h| (h.host.as_str(), h.port));
+        write!(f, "{}@{host}:{port}/{}", self.user, self.dbname)
     }
 }
 
@@ -247,17 +246,44 @@ impl ServerConn {
         }
     }
 
-    /// Connects and logs in as connection `id`, all within `info.connect_timeout`.
-    pub async fn connect(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
-        tokio::time::timeout(info.connect_timeout, Self::connect_inner(info, id))
+    /// Connects to `host` and logs in as connection `id`, all within `info.connect_timeout`.
+    pub async fn connect(
+        info: &LoginInfo,
+        host: &Host,
+        id: u64,
+    ) -> Result<ServerConn, ServerError> {
+        tokio::time::timeout(info.connect_timeout, Self::connect_inner(info, host, id))
             .await
             .map_err(|_| ServerError::Timeout)?
     }
 
-    async fn connect_inner(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
-        let (stream, addr) = open_socket(&info.host, info.port).await?;
+    /// Connects to the first of `info`'s hosts that accepts the login (the pooler's own
+    /// connections, such as `auth_query`).
+    pub async fn connect_any(info: &LoginInfo, id: u64) -> Result<ServerConn, ServerError> {
+        let mut last = ServerError::Unsupported("the database has no host");
+        for (index, host) in info.hosts.attempt_order() {
+            match Self::connect(info, host, id).await {
+                Ok(server) => {
+                    info.hosts.succeeded(index);
+                    return Ok(server);
+                }
+                Err(e) => {
+                    info.hosts.failed(index);
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn connect_inner(
+        info: &LoginInfo,
+        host: &Host,
+        id: u64,
+    ) -> Result<ServerConn, ServerError> {
+        let (stream, addr) = open_socket(&host.host, host.port).await?;
         let stream = match stream {
-            ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &info.host).await? {
+            ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &host.host).await? {
                 MaybeTls::Plain(tcp) => ServerStream::Tcp(tcp),
                 MaybeTls::Tls(tls) => ServerStream::Tls(tls),
             },
@@ -284,8 +310,8 @@ impl ServerConn {
             buf: parts.read_buf,
             params,
             cancel: std::sync::Arc::new(CancelTarget {
-                host: info.host.clone(),
-                port: info.port,
+                host: host.host.clone(),
+                port: host.port,
                 key,
                 tls: Arc::clone(&info.tls),
             }),

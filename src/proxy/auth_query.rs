@@ -56,7 +56,9 @@ pub async fn lookup(
         sqlstate: "08006".into(),
         message: format!("auth_query as {auth_user} failed: {e}"),
     };
-    let mut server = ServerConn::connect(&info, 0).await.map_err(login_failed)?;
+    let mut server = ServerConn::connect_any(&info, 0)
+        .await
+        .map_err(login_failed)?;
     // The simple protocol has no parameters: the user name goes in as a quoted literal.
     let sql = query.replace("$1", &quote_literal(user));
     let rows = server.query_rows(&sql).await.map_err(login_failed)?;

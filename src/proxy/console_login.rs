@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Shared;
 use super::client_auth;
-use super::handshake::prove_with_server;
+use super::handshake::{Peer, prove_with_server};
 use crate::admin::{self, Access};
 use crate::config::AuthType;
 use crate::conn::Conn;
@@ -36,16 +36,21 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     shared: &Shared,
     startup: &StartupMessage,
-    trusted_transport: bool,
-    peer_is_self: bool,
+    peer: &Peer,
+    tls: bool,
 ) -> Result<ConsoleLogin, ClientError> {
     let user = startup.user().unwrap_or_default().to_owned();
     let config = shared.config();
-    let access = if peer_is_self && user == SOCKET_ADMIN {
+    let access = if peer.is_self && user == SOCKET_ADMIN {
         Access::Admin
     } else {
-        let method = config.pgbouncer.auth_type();
-        if method == AuthType::Passthrough && !trusted_transport {
+        let method = match config.pgbouncer.auth_type() {
+            AuthType::Hba => {
+                super::hba::method_for(&shared.hba(), peer, tls, admin::DATABASE, &user)?
+            }
+            method => method,
+        };
+        if method == AuthType::Passthrough && !peer.trusted {
             return Err(ClientError::NotAllowed);
         }
         let secret = shared.users().get(&user).cloned();

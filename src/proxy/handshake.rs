@@ -38,6 +38,21 @@ pub struct LoggedIn {
     pub user: String,
 }
 
+/// Where a client connected from, as authentication sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peer {
+    /// Loopback or unix socket: cleartext passwords may travel (passthrough).
+    pub trusted: bool,
+    /// A unix-socket client (never offered TLS nor required to use it, as PgBouncer).
+    pub unix: bool,
+    /// A unix-socket peer running as the pooler's own uid.
+    pub is_self: bool,
+    /// A TCP client's address.
+    pub ip: Option<std::net::IpAddr>,
+    /// A unix-socket peer's uid.
+    pub uid: Option<u32>,
+}
+
 /// How the start of a connection ended.
 pub enum Outcome {
     /// A client to serve.
@@ -51,15 +66,13 @@ pub enum Outcome {
     Console(Box<super::console_login::ConsoleLogin>),
 }
 
-/// Runs the whole start of a client connection. `unix`: a unix-socket client, which is never
-/// offered TLS nor required to use it (as PgBouncer).
+/// Runs the whole start of a client connection from `peer`.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     conn: &mut Conn<S>,
     shared: &Shared,
-    trusted_transport: bool,
-    unix: bool,
-    peer_is_self: bool,
+    peer: &Peer,
 ) -> Result<Outcome, ClientError> {
+    let (trusted_transport, unix) = (peer.trusted, peer.unix);
     let encrypted = conn.get_ref().tls_state().is_some();
     let startup = loop {
         match conn.read_startup().await {
@@ -114,9 +127,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .unwrap_or(&user)
         .to_owned();
     if database == crate::admin::DATABASE {
-        let login =
-            super::console_login::login(conn, shared, &startup, trusted_transport, peer_is_self)
-                .await?;
+        let login = super::console_login::login(conn, shared, &startup, peer, encrypted).await?;
         return Ok(Outcome::Console(Box::new(login)));
     }
     let config = shared.config();
@@ -125,7 +136,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     let ignored = settings.list(Key::IgnoreStartupParameters);
     let mut params = ClientParams::from_startup(&startup.params, &extra, &ignored)?;
 
-    let method = settings.auth_type();
+    let method = match settings.auth_type() {
+        AuthType::Hba => super::hba::method_for(&shared.hba(), peer, encrypted, &database, &user)?,
+        method => method,
+    };
     if method == AuthType::Passthrough && !(trusted_transport || encrypted) {
         return Err(ClientError::Config(
             "passthrough auth needs a loopback, unix socket or TLS connection (the password travels in cleartext)".into(),
@@ -269,6 +283,7 @@ pub fn pool_error(e: PoolError) -> ClientError {
         PoolError::Server(crate::pool::server::ServerError::Refused { sqlstate, message }) => {
             ClientError::ServerLogin { sqlstate, message }
         }
+        PoolError::LoginFailing(reason) => ClientError::ServerLoginFailing(reason),
         PoolError::Server(other) => ClientError::ServerLogin {
             sqlstate: "08006".into(),
             message: other.to_string(),
@@ -285,7 +300,8 @@ pub fn supported(config: &Config) -> Result<(), String> {
         | AuthType::Md5
         | AuthType::ScramSha256
         | AuthType::Passthrough
-        | AuthType::Cert => Ok(()),
+        | AuthType::Cert
+        | AuthType::Hba => Ok(()),
         other => Err(format!(
             "auth_type = {} is not supported yet",
             other.as_str()

@@ -7,6 +7,7 @@
 //! encrypted stream ([`ClientStream`]) for the rest of the session.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -80,6 +81,15 @@ impl Listeners {
                 addr: path.display().to_string(),
                 source,
             })?;
+            // `unix_socket_mode` (0777 by default, as PgBouncer): the umask would keep other OS
+            // users, such as those `peer` rules admit, from connecting.
+            let mode = u32::try_from(s.int(Key::UnixSocketMode)).unwrap_or(0o777);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| ListenError {
+                    addr: path.display().to_string(),
+                    source,
+                },
+            )?;
             Some((listener, path))
         };
         Ok(Listeners { tcp, unix })
@@ -136,6 +146,8 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                         },
                         peer_is_self: false,
                         pid: 0,
+                        ip: Some(peer.ip()),
+                        uid: None,
                     };
                     tokio::spawn(client_tcp(stream, Arc::clone(&shared), origin));
                 }
@@ -167,6 +179,8 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                         },
                         peer_is_self: cred.is_some_and(|c| c.uid() == nix::unistd::geteuid().as_raw()),
                         pid: cred.and_then(|c| c.pid()).unwrap_or(0),
+                        ip: None,
+                        uid: cred.map(|c| c.uid()),
                     };
                     let stream = ClientStream::Plain(stream);
                     tokio::spawn(client(stream, Arc::clone(&shared), origin, true));
@@ -204,6 +218,10 @@ struct Origin {
     peer_is_self: bool,
     /// Its pid over a unix socket.
     pid: i32,
+    /// Its address over TCP (HBA rules).
+    ip: Option<std::net::IpAddr>,
+    /// Its uid over a unix socket (HBA `peer`).
+    uid: Option<u32>,
 }
 
 impl Origin {
@@ -292,7 +310,14 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     origin: Origin,
     unix: bool,
 ) {
-    let (trusted, peer) = (origin.trusted, origin.peer());
+    let peer = origin.peer();
+    let who = handshake::Peer {
+        trusted: origin.trusted,
+        unix,
+        is_self: origin.peer_is_self,
+        ip: origin.ip,
+        uid: origin.uid,
+    };
     let config = shared.config();
     let s = &config.pgbouncer;
     let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
@@ -307,12 +332,9 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let mut conn = Conn::with_max_message_len(stream, max_len);
     let deadline = login_deadline(&config);
     let outcome = loop {
-        let outcome = before(
-            deadline,
-            handshake::run(&mut conn, &shared, trusted, unix, origin.peer_is_self),
-        )
-        .await
-        .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        let outcome = before(deadline, handshake::run(&mut conn, &shared, &who))
+            .await
+            .unwrap_or(Err(ClientError::ClientLoginTimeout));
         if !matches!(outcome, Ok(Outcome::StartTls)) {
             break outcome;
         }

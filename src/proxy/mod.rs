@@ -15,6 +15,7 @@ pub mod cancel;
 pub mod client_auth;
 pub mod console_login;
 pub mod handshake;
+pub mod hba;
 pub mod listen;
 pub mod params;
 pub mod prepared;
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use crate::config::userlist::Secret;
 use crate::config::{Config, Database, Key};
+use crate::pool::hosts::{Balance, HostList};
 use crate::pool::queue::Limits;
 use crate::pool::server::{LoginInfo, ServerCredential};
 use crate::pool::{Pool, PoolRegistry, PoolSettings, PoolSpec};
@@ -44,6 +46,8 @@ pub struct Runtime {
     pub users: Arc<HashMap<String, Secret>>,
     /// TLS toward clients and servers; a reload whose files are broken keeps the previous one.
     pub tls: Arc<TlsSettings>,
+    /// `auth_hba_file` rules (empty unless `auth_type = hba`).
+    pub hba: Arc<Vec<crate::config::hba::Rule>>,
 }
 
 /// State every client task shares; built once by `serve`.
@@ -132,6 +136,11 @@ impl Shared {
     /// The TLS settings in force.
     pub fn tls(&self) -> Arc<TlsSettings> {
         self.runtime().tls
+    }
+
+    /// The `auth_hba_file` rules in force.
+    pub fn hba(&self) -> Arc<Vec<crate::config::hba::Rule>> {
+        self.runtime().hba
     }
 
     /// Installs a new configuration (reload); existing pools take the new limits and TLS
@@ -247,12 +256,14 @@ impl crate::admin::Host for Shared {
     }
 
     fn replace_config(&self, config: Config) {
-        let users = self.users();
-        let tls = self.tls();
+        let Runtime {
+            users, tls, hba, ..
+        } = self.runtime();
         self.replace(Runtime {
             config: Arc::new(config),
             users,
             tls,
+            hba,
         });
     }
 
@@ -324,6 +335,7 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
                 .map_or_else(|| s.int(Key::MinPoolSize), i64::from),
         ),
         max_prepared_statements: count(s.int(Key::MaxPreparedStatements)),
+        server_login_retry: s.duration(Key::ServerLoginRetry),
     }
 }
 
@@ -353,9 +365,14 @@ fn login_info(
             params.push((name.to_owned(), v.clone()));
         }
     }
+    let balance = Balance::from_setting(db.target.load_balance_hosts.as_deref());
     LoginInfo {
-        host,
-        port: db.target.port,
+        hosts: Arc::new(HostList::from_config(
+            &host,
+            db.target.port,
+            &db.target.ports,
+            balance,
+        )),
         dbname: db
             .target
             .dbname

@@ -16,11 +16,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 mod pipeline;
+mod unlinked;
 
 pub use pipeline::Pipeline;
 use pipeline::{
     BIND_DONE, CLOSE_DONE, DESCRIBE_DONE, EXECUTE_DONE, Expect, PARSE_DONE, QUERY_DONE,
 };
+pub use unlinked::answer as answer_unlinked;
 
 use crate::pool::Pool;
 use crate::pool::statements::{ServerStatements, Statement};

@@ -25,6 +25,21 @@ pub fn load_users(config: &Config) -> Result<HashMap<String, Secret>, String> {
     Ok(entries.into_iter().map(|e| (e.user, e.secret)).collect())
 }
 
+/// Reads `auth_hba_file` when `auth_type = hba` (no rules otherwise).
+pub fn load_hba(config: &Config) -> Result<Vec<crate::config::hba::Rule>, String> {
+    let path = match config.pgbouncer.text(Key::AuthHbaFile) {
+        Some(path) if config.pgbouncer.auth_type() == AuthType::Hba => path,
+        _ => return Ok(Vec::new()),
+    };
+    crate::config::hba::load(std::path::Path::new(path)).map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// Re-reads the file the running configuration came from; on error nothing changes and the
 /// problems are returned (and logged).
 pub fn reload(shared: &Shared) -> Result<(), String> {
@@ -47,6 +62,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
         )
     })?;
     let users = load_users(&config).map_err(fail)?;
+    let hba = load_hba(&config).map_err(fail)?;
     let diff = Config::diff(&current, &config);
     for change in diff.needs_restart() {
         tracing::warn!(
@@ -67,6 +83,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
         config: Arc::new(config),
         users: Arc::new(users),
         tls,
+        hba: Arc::new(hba),
     });
     tracing::info!("configuration reloaded from {}", path.display());
     Ok(())

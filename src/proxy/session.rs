@@ -155,6 +155,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     Ok(false) => return End::ClientClosed,
                     Err(e) => return End::Error(e),
                 }
+                match self.answer_unlinked().await {
+                    Some(true) => continue,
+                    Some(false) => return End::ClientClosed,
+                    None => {}
+                }
                 match self.link().await {
                     Ok(l) => *link = Some(l),
                     Err(e) => return End::Error(e),
@@ -211,6 +216,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 r = self.shutdown.changed() => if r.is_err() { return Err(ClientError::ShuttingDown) },
             }
         }
+    }
+
+    /// Named Parse/Close and a Sync (libpq's PQprepare) are answered without a server; `None`
+    /// when a server is needed, `Some(false)` when the client is gone.
+    async fn answer_unlinked(&mut self) -> Option<bool> {
+        let (consumed, reply) = super::prepared::answer_unlinked(
+            &self.cbuf,
+            self.max_len,
+            self.mode,
+            &mut self.statements,
+            &self.login.pool,
+        )?;
+        self.cbuf.advance(consumed);
+        Some(self.client.write_all(&reply).await.is_ok())
     }
 
     async fn link(&mut self) -> Result<Link, ClientError> {

@@ -184,8 +184,45 @@ async fn the_server_lru_is_bounded() {
     assert!(held <= 2, "the server holds {held} statements");
 }
 
+/// Runs `pgbench -M prepared -n` through the pooler with `args`; panics on any failure.
+async fn pgbench_prepared(pg: &TempPostgres, port: u16, args: &[&str]) -> String {
+    let mut all: Vec<String> = ["-M", "prepared", "-n", "-h", "127.0.0.1", "-p"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    all.push(port.to_string());
+    all.extend(args.iter().map(ToString::to_string));
+    all.extend(["-U".to_owned(), MD5_USER.to_owned(), "postgres".to_owned()]);
+    let bindir = pg.bindir().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bindir.join("pgbench"))
+            .args(&all)
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains("FATAL"),
+        "{args:?}\n{stderr}"
+    );
+    if stdout.contains("number of failed transactions") {
+        assert!(
+            stdout.contains("number of failed transactions: 0 "),
+            "{stdout}"
+        );
+    }
+    stdout
+}
+
+/// Issue 6's acceptance: 50 pgbench clients over a pool of 5 in transaction mode, select-only
+/// and TPC-B, prepared; each distinct statement is parsed about once per server connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pgbench_prepared_mode_parses_once_per_server() {
+async fn pgbench_prepared_50_clients_over_5_servers_parse_once_per_server() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
@@ -213,47 +250,45 @@ async fn pgbench_prepared_mode_parses_once_per_server() {
     pg.psql(&format!(
         "GRANT ALL ON ALL TABLES IN SCHEMA public TO {MD5_USER}"
     ));
-    let bouncer = TestBouncer::start(&pg, "default_pool_size = 2").await;
-    let port = bouncer.port.to_string();
-    let out = tokio::task::spawn_blocking({
-        let bindir = pg.bindir().to_owned();
-        move || {
-            std::process::Command::new(bindir.join("pgbench"))
-                .args([
-                    "-M",
-                    "prepared",
-                    "-c",
-                    "8",
-                    "-t",
-                    "50",
-                    "-S",
-                    "-n",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port,
-                    "-U",
-                    MD5_USER,
-                    "postgres",
-                ])
-                .env("PGPASSWORD", PASSWORD)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let pool_size: u64 = 5;
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 5").await;
+
+    // Select-only: one statement.
+    let out = pgbench_prepared(
+        &pg,
+        bouncer.port,
+        &["-c", "50", "-j", "2", "-t", "40", "-S"],
+    )
+    .await;
     assert!(
-        stdout.contains("number of failed transactions: 0") || !stdout.contains("failed"),
-        "{stdout}"
+        out.contains("number of transactions actually processed: 2000/2000"),
+        "{out}"
+    );
+    let select_only = totals(&bouncer);
+    assert!(select_only.bind_count >= 2000, "{select_only:?}");
+    assert!(
+        select_only.server_parse_count <= 2 * pool_size,
+        "select-only: {select_only:?}"
+    );
+
+    // TPC-B: BEGIN, three UPDATEs, the SELECT (already prepared), INSERT, END: 6 new ones.
+    let out = pgbench_prepared(&pg, bouncer.port, &["-c", "50", "-j", "2", "-t", "20"]).await;
+    assert!(
+        out.contains("number of transactions actually processed: 1000/1000"),
+        "{out}"
     );
     let t = totals(&bouncer);
-    assert!(t.client_parse_count >= 8, "{t:?}");
-    assert!(t.bind_count >= 8 * 50, "{t:?}");
-    assert!(t.server_parse_count <= 2 * 2, "{t:?}");
+    let tpcb_parses = t.server_parse_count - select_only.server_parse_count;
+    assert!(
+        tpcb_parses <= 2 * pool_size * 7,
+        "TPC-B parsed {tpcb_parses} times: {t:?}"
+    );
+    assert!(t.client_parse_count >= 50 * 7, "{t:?}");
+    eprintln!(
+        "pgbench -M prepared, 50 clients over 5 servers: {} client parses, {} server parses \
+         (select-only {}, TPC-B {tpcb_parses}), {} binds",
+        t.client_parse_count, t.server_parse_count, select_only.server_parse_count, t.bind_count
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! reused with other text (42P05), and errors in a pipeline that skip the pooler's own Parse and
 //! Close (issue 6).
 
+use std::time::Duration;
+
 use bouncectl::protocol::backend::{Authentication, ErrorFields};
 use bouncectl::protocol::frontend::{self, Target};
 use bouncectl::protocol::startup;
@@ -182,4 +184,47 @@ async fn an_error_skips_the_poolers_own_parse_and_close_too() {
         .map(|(_, d)| d.as_str())
         .collect();
     assert_eq!(cells, ["6", "7", "6"]);
+}
+
+#[tokio::test]
+async fn a_prepare_needs_no_server_while_every_server_is_busy() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1").await;
+    // The only server stays in another client's transaction throughout.
+    let mut holder = Raw::connect(bouncer.port).await;
+    let mut begin = BytesMut::new();
+    frontend::query(&mut begin, "BEGIN").unwrap();
+    assert_eq!(tags(&holder.round_trip(&begin, 1).await), "CZ");
+
+    // libpq's PQprepare (Parse + Sync) and a Close: answered by the pooler at once.
+    let mut c = Raw::connect(bouncer.port).await;
+    let mut out = BytesMut::new();
+    frontend::parse(&mut out, "s1", "SELECT $1::int + 1", &[]).unwrap();
+    frontend::parse(&mut out, "broken", "SELEKT 1", &[]).unwrap();
+    frontend::sync(&mut out);
+    let replies = tokio::time::timeout(Duration::from_secs(5), c.round_trip(&out, 1))
+        .await
+        .expect("a prepare waited for a server");
+    assert_eq!(tags(&replies), "11Z");
+    let mut out = BytesMut::new();
+    frontend::close(&mut out, Target::Statement, "s1").unwrap();
+    frontend::parse(&mut out, "s1", "SELECT 'other'", &[]).unwrap();
+    frontend::sync(&mut out);
+    assert_eq!(tags(&c.round_trip(&out, 1).await), "31Z");
+
+    // Once the server is free the statements run; the broken one fails at its first use.
+    let mut commit = BytesMut::new();
+    frontend::query(&mut commit, "COMMIT").unwrap();
+    assert_eq!(tags(&holder.round_trip(&commit, 1).await), "CZ");
+    let mut out = BytesMut::new();
+    run(&mut out, "s1");
+    frontend::sync(&mut out);
+    run(&mut out, "broken");
+    frontend::sync(&mut out);
+    let replies = c.round_trip(&out, 2).await;
+    assert_eq!(tags(&replies), "2DCZEZ", "{replies:?}");
+    assert_eq!(replies[1].1, "other");
+    assert_eq!(replies[4].1, "42601");
 }

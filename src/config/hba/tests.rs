@@ -70,3 +70,38 @@ fn every_broken_line_is_reported() {
             .contains("unsupported authentication method \"any\"")
     );
 }
+
+#[test]
+fn load_reads_at_file_lists_beside_the_hba_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("admins"),
+        "alice, bob # the first two\n\"carol\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("dbs"), "app @more\n").unwrap();
+    std::fs::write(dir.path().join("more"), "reports\n").unwrap();
+    let hba = dir.path().join("hba.conf");
+    std::fs::write(
+        &hba,
+        "host @dbs @admins 127.0.0.1/32 md5\nhost all @missing all md5\n",
+    )
+    .unwrap();
+    let errors = load(&hba).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, 2);
+    assert!(
+        errors[0].message.starts_with("@missing: cannot open"),
+        "{}",
+        errors[0].message
+    );
+
+    std::fs::write(&hba, "host @dbs @admins 127.0.0.1/32 md5\n").unwrap();
+    let rules = load(&hba).unwrap();
+    let literal = |n: &str| Name::Literal(n.to_owned());
+    assert_eq!(
+        rules[0].users,
+        [literal("alice"), literal("bob"), literal("carol")]
+    );
+    assert_eq!(rules[0].databases, [literal("app"), literal("reports")]);
+}

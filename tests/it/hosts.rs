@@ -1,0 +1,165 @@
+//! Per-database host lists (`host=h1,h2`, `port=p1,p2`) with `load_balance_hosts`, and
+//! `server_login_retry` after a failed server login, against a real PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use crate::support::bouncer::TestBouncer;
+use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres, free_port};
+use crate::support::{self};
+
+/// Opens `n` clients that each hold a server in a transaction, and returns where each server
+/// connection came from as PostgreSQL saw it (`127.0.0.1`, or `unix` for the socket).
+async fn server_origins(url: &str, n: usize) -> Vec<String> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(support::connect(url).await.unwrap());
+    }
+    let mut origins = Vec::new();
+    for c in &clients {
+        c.batch_execute("BEGIN").await.unwrap();
+        let row = c
+            .query_one(
+                "SELECT coalesce(host(inet_client_addr()), 'unix') || '/' || pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        origins.push(row.get::<_, String>(0));
+    }
+    for c in &clients {
+        c.batch_execute("COMMIT").await.unwrap();
+    }
+    let mut backends: Vec<&String> = origins.iter().collect();
+    backends.sort();
+    backends.dedup();
+    assert_eq!(
+        backends.len(),
+        n,
+        "each client held its own server: {origins:?}"
+    );
+    origins
+        .iter()
+        .map(|o| o.split('/').next().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_dead_host_in_the_list_is_skipped() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dead = free_port();
+    for balance in ["round-robin", "disable"] {
+        let dbs = format!(
+            "postgres = host=127.0.0.1,127.0.0.1 port={dead},{} load_balance_hosts={balance}\n",
+            pg.port()
+        );
+        let bouncer = TestBouncer::start_with(&pg, &dbs, "default_pool_size = 4").await;
+        let origins = server_origins(&bouncer.url(MD5_USER, "postgres"), 4).await;
+        assert_eq!(origins, ["127.0.0.1"; 4], "{balance}");
+    }
+}
+
+#[tokio::test]
+async fn round_robin_spreads_logins_and_disable_sticks_to_one_host() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Two ways into the same cluster: TCP on 127.0.0.1 and its unix socket directory.
+    let hosts = format!("127.0.0.1,{}", pg.socket_dir().display());
+    let dbs = format!("postgres = host={hosts} port={}\n", pg.port());
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "default_pool_size = 4").await;
+    let mut origins = server_origins(&bouncer.url(MD5_USER, "postgres"), 4).await;
+    origins.sort();
+    assert_eq!(origins, ["127.0.0.1", "127.0.0.1", "unix", "unix"]);
+
+    let dbs = format!(
+        "postgres = host={hosts} port={} load_balance_hosts=disable\n",
+        pg.port()
+    );
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "default_pool_size = 4").await;
+    let origins = server_origins(&bouncer.url(MD5_USER, "postgres"), 4).await;
+    assert_eq!(origins, ["127.0.0.1"; 4]);
+}
+
+async fn login_error(url: &str) -> (String, String) {
+    match support::connect(url).await {
+        Ok(_) => panic!("login through {url} should fail"),
+        Err(e) => {
+            let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+            (db.code().code().to_owned(), db.message().to_owned())
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_login_retry_fails_clients_fast_with_the_cached_error_then_retries() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    pg.psql(&format!(
+        "SET password_encryption = 'scram-sha-256'; CREATE ROLE retry_user LOGIN PASSWORD '{PASSWORD}'"
+    ));
+    // The database logs in as retry_user with a password PostgreSQL does not (yet) accept.
+    let dbs = format!(
+        "postgres = host=127.0.0.1 port={port}\n\
+         retrydb = host=127.0.0.1 port={port} dbname=postgres user=retry_user password=later-pw\n",
+        port = pg.port()
+    );
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "server_login_retry = 3").await;
+    let url = bouncer.url(MD5_USER, "retrydb");
+    let (code, message) = login_error(&url).await;
+    let failed_at = Instant::now();
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "28P01",
+            "password authentication failed for user \"retry_user\""
+        )
+    );
+    // Within server_login_retry: no new login, the cached error at once.
+    let asked = Instant::now();
+    assert_eq!(
+        login_error(&url).await,
+        (
+            "08P01".to_owned(),
+            "server login has been failing, cached error: password authentication failed for user \"retry_user\" (server_login_retry)".to_owned()
+        )
+    );
+    assert!(asked.elapsed() < Duration::from_secs(1));
+    // Other pools are not affected.
+    let other = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&other).await);
+
+    // The server now accepts the password; the pool logs in again once the delay has passed.
+    pg.psql("ALTER ROLE retry_user PASSWORD 'later-pw'");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let client = loop {
+        match support::connect(&url).await {
+            Ok(c) => break c,
+            Err(e) => {
+                let msg = e.as_db_error().map(|d| d.message().to_owned());
+                assert!(
+                    msg.as_deref()
+                        .is_some_and(|m| m.ends_with("(server_login_retry)")),
+                    "{e:?}"
+                );
+                assert!(Instant::now() < deadline, "no login within 15 s");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(
+        failed_at.elapsed() >= Duration::from_millis(2800),
+        "a new login came {:?} after the failure",
+        failed_at.elapsed()
+    );
+    let who: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(who, "retry_user");
+}
