@@ -156,6 +156,8 @@ pub struct Server {
     pub shared: Arc<Shared>,
     /// The TCP addresses bound.
     pub addrs: Vec<std::net::SocketAddr>,
+    /// The metrics endpoint, when `metrics_listen` is set.
+    pub metrics: Option<crate::metrics::Endpoint>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -178,13 +180,23 @@ impl Server {
             tls: Arc::new(tls),
         };
         let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
+        let host: Arc<dyn admin::Host> = Arc::clone(&shared) as Arc<dyn admin::Host>;
+        // Bound before the pooler accepts anyone, so a bad metrics_listen fails the start.
+        let metrics = match shared.config().pgbouncer.metrics_listen() {
+            Some(listen) => Some(
+                crate::metrics::Endpoint::start(listen, Arc::clone(&host))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
         tokio::spawn(janitor(Arc::clone(&shared)));
-        let host: Arc<dyn admin::Host> = Arc::clone(&shared) as Arc<dyn admin::Host>;
         tokio::spawn(admin::ticker::run(host));
         Ok(Server {
             shared,
             addrs,
+            metrics,
             accept,
         })
     }
@@ -201,6 +213,10 @@ impl Server {
             for server in pool.queue.close() {
                 pool.close(server);
             }
+        }
+        // Scrapes keep working while clients drain; the endpoint goes last.
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
         }
         tracing::info!("shutdown complete");
     }

@@ -13,6 +13,7 @@ mod check;
 mod cli;
 mod leaks;
 mod limits;
+mod metrics;
 mod modes;
 mod prepared;
 mod prepared_raw;
