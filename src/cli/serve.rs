@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.daemon {
         daemonize(&config)?;
     }
-    super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
+    let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
     if let Some(n) = std::env::var("BOUNCECTL_WORKER_THREADS")
@@ -100,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, users, args.config))
+    runtime.block_on(serve(config, users, args.config, logging))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
@@ -126,12 +126,17 @@ async fn serve(
     config: Config,
     users: HashMap<String, Secret>,
     path: Option<PathBuf>,
+    logging: super::logging::Logging,
 ) -> anyhow::Result<ExitCode> {
     // Handlers go in before the first socket opens: a SIGHUP right after start must reload, not kill.
     let signals = Signals::install().context("cannot install signal handlers")?;
     let server = Server::start(config, users, None)
         .await
         .map_err(super::usage)?;
+    // SIGHUP and RELOAD reopen the logfile (logrotate) and apply a changed log_format.
+    server
+        .shared
+        .on_reload(Box::new(move |config| logging.apply(config)));
     let pidfile = server
         .shared
         .config()

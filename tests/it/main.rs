@@ -13,6 +13,7 @@ mod check;
 mod cli;
 mod leaks;
 mod limits;
+mod logs;
 mod metrics;
 mod modes;
 mod prepared;

@@ -595,3 +595,27 @@ async fn until_status(addr: SocketAddr, path: &str, want: u16) -> Reply {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[test]
+fn a_bad_metrics_listen_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        "[databases]\n* = host=127.0.0.1\n[pgbouncer]\nauth_type = any\n\
+         metrics_listen = 127.0.0.1:99999\nmetrics_path = /readyz\n",
+    )
+    .unwrap();
+    let out = crate::support::bouncectl(&["serve", ini.to_str().unwrap(), "--check-config"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::support::stderr(&out);
+    let at = |line: u32| format!("{}:{line}: ", ini.display());
+    assert!(
+        err.contains(&format!("{}metrics_listen: expected host:port", at(5))),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}metrics_path must differ", at(6))),
+        "{err}"
+    );
+}
