@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -118,20 +118,36 @@ where
     }
 }
 
+/// One JSON object, keys in a fixed order (timestamp, level, event, who, the rest) for people
+/// reading raw lines; a name already written is not repeated.
 fn json(timestamp: &str, level: &str, fields: Fields) -> String {
-    let mut map = Map::new();
-    map.insert("timestamp".to_owned(), Value::from(timestamp));
-    map.insert("level".to_owned(), Value::from(level.to_ascii_lowercase()));
-    map.insert("event".to_owned(), Value::from(fields.message.as_str()));
+    let mut out = String::from("{");
+    let mut seen: Vec<&str> = Vec::new();
+    let mut put = |out: &mut String, name: &'static str, value: &Value| {
+        if seen.contains(&name) {
+            return;
+        }
+        seen.push(name);
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&Value::from(name).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    };
+    put(&mut out, "timestamp", &Value::from(timestamp));
+    put(&mut out, "level", &Value::from(level.to_ascii_lowercase()));
+    put(&mut out, "event", &Value::from(fields.message.as_str()));
     for who in WHO {
         if let Some(v) = fields.get(who) {
-            map.insert(who.to_owned(), Value::from(plain(v)));
+            put(&mut out, who, &Value::from(plain(v)));
         }
     }
-    for (name, value) in fields.fields {
-        map.entry(name.to_owned()).or_insert(value);
+    for (name, value) in &fields.fields {
+        put(&mut out, name, value);
     }
-    Value::Object(map).to_string()
+    out.push('}');
+    out
 }
 
 /// `TIME LEVEL [C-0x1: db/user@addr ]message key=value…`, as PgBouncer prefixes its lines about
@@ -247,6 +263,7 @@ mod tests {
                 "new connection to server"
             );
         });
+        assert!(out.starts_with("{\"timestamp\":"), "{out}");
         let v: Value = serde_json::from_str(out.trim_end()).unwrap();
         assert_eq!(v["event"], "new connection to server");
         assert_eq!(v["level"], "info");
