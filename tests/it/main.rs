@@ -15,6 +15,7 @@ mod leaks;
 mod limits;
 mod logs;
 mod metrics;
+mod metrics_names;
 mod modes;
 mod prepared;
 mod prepared_raw;
