@@ -311,6 +311,17 @@ async fn scrape_after_known_traffic_has_exact_values() {
     assert_eq!(row["query_count"], (queries as u64).to_string());
     assert_eq!(row["xact_count"], (xacts as u64).to_string());
 
+    // A client chooses its application_name: quotes, braces and backslashes stay inside the label.
+    const HOSTILE: &str = "x\"} evil{y=\"1\\";
+    let mut config: tokio_postgres::Config = bouncer.url(MD5_USER, "postgres").parse().unwrap();
+    config.application_name(HOSTILE);
+    let (hostile, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let page = scrape(addr).await;
+    let app = [("application_name", HOSTILE)];
+    assert_eq!(page.value("pgbouncer_client_connections", &app), 1.0);
+    drop(hostile);
+
     // OpenMetrics on request, just as strict.
     let reply = get(
         addr,
