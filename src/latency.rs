@@ -1,4 +1,4 @@
-//! Latency histograms for `SHOW LATENCY`: lock-free log-linear buckets (four per power of two, so
+//! Latency histograms for `SHOW LATENCY` and the metrics endpoint: lock-free log-linear buckets (four per power of two, so
 //! a percentile is within 25% of the true value) over microseconds, merged on read.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -74,6 +74,17 @@ impl Snapshot {
         self.0.iter().sum()
     }
 
+    /// How many values are certainly at most `limit_us`: the buckets whose every value is ≤ the
+    /// limit (a bucket straddling it counts toward the next limit, so this never over-counts).
+    pub fn count_at_most(&self, limit_us: u64) -> u64 {
+        self.0
+            .iter()
+            .enumerate()
+            .take_while(|(index, _)| upper_bound(*index) <= limit_us)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// The `q` quantile (0.0..=1.0) in microseconds, as its bucket's upper bound; 0 when empty.
     pub fn quantile(&self, q: f64) -> u64 {
         let total = self.count();
@@ -145,5 +156,25 @@ mod tests {
         merged.merge(&s);
         assert_eq!(merged.count(), 2000);
         assert_eq!(merged.quantile(0.5), s.quantile(0.5));
+    }
+
+    #[test]
+    fn count_at_most_never_over_counts() {
+        let h = Histogram::default();
+        for us in [0u64, 3, 7, 8, 100, 999, 1000, 1001, 5000] {
+            h.record(us);
+        }
+        let s = h.snapshot();
+        assert_eq!(s.count_at_most(u64::MAX), 9);
+        assert_eq!(s.count_at_most(7), 3);
+        // 896..=1023 share a bucket: at 1000 µs the values 999 and 1000 are not yet certain.
+        assert_eq!(s.count_at_most(1000), 5);
+        assert_eq!(s.count_at_most(1023), 8);
+        let mut last = 0;
+        for limit in (0..10_000).step_by(7) {
+            let n = s.count_at_most(limit);
+            assert!(n >= last);
+            last = n;
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! - **L1, io** (tokio allowed, no pool or session knowledge): [`conn`], [`tls`], [`shutdown`],
 //!   [`stats`], [`latency`], [`registry`].
 //! - **L2, pools**: [`pool`].
-//! - **L3, serving**: [`proxy`], and [`admin`] (the console; it never imports `proxy`).
+//! - **L3, serving**: [`proxy`], [`admin`] (the console; it never imports `proxy`) and [`metrics`]
+//!   (the Prometheus endpoint, reading what the console reads).
 //! - **L4, commands**: [`cli`], one file per subcommand; the only place that prints or prompts.
 //!
 //! The binary in `src/main.rs` only parses the command line and maps the result to an exit code.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod latency;
+pub mod metrics;
 pub mod pool;
 pub mod protocol;
 pub mod proxy;

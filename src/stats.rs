@@ -24,6 +24,8 @@ pub struct PoolStats {
     pub query_latency: crate::latency::Histogram,
     /// Client wait times (µs) for SHOW LATENCY.
     pub wait_latency: crate::latency::Histogram,
+    /// Transaction times (µs) for the metrics endpoint.
+    pub xact_latency: crate::latency::Histogram,
 }
 
 /// The last `stats_period`: totals at its end, what changed during it, and its length.
@@ -143,6 +145,7 @@ impl PoolStats {
     pub fn xact(&self, us: u64) {
         self.xact_count.fetch_add(1, Relaxed);
         self.xact_time.fetch_add(us, Relaxed);
+        self.xact_latency.record(us);
     }
 
     /// A query (ReadyForQuery round trip) ended after `us` microseconds.

@@ -51,6 +51,15 @@ pub fn version_text() -> String {
     )
 }
 
+/// The result of `SHOW what` (upper case) as the console would send it, for readers inside the
+/// process (the metrics endpoint); `None` for HELP, fake parameters and unknown names.
+pub fn show_table(host: &dyn Host, what: &str) -> Option<table::Table> {
+    show_conns::table(host, what).or_else(|| {
+        let mut scratch = bytes::BytesMut::new();
+        show::table(host, what, &mut scratch).ok().flatten()
+    })
+}
+
 /// What a console user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {

@@ -72,6 +72,16 @@ impl Table {
         self.rows.is_empty()
     }
 
+    /// The position of the column named `name`.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|(n, _)| *n == name)
+    }
+
+    /// The rows, cells in column order (`None` is NULL).
+    pub fn rows(&self) -> &[Vec<Option<String>>] {
+        &self.rows
+    }
+
     /// Writes RowDescription, the DataRows and `CommandComplete SHOW`.
     pub fn write(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         row_description(

@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.daemon {
         daemonize(&config)?;
     }
-    super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
+    let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
     if let Some(n) = std::env::var("BOUNCECTL_WORKER_THREADS")
@@ -100,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, users, args.config))
+    runtime.block_on(serve(config, users, args.config, logging))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
@@ -126,12 +126,17 @@ async fn serve(
     config: Config,
     users: HashMap<String, Secret>,
     path: Option<PathBuf>,
+    logging: super::logging::Logging,
 ) -> anyhow::Result<ExitCode> {
     // Handlers go in before the first socket opens: a SIGHUP right after start must reload, not kill.
     let signals = Signals::install().context("cannot install signal handlers")?;
     let server = Server::start(config, users, None)
         .await
         .map_err(super::usage)?;
+    // SIGHUP and RELOAD reopen the logfile (logrotate) and apply a changed log_format.
+    server
+        .shared
+        .on_reload(Box::new(move |config| logging.apply(config)));
     let pidfile = server
         .shared
         .config()
@@ -156,6 +161,8 @@ pub struct Server {
     pub shared: Arc<Shared>,
     /// The TCP addresses bound.
     pub addrs: Vec<std::net::SocketAddr>,
+    /// The metrics endpoint, when `metrics_listen` is set.
+    pub metrics: Option<crate::metrics::Endpoint>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -180,13 +187,23 @@ impl Server {
             hba: Arc::new(hba),
         };
         let shared = Arc::new(Shared::new(runtime, Shutdown::new()).map_err(|e| e.to_string())?);
+        let host: Arc<dyn admin::Host> = Arc::clone(&shared) as Arc<dyn admin::Host>;
+        // Bound before the pooler accepts anyone, so a bad metrics_listen fails the start.
+        let metrics = match shared.config().pgbouncer.metrics_listen() {
+            Some(listen) => Some(
+                crate::metrics::Endpoint::start(listen, Arc::clone(&host))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
         tokio::spawn(janitor(Arc::clone(&shared)));
-        let host: Arc<dyn admin::Host> = Arc::clone(&shared) as Arc<dyn admin::Host>;
         tokio::spawn(admin::ticker::run(host));
         Ok(Server {
             shared,
             addrs,
+            metrics,
             accept,
         })
     }
@@ -203,6 +220,10 @@ impl Server {
             for server in pool.queue.close() {
                 pool.close(server);
             }
+        }
+        // Scrapes keep working while clients drain; the endpoint goes last.
+        if let Some(metrics) = self.metrics {
+            metrics.stop().await;
         }
         tracing::info!("shutdown complete");
     }

@@ -372,7 +372,24 @@ fn parse_host_port(text: &str) -> Result<(), String> {
     }
     let bad = || format!("expected host:port (e.g. 127.0.0.1:9127), found {text:?}");
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-    if host.is_empty() {
+    // `*` (every IPv4 address), an IP (IPv6 in brackets) or a host name.
+    let valid_host = host == "*"
+        || host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+        || host.parse::<std::net::Ipv4Addr>().is_ok()
+        || (!host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+            && !host.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+    if !valid_host {
         return Err(bad());
     }
     parse_int(port, 1, 65535).map(|_| ()).map_err(|_| bad())

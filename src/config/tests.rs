@@ -114,6 +114,14 @@ fn every_key_type_parses_and_renders() {
         ("unix_socket_mode", "644", "0644"),
         ("admin_users", " a , b,,c ", "a,b,c"),
         ("metrics_listen", "127.0.0.1:9127", "127.0.0.1:9127"),
+        ("metrics_listen", "*:9127", "*:9127"),
+        ("metrics_listen", "[::1]:9127", "[::1]:9127"),
+        (
+            "metrics_listen",
+            "metrics.internal:9127",
+            "metrics.internal:9127",
+        ),
+        ("metrics_path", "/prom", "/prom"),
         ("log_format", "json", "json"),
         ("server_check_query", "select 1", "select 1"),
         ("MAX_CLIENT_CONN", "7", "7"),
@@ -169,6 +177,22 @@ fn each_error_class_names_file_and_line() {
             "t.ini:3: metrics_listen: expected host:port (e.g. 127.0.0.1:9127), found \"9127\"",
         ),
         (
+            "metrics_listen = 127.0.0.300:9127",
+            "t.ini:3: metrics_listen: expected host:port (e.g. 127.0.0.1:9127), found \"127.0.0.300:9127\"",
+        ),
+        (
+            "metrics_listen = my host:9127",
+            "t.ini:3: metrics_listen: expected host:port (e.g. 127.0.0.1:9127), found \"my host:9127\"",
+        ),
+        (
+            "metrics_listen = ::1:9127",
+            "t.ini:3: metrics_listen: expected host:port (e.g. 127.0.0.1:9127), found \"::1:9127\"",
+        ),
+        (
+            "metrics_listen = 127.0.0.1:0",
+            "t.ini:3: metrics_listen: expected host:port (e.g. 127.0.0.1:9127), found \"127.0.0.1:0\"",
+        ),
+        (
             "logfile = ${NOPE}",
             "t.ini:3: logfile: environment variable NOPE is not set",
         ),
@@ -208,6 +232,14 @@ fn sections_and_contradictions_across_them() {
         (
             "[databases]\nd = hots=x\n[pgbouncer]\nauth_file = u\n",
             "t.ini:2: d: unrecognized connection parameter: hots (did you mean host?)",
+        ),
+        (
+            "[pgbouncer]\nauth_file = u\nmetrics_path = /readyz\n",
+            "t.ini:3: metrics_path must differ from /healthz and /readyz (the probes)",
+        ),
+        (
+            "[pgbouncer]\nauth_file = u\nmetrics_path = metrics\n",
+            "t.ini:3: metrics_path must start with '/'",
         ),
         (
             "[databases]\nd = port=99999\n[pgbouncer]\nauth_file = u\n",

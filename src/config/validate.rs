@@ -174,6 +174,15 @@ fn check_misc(c: &mut Checker<'_>) {
     if s.text(Key::MetricsPath).is_none_or(|p| !p.starts_with('/')) {
         let at = c.at(Key::MetricsPath);
         c.fail(at, "metrics_path must start with '/'".to_owned());
+    } else if s
+        .text(Key::MetricsPath)
+        .is_some_and(|p| p == "/healthz" || p == "/readyz")
+    {
+        let at = c.at(Key::MetricsPath);
+        c.fail(
+            at,
+            "metrics_path must differ from /healthz and /readyz (the probes)".to_owned(),
+        );
     }
 }
 

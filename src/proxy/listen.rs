@@ -257,7 +257,10 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
     let [first] = first;
     let stream = if tls::peek_direct_tls(first) {
         let Some(config) = shared.tls().client.clone() else {
-            tracing::debug!(peer, "direct TLS without client_tls_sslmode, closing");
+            tracing::debug!(
+                addr = peer,
+                "direct TLS without client_tls_sslmode, closing"
+            );
             return;
         };
         let accepted = before(deadline, tls::accept_client_tls(stream, &config)).await;
@@ -265,7 +268,10 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
             // PostgreSQL 17 requires the `postgresql` ALPN on direct TLS, so does this pooler.
             Some(Ok(tls)) if tls::negotiated_postgresql_alpn(&tls) => ClientStream::from(tls),
             Some(Ok(_)) => {
-                tracing::warn!(peer, "direct TLS without the postgresql ALPN, closing");
+                tracing::warn!(
+                    addr = peer,
+                    "direct TLS without the postgresql ALPN, closing"
+                );
                 return;
             }
             Some(Err(e)) => return tls_failed(&shared, &peer, &e),
@@ -279,7 +285,7 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
 
 fn tls_failed(shared: &Shared, peer: &str, e: &dyn std::fmt::Display) {
     if shared.config().pgbouncer.flag(Key::LogPoolerErrors) {
-        tracing::warn!(peer, "pooler error: {e}");
+        tracing::warn!(addr = peer, "pooler error: {e}");
     }
 }
 
@@ -365,7 +371,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             if s.flag(Key::LogPoolerErrors) {
                 tracing::warn!(
                     client = format_args!("C-{id:#x}"),
-                    peer,
+                    addr = peer,
                     "pooler error: {e}"
                 );
             }
@@ -387,7 +393,11 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     if s.flag(Key::LogConnections) {
         let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
         tracing::info!(
-            "C-{id:#x}: {db}/{user}@{peer} login attempt: db={db} user={user} tls={tls}"
+            client = format_args!("C-{id:#x}"),
+            db,
+            user,
+            addr = peer,
+            "login attempt: db={db} user={user} tls={tls}"
         );
     }
     let user_cfg = config.users.get(&user);
@@ -431,7 +441,13 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             End::ClientClosed => "client close request".to_owned(),
             End::Error(e) => e.to_string(),
         };
-        tracing::info!("C-{id:#x}: {db}/{user}@{peer} closing because: {reason}");
+        tracing::info!(
+            client = format_args!("C-{id:#x}"),
+            db,
+            user,
+            addr = peer,
+            "closing because: {reason}"
+        );
     }
 }
 

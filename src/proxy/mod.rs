@@ -67,7 +67,11 @@ pub struct Shared {
     client_ids: AtomicU64,
     per_db: std::sync::Mutex<HashMap<String, usize>>,
     per_user: std::sync::Mutex<HashMap<String, usize>>,
+    on_reload: std::sync::OnceLock<ReloadHook>,
 }
+
+/// Run on every reload with the configuration in force afterwards (the log output's reopen).
+pub type ReloadHook = Box<dyn Fn(&Config) + Send + Sync>;
 
 /// A client counted against `max_db_client_connections` and `max_user_client_connections`
 /// until dropped.
@@ -112,7 +116,20 @@ impl Shared {
             client_ids: AtomicU64::new(1),
             per_db: std::sync::Mutex::new(HashMap::new()),
             per_user: std::sync::Mutex::new(HashMap::new()),
+            on_reload: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets what a reload runs besides re-reading the files (once; later calls are ignored).
+    pub fn on_reload(&self, hook: ReloadHook) {
+        let _ = self.on_reload.set(hook);
+    }
+
+    /// Runs the reload hook, if any, with `config`.
+    pub fn run_reload_hook(&self, config: &Config) {
+        if let Some(hook) = self.on_reload.get() {
+            hook(config);
+        }
     }
 
     fn runtime(&self) -> Runtime {

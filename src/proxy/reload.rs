@@ -41,28 +41,34 @@ pub fn load_hba(config: &Config) -> Result<Vec<crate::config::hba::Rule>, String
 }
 
 /// Re-reads the file the running configuration came from; on error nothing changes and the
-/// problems are returned (and logged).
+/// problems are returned (and logged). Either way the reload hook runs first (the log output is
+/// reopened before anything about this reload is logged).
 pub fn reload(shared: &Shared) -> Result<(), String> {
     let current = shared.config();
     let Source::File(path) = &current.source else {
+        shared.run_reload_hook(&current);
         tracing::info!("reload: running on the embedded default, nothing to re-read");
         return Ok(());
     };
-    let fail = |e: String| {
-        tracing::error!("reload failed, keeping the old configuration: {e}");
-        e
-    };
-    let config = Config::load(path, &ProcessEnv).map_err(|problems| {
-        fail(
+    let loaded = Config::load(path, &ProcessEnv)
+        .map_err(|problems| {
             problems
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    let users = load_users(&config).map_err(fail)?;
-    let hba = load_hba(&config).map_err(fail)?;
+                .join("; ")
+        })
+        .and_then(|config| load_users(&config).map(|users| (config, users)))
+        .and_then(|(config, users)| load_hba(&config).map(|hba| (config, users, hba)));
+    let (config, users, hba) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            shared.run_reload_hook(&current);
+            tracing::error!("reload failed, keeping the old configuration: {e}");
+            return Err(e);
+        }
+    };
+    shared.run_reload_hook(&config);
     let diff = Config::diff(&current, &config);
     for change in diff.needs_restart() {
         tracing::warn!(

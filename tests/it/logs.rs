@@ -1,0 +1,275 @@
+//! The real binary's log output: `log_format = json` lines (who, never a password), `logfile`
+//! reopened on SIGHUP and RELOAD (logrotate's move-then-HUP), and the metrics endpoint of a
+//! `bouncectl serve` process.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::support::postgres::{self, MD5_USER, PASSWORD, TempPostgres};
+use crate::support::{self, connect, select_one};
+
+/// `bouncectl serve` as a child process; killed on drop.
+struct Binary {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts it with `settings` added to a config for `pg` (md5 auth, `md5_user` is admin);
+    /// stderr goes to `stderr.log` in its directory.
+    fn start(pg: &TempPostgres, settings: &str, quiet: bool) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let port = postgres::free_port();
+        let auth = dir.path().join("userlist.txt");
+        let secret = bouncectl::auth::md5_secret(MD5_USER, PASSWORD);
+        std::fs::write(&auth, format!("\"{MD5_USER}\" \"{secret}\"\n")).unwrap();
+        let ini = dir.path().join("pgbouncer.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\npostgres = host=127.0.0.1 port={}\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = md5\nauth_file = {}\nadmin_users = {MD5_USER}\n{settings}\n",
+                pg.port(),
+                auth.display(),
+            ),
+        )
+        .unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut cmd = Command::new(support::bin());
+        cmd.arg("serve");
+        if quiet {
+            cmd.arg("-q");
+        }
+        let child = cmd
+            .arg(&ini)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut bin = Binary { child, port, dir };
+        let up = support::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        if !up {
+            let status = bin.child.try_wait().unwrap();
+            panic!(
+                "bouncectl did not start ({status:?}): {}",
+                bin.read("stderr.log")
+            );
+        }
+        bin
+    }
+
+    fn url(&self, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={MD5_USER} password={password} dbname=postgres",
+            self.port
+        )
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn until(what: &str, timeout: Duration, probe: impl FnMut() -> bool) {
+    assert!(support::eventually(timeout, probe).await, "{what}");
+}
+
+/// Every line of `text` as a JSON object.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let v: Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v.is_object(), "{l}");
+            v
+        })
+        .collect()
+}
+
+fn find<'a>(lines: &'a [Value], event_prefix: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| {
+            l["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with(event_prefix))
+        })
+        .unwrap_or_else(|| panic!("no {event_prefix:?} line in {lines:#?}"))
+}
+
+#[tokio::test]
+async fn json_logs_name_who_and_never_a_password() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let metrics_port = postgres::free_port();
+    let bin = Binary::start(
+        &pg,
+        &format!("log_format = json\nmetrics_listen = 127.0.0.1:{metrics_port}\n"),
+        false,
+    );
+    let client = connect(&bin.url(PASSWORD)).await.unwrap();
+    assert!(select_one(&client).await);
+    const WRONG: &str = "Wr0ng-pw-never-logged";
+    assert!(
+        connect(&bin.url(WRONG)).await.is_err(),
+        "a wrong password logs in"
+    );
+    drop(client);
+    until("the disconnect is logged", Duration::from_secs(10), || {
+        bin.read("stderr.log").contains("closing because")
+    })
+    .await;
+
+    // The process's own endpoint answers too.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], metrics_port));
+    let reply = crate::metrics::get(addr, "/metrics", "text/plain").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("\npgbouncer_up 1\n"), "{}", reply.body);
+
+    let text = bin.read("stderr.log");
+    let lines = json_lines(&text);
+    for line in &lines {
+        for key in ["timestamp", "level", "event"] {
+            assert!(line[key].is_string(), "{key} missing: {line}");
+        }
+    }
+    let login = find(&lines, "login attempt");
+    assert!(
+        login["client"].as_str().unwrap().starts_with("C-0x"),
+        "{login}"
+    );
+    assert_eq!(
+        (&login["db"], &login["user"]),
+        (&Value::from("postgres"), &Value::from(MD5_USER))
+    );
+    assert!(
+        login["addr"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{login}"
+    );
+    assert_eq!(login["level"], "info");
+    let server = find(&lines, "new connection to server");
+    assert!(
+        server["server"].as_str().unwrap().starts_with("S-0x"),
+        "{server}"
+    );
+    assert_eq!(server["addr"], format!("127.0.0.1:{}", pg.port()));
+    let refused = find(&lines, "pooler error");
+    assert!(
+        refused["client"].is_string() && refused["addr"].is_string(),
+        "{refused}"
+    );
+    let secret = bouncectl::auth::md5_secret(MD5_USER, PASSWORD);
+    for needle in [PASSWORD, WRONG, secret.as_str()] {
+        assert!(
+            !text.contains(needle),
+            "{needle} appears in the log:\n{text}"
+        );
+    }
+}
+
+fn rename(bin: &Binary, from: &str, to: &str) {
+    std::fs::rename(bin.path(from), bin.path(to)).unwrap();
+}
+
+#[tokio::test]
+async fn logfile_is_reopened_on_sighup_and_reload() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir_log = |bin: &Binary| bin.read("bouncectl.log");
+    let bin = Binary::start(&pg, "", true);
+    // The log path must live in the binary's directory; point the config at it and reload once.
+    let ini = bin.path("pgbouncer.ini");
+    let text = std::fs::read_to_string(&ini).unwrap();
+    let logfile = bin.path("bouncectl.log");
+    std::fs::write(&ini, format!("{text}logfile = {}\n", logfile.display())).unwrap();
+    bin.signal(Signal::SIGHUP);
+    until("logfile taken on reload", Duration::from_secs(10), || {
+        dir_log(&bin).contains("configuration reloaded")
+    })
+    .await;
+
+    let first = connect(&bin.url(PASSWORD)).await.unwrap();
+    until("first login logged", Duration::from_secs(10), || {
+        dir_log(&bin).contains("login attempt")
+    })
+    .await;
+
+    // logrotate: move the file, then HUP; new lines land in a new file at the same path.
+    rename(&bin, "bouncectl.log", "bouncectl.log.1");
+    bin.signal(Signal::SIGHUP);
+    until(
+        "a fresh logfile after SIGHUP",
+        Duration::from_secs(10),
+        || dir_log(&bin).contains("configuration reloaded"),
+    )
+    .await;
+    let second = connect(&bin.url(PASSWORD)).await.unwrap();
+    until(
+        "second login in the new file",
+        Duration::from_secs(10),
+        || dir_log(&bin).contains("login attempt"),
+    )
+    .await;
+    let rotated = bin.read("bouncectl.log.1");
+    assert_eq!(rotated.matches("login attempt").count(), 1, "{rotated}");
+    assert_eq!(dir_log(&bin).matches("login attempt").count(), 1);
+    assert!(
+        dir_log(&bin).contains(&format!("C-0x2: postgres/{MD5_USER}@127.0.0.1:")),
+        "text lines keep PgBouncer's prefix: {}",
+        dir_log(&bin)
+    );
+
+    // The console's RELOAD does the same.
+    rename(&bin, "bouncectl.log", "bouncectl.log.2");
+    let console = connect(&format!(
+        "host=127.0.0.1 port={} user={MD5_USER} password={PASSWORD} dbname=pgbouncer",
+        bin.port
+    ))
+    .await
+    .unwrap();
+    console.simple_query("RELOAD").await.unwrap();
+    until(
+        "a fresh logfile after RELOAD",
+        Duration::from_secs(10),
+        || dir_log(&bin).contains("configuration reloaded"),
+    )
+    .await;
+    // Each file holds exactly the one reload that opened it.
+    for name in ["bouncectl.log.1", "bouncectl.log.2", "bouncectl.log"] {
+        let text = bin.read(name);
+        assert_eq!(
+            text.matches("configuration reloaded").count(),
+            1,
+            "{name}: {text}"
+        );
+    }
+    drop((first, second));
+}
