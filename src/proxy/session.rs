@@ -206,6 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Err(ClientError::ShuttingDown);
             }
             tokio::select! {
+                biased;
                 n = read_more(&mut self.client, &mut self.cbuf) => {
                     if n.map_err(|e| ClientError::Protocol(e.to_string()))? == 0 {
                         return Ok(false);
@@ -238,6 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             entry.waiting();
         }
         let acquired = tokio::select! {
+            biased;
             r = pool.acquire() => r,
             () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
         };
@@ -412,6 +414,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let deadline = self.deadline(link);
         let server = &mut *link.server;
         tokio::select! {
+            // Fixed order: the random start costs an RNG draw per step and buys no fairness here.
+            biased;
             n = read_more(&mut server.stream, &mut server.buf) => {
                 if n.map_err(|_| ClientError::ServerCrashed)? == 0 {
                     return Err(ClientError::ServerCrashed);
