@@ -37,6 +37,37 @@ pub struct Timeouts {
     pub transaction: Duration,
 }
 
+impl Timeouts {
+    /// The earliest timer that applies to a link with `pending` requests in `status`, with the
+    /// error it raises.
+    fn deadline(
+        self,
+        pending: usize,
+        status: TxStatus,
+        query_since: Option<Instant>,
+        xact_since: Option<Instant>,
+    ) -> Option<(Instant, ClientError)> {
+        let in_xact = status != TxStatus::Idle;
+        let candidates = [
+            (pending > 0 && !self.query.is_zero())
+                .then(|| query_since.map(|s| (s + self.query, ClientError::QueryTimeout)))
+                .flatten(),
+            (pending == 0 && in_xact && !self.idle_transaction.is_zero()).then(|| {
+                (
+                    Instant::now() + self.idle_transaction,
+                    ClientError::IdleTransactionTimeout,
+                )
+            }),
+            (in_xact && !self.transaction.is_zero())
+                .then(|| {
+                    xact_since.map(|s| (s + self.transaction, ClientError::TransactionTimeout))
+                })
+                .flatten(),
+        ];
+        candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
+    }
+}
+
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
 ///
 /// `pending` counts requests (Query, Sync, FunctionCall) the server has not yet answered with
@@ -98,6 +129,9 @@ pub struct Session<S> {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+
+/// How long the closing ErrorResponse may wait for a client to read it.
+const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// A session over `client`, with whatever the handshake had already read in `cbuf`.
@@ -358,6 +392,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(len) = walk.incomplete_len() {
             self.cbuf.reserve(len);
         }
+        // Taken after the batch was counted: a query that starts here is already timed.
+        let deadline = self.timeouts.deadline(
+            link.pending,
+            link.server.tx_status,
+            link.query_since,
+            link.xact_since,
+        );
         if upto > 0 {
             if let Some(entry) = &self.entry {
                 entry.requested();
@@ -367,10 +408,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             } else {
                 out.as_ref()
             };
-            link.server
-                .stream
-                .write_all(bytes)
-                .await
+            within(deadline.clone(), link.server.stream.write_all(bytes))
+                .await?
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
             self.cbuf.advance(upto);
@@ -380,7 +419,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut reply = BytesMut::new();
             t.emit_ready(&mut reply);
             t.finish();
-            if !reply.is_empty() && self.client.write_all(&reply).await.is_err() {
+            if !reply.is_empty()
+                && within(deadline, self.client.write_all(&reply))
+                    .await?
+                    .is_err()
+            {
                 return Ok(false);
             }
         }
@@ -412,33 +455,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The earliest timer that applies in the link's state, with the error it raises.
     fn deadline(&self, link: &Link) -> Option<(Instant, ClientError)> {
-        let t = self.timeouts;
-        let in_xact = link.server.tx_status != TxStatus::Idle;
-        let candidates = [
-            (link.pending > 0 && !t.query.is_zero())
-                .then(|| {
-                    link.query_since
-                        .map(|s| (s + t.query, ClientError::QueryTimeout))
-                })
-                .flatten(),
-            (link.pending == 0 && in_xact && !t.idle_transaction.is_zero()).then(|| {
-                (
-                    Instant::now() + t.idle_transaction,
-                    ClientError::IdleTransactionTimeout,
-                )
-            }),
-            (in_xact && !t.transaction.is_zero())
-                .then(|| {
-                    link.xact_since
-                        .map(|s| (s + t.transaction, ClientError::TransactionTimeout))
-                })
-                .flatten(),
-        ];
-        candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
+        self.timeouts.deadline(
+            link.pending,
+            link.server.tx_status,
+            link.query_since,
+            link.xact_since,
+        )
     }
 
     /// Forwards the complete server messages to the client and decides about release.
     async fn forward_server(&mut self, link: &mut Link) -> Result<Step, ClientError> {
+        let deadline = self.deadline(link);
         let mut walk = Walk::new(&link.server.buf, self.max_len);
         let mut ready = false;
         let mut refuse_at = None;
@@ -524,7 +551,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(_) => out.as_ref(),
                 None => link.server.buf.get(..upto).unwrap_or_default(),
             };
-            if self.client.write_all(bytes).await.is_err() {
+            if within(deadline, self.client.write_all(bytes))
+                .await?
+                .is_err()
+            {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, upto as u64);
@@ -550,8 +580,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             e.sqlstate(),
             e.to_string(),
         );
-        self.client.write_all(&out).await?;
-        self.client.flush().await
+        // Best effort, as PgBouncer's: a client that stopped reading does not get to keep its
+        // task (and socket) alive by never taking its last message.
+        let send = async {
+            self.client.write_all(&out).await?;
+            self.client.flush().await
+        };
+        tokio::time::timeout(ERROR_SEND_TIMEOUT, send)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
 }
 
@@ -580,6 +617,20 @@ enum Step {
     Continue,
     Release,
     ClientGone,
+}
+
+/// Runs a write under the link's deadline (`query_timeout`, `idle_transaction_timeout`,
+/// `transaction_timeout`): a peer that stops reading must not hold the relay, and with it a
+/// server, past the limit that would end it if it were merely slow. The outer error is the
+/// deadline's; the inner one the write's own.
+async fn within<T>(
+    deadline: Option<(Instant, ClientError)>,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> Result<std::io::Result<T>, ClientError> {
+    match deadline {
+        None => Ok(io.await),
+        Some((at, e)) => tokio::time::timeout_at(at, io).await.map_err(|_| e),
+    }
 }
 
 async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
