@@ -266,7 +266,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let fingerprint = self.login.params.fingerprint();
         if server.synced_with != fingerprint {
             if let Some(sql) = self.login.params.sync_sql(&server.params) {
-                if let Err(e) = server.simple_query(&sql).await {
+                if let Err(e) = pool.own_query(&mut server, &sql).await {
                     tracing::warn!(error = %e, "could not apply client parameters");
                     pool.close(server);
                     return Err(ClientError::ServerCrashed);
@@ -318,7 +318,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut server = link.server;
             pool.set_server_state(server.id, crate::registry::ServerState::Tested);
             tokio::spawn(async move {
-                match server.simple_query(&settings.reset_query).await {
+                match pool.own_query(&mut server, &settings.reset_query).await {
                     Ok(()) => {
                         // DISCARD ALL (the usual reset) drops the pooler's statements too.
                         server.prepared.clear();
