@@ -52,13 +52,16 @@ pub enum Outcome {
 }
 
 /// Runs the whole start of a client connection. `unix`: a unix-socket client, which is never
-/// offered TLS nor required to use it (as PgBouncer).
+/// offered TLS nor required to use it (as PgBouncer). `over_limit`: accepted beyond
+/// `max_client_conn`, so refused once its startup packet names a database other than the
+/// admin console's.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     conn: &mut Conn<S>,
     shared: &Shared,
     trusted_transport: bool,
     unix: bool,
     peer_is_self: bool,
+    over_limit: bool,
 ) -> Result<Outcome, ClientError> {
     let encrypted = conn.get_ref().tls_state().is_some();
     let startup = loop {
@@ -113,6 +116,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    if over_limit && database != crate::admin::DATABASE {
+        return Err(ClientError::MaxClientConn);
+    }
     if database == crate::admin::DATABASE {
         let login =
             super::console_login::login(conn, shared, &startup, trusted_transport, peer_is_self)
