@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod check;
 mod cli;
+mod faults;
 mod leaks;
 mod limits;
 mod modes;
