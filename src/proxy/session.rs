@@ -130,6 +130,9 @@ pub struct Session<S> {
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The most room reserved at once for the rest of an incomplete message.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// How long the closing ErrorResponse may wait for a client to read it.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -227,7 +230,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(first.tag != fe::TERMINATE);
             }
             if let Some(len) = walk.incomplete_len() {
-                self.cbuf.reserve(len.saturating_sub(self.cbuf.len()));
+                let missing = len.saturating_sub(self.cbuf.len());
+                reserve_ahead(&mut self.cbuf, missing);
             }
             let idle = self.timeouts.client_idle;
             let phase = *self.shutdown.borrow();
@@ -390,7 +394,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let upto = terminate_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
-            self.cbuf.reserve(len);
+            reserve_ahead(&mut self.cbuf, len);
         }
         // Taken after the batch was counted: a query that starts here is already timed.
         let deadline = self.timeouts.deadline(
@@ -544,7 +548,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let upto = refuse_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
-            link.server.buf.reserve(len);
+            reserve_ahead(&mut link.server.buf, len);
         }
         if upto > 0 {
             let bytes = match tracker {
@@ -631,6 +635,13 @@ async fn within<T>(
         None => Ok(io.await),
         Some((at, e)) => tokio::time::timeout_at(at, io).await.map_err(|_| e),
     }
+}
+
+/// Makes room for `wanted` more bytes of an incomplete message, at most [`RESERVE_AHEAD`] at a
+/// time: memory grows with the bytes a peer sends, not with the length it claims, which may be
+/// anything up to max_packet_size (2 GB by default) before a single byte of it has arrived.
+fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
+    buf.reserve(wanted.min(RESERVE_AHEAD));
 }
 
 async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {

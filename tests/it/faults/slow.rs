@@ -193,3 +193,38 @@ async fn query_timeout_frees_the_server_of_a_client_that_never_reads() {
     fresh_client_is_clean(&url).await;
     base.assert_back(&mut bin, 0).await;
 }
+
+/// A logged-in client announces messages of almost 2 GB (under the default max_packet_size) and
+/// sends a few bytes of each: the pooler must not reserve what was only claimed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_two_gigabyte_message_reserves_nothing() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let mut bin = Binary::start(&pg, pg.port(), "").await;
+    let url = bin.url(MD5_USER, "postgres");
+    fill_pool(&url, 2).await;
+    let base = Baseline::of(&bin);
+    let vm_before = bin.vm_size_kib();
+    let mut claimers = Vec::new();
+    for _ in 0..4 {
+        let mut wire = Wire::login(bin.port, MD5_USER, "postgres", PASSWORD)
+            .await
+            .unwrap();
+        // A simple query first, so the second claim arrives while a server is linked.
+        wire.send(&query_bytes("SELECT 1")).await;
+        wire.send(&[b'Q', 0x7f, 0xff, 0xff, 0x00]).await;
+        wire.send(b"SELECT 'only the start of it'").await;
+        claimers.push(wire);
+    }
+    let fresh = support::connect(&url).await.unwrap();
+    assert!(select_one(&fresh).await);
+    let vm_after = bin.vm_size_kib();
+    eprintln!("VmSize {vm_before} KiB before, {vm_after} KiB with 4 claims of 2 GB");
+    assert!(
+        vm_after < vm_before + 1024 * 1024,
+        "the pooler reserved what clients only claimed: VmSize {vm_before} -> {vm_after} KiB"
+    );
+    drop((claimers, fresh));
+    base.assert_back(&mut bin, 0).await;
+}
