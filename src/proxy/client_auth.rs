@@ -125,7 +125,7 @@ async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     authmsg::authentication_sasl(conn.write_buf_mut(), [scram::MECHANISM]).map_err(encode)?;
     let body = exchange(conn).await?;
     let initial = SaslInitialResponse::parse(&body).map_err(protocol)?;
-    scram::check_mechanism(initial.mechanism).map_err(|_| ClientError::SaslFailed)?;
+    scram::check_mechanism(initial.mechanism).map_err(|_| ClientError::InvalidSaslMechanism)?;
     let server_first = server
         .handle_client_first(initial.data.unwrap_or_default())
         .map_err(|_| ClientError::SaslFailed)?;
