@@ -42,7 +42,16 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             match secret {
                 _ if method == AuthType::Passthrough => Ok(Proof::Password(password)),
                 Some(s) if cleartext_matches(s, user, &password) => Ok(Proof::Password(password)),
-                _ => Err(ClientError::PasswordFailed),
+                Some(_) => Err(ClientError::PasswordFailed),
+                None => {
+                    // An unknown user costs what a SCRAM secret (PostgreSQL's default) costs:
+                    // the time of the refusal must not tell whether the user exists.
+                    let salt = scram::mock_salt(user, mock_key);
+                    let derived =
+                        scram::Verifier::derive(&password, &salt, scram::DEFAULT_ITERATIONS);
+                    std::hint::black_box(derived);
+                    Err(ClientError::PasswordFailed)
+                }
             }
         }
         AuthType::Md5 => match secret {
