@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod auth_robustness;
 mod check;
 mod cli;
 mod faults;
@@ -17,6 +18,7 @@ mod limits;
 mod modes;
 mod prepared;
 mod prepared_raw;
+mod security;
 mod show;
 mod shutdown;
 mod support;
