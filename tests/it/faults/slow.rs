@@ -42,7 +42,13 @@ async fn slow_loris_logins_are_cut_at_client_login_timeout() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let mut bin = Binary::start(&pg, pg.port(), "client_login_timeout = 2").await;
+    // The baseline holds the pool at its full size, so the fds cannot legitimately end higher.
+    let mut bin = Binary::start(
+        &pg,
+        pg.port(),
+        "client_login_timeout = 2\ndefault_pool_size = 2",
+    )
+    .await;
     let url = bin.url(MD5_USER, "postgres");
     fill_pool(&url, 2).await;
     let base = Baseline::of(&bin);
@@ -201,7 +207,7 @@ async fn a_claimed_two_gigabyte_message_reserves_nothing() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let mut bin = Binary::start(&pg, pg.port(), "").await;
+    let mut bin = Binary::start(&pg, pg.port(), "default_pool_size = 2").await;
     let url = bin.url(MD5_USER, "postgres");
     fill_pool(&url, 2).await;
     let base = Baseline::of(&bin);
