@@ -299,8 +299,8 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = ClientGuard(Arc::clone(&shared));
     let id = shared.client_ids.fetch_add(1, Ordering::Relaxed);
-    // Refused only once its startup packet is read (as PgBouncer): the refusal then reaches the
-    // client instead of a reset, and the admin console stays reachable.
+    // Refused only once its startup packet is read (as PgBouncer): the refusal goes out on a
+    // drained socket, and the admin console stays reachable.
     let over_limit = count > max_clients;
     let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
     let mut conn = Conn::with_max_message_len(stream, max_len);
