@@ -26,6 +26,9 @@ pub enum ClientError {
     /// A failed SCRAM exchange.
     #[error("SASL authentication failed")]
     SaslFailed,
+    /// The SASLInitialResponse named a mechanism other than the one offered.
+    #[error("client selected an invalid SASL authentication mechanism")]
+    InvalidSaslMechanism,
     /// `auth_query` found no such role (PgBouncer reveals this; there is no mock on that path).
     #[error("no such user")]
     NoSuchUser,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::env::{self, Env};
 use super::error::did_you_mean;
 use super::keys::{self, LOAD_BALANCE};
+use super::render::MASK;
 use super::settings::PoolMode;
 
 /// Splits a connection string into `(key, value)` pairs, unquoted.
@@ -61,8 +62,25 @@ fn unquote(s: &str) -> Option<(String, &str)> {
     None
 }
 
+/// The start of `s` for an error message, with no password in it: the text runs on past the
+/// point of the error, possibly into a `password=` and its value (and the message is logged).
 fn short(s: &str) -> String {
-    s.chars().take(30).collect()
+    let snippet: String = s.chars().take(30).collect();
+    match snippet.to_ascii_lowercase().find("password") {
+        Some(at) => format!("{}password={}", snippet.get(..at).unwrap_or(""), MASK),
+        None => snippet,
+    }
+}
+
+/// A problem with the value of `key`, the value masked out when it is a password.
+fn problem(key: &str, raw: &str, e: String) -> String {
+    if key == "password" && !raw.is_empty() {
+        // Messages quote values as Rust debug strings ({:?}) or as they are.
+        let e = e.replace(&format!("{raw:?}"), MASK).replace(raw, MASK);
+        format!("{key}: {e}")
+    } else {
+        format!("{key}: {e}")
+    }
 }
 
 /// Quotes a connection-string value when it needs it.
@@ -215,7 +233,7 @@ fn each_pair<T: Default>(
         }
         let result = env::expand(&raw, env).and_then(|v| apply(&mut out, &key, v));
         if let Err(e) = result {
-            problems.push(format!("{key}: {e}"));
+            problems.push(problem(&key, &raw, e));
         }
     }
     if problems.is_empty() {

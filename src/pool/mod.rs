@@ -203,7 +203,7 @@ impl Pool {
                     if let Some((query, delay)) = &settings.check {
                         // server_check_delay: a connection idle this long proves itself first.
                         if now - server.last_used >= *delay
-                            && server.simple_query(query).await.is_err()
+                            && self.own_query(&mut server, query).await.is_err()
                         {
                             self.close(server);
                             continue;
@@ -223,6 +223,18 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// Runs one of the pooler's own queries (server_check_query, server_reset_query, the SETs
+    /// that carry a client's parameters) on `server`, bounded by `server_connect_timeout`: a
+    /// server that cannot answer in that long is as good as unreachable, and an unbounded wait
+    /// here would hold its pool slot — and the client behind it — forever. On any error the
+    /// connection is in an unknown state: the caller closes it.
+    pub async fn own_query(&self, server: &mut ServerConn, sql: &str) -> Result<(), ServerError> {
+        let limit = lock(&self.login).connect_timeout;
+        tokio::time::timeout(limit, server.simple_query(sql))
+            .await
+            .map_err(|_| ServerError::Unresponsive)?
     }
 
     /// `server_login_retry` after a failed login: with no server up, the client gets the cached

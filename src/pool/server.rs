@@ -86,6 +86,10 @@ pub enum ServerError {
     /// server_connect_timeout passed.
     #[error("server connect timeout")]
     Timeout,
+    /// One of the pooler's own queries (check, reset, parameter SETs) got no answer within
+    /// server_connect_timeout.
+    #[error("server did not answer the pooler's query within server_connect_timeout")]
+    Unresponsive,
     /// The server refused the login (its own message and SQLSTATE).
     #[error("{message}")]
     Refused {

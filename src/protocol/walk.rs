@@ -53,8 +53,9 @@ impl<'a> Walk<'a> {
         self.pos
     }
 
-    /// When the walk stopped at an incomplete message whose header is in: its full size, so the
-    /// caller can reserve room for it once (the size is already checked against the limit).
+    /// When the walk stopped at an incomplete message whose header is in: its full size (already
+    /// checked against the limit). Only a hint: it is what the peer claims, so callers reserve
+    /// toward it in bounded steps.
     pub fn incomplete_len(&self) -> Option<usize> {
         self.pending
     }

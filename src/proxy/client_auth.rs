@@ -42,7 +42,16 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             match secret {
                 _ if method == AuthType::Passthrough => Ok(Proof::Password(password)),
                 Some(s) if cleartext_matches(s, user, &password) => Ok(Proof::Password(password)),
-                _ => Err(ClientError::PasswordFailed),
+                Some(_) => Err(ClientError::PasswordFailed),
+                None => {
+                    // An unknown user costs what a SCRAM secret (PostgreSQL's default) costs:
+                    // the time of the refusal must not tell whether the user exists.
+                    let salt = scram::mock_salt(user, mock_key);
+                    let derived =
+                        scram::Verifier::derive(&password, &salt, scram::DEFAULT_ITERATIONS);
+                    std::hint::black_box(derived);
+                    Err(ClientError::PasswordFailed)
+                }
             }
         }
         AuthType::Md5 => match secret {
@@ -125,7 +134,7 @@ async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     authmsg::authentication_sasl(conn.write_buf_mut(), [scram::MECHANISM]).map_err(encode)?;
     let body = exchange(conn).await?;
     let initial = SaslInitialResponse::parse(&body).map_err(protocol)?;
-    scram::check_mechanism(initial.mechanism).map_err(|_| ClientError::SaslFailed)?;
+    scram::check_mechanism(initial.mechanism).map_err(|_| ClientError::InvalidSaslMechanism)?;
     let server_first = server
         .handle_client_first(initial.data.unwrap_or_default())
         .map_err(|_| ClientError::SaslFailed)?;

@@ -66,11 +66,14 @@ pub enum Outcome {
     Console(Box<super::console_login::ConsoleLogin>),
 }
 
-/// Runs the whole start of a client connection from `peer`.
+/// Runs the whole start of a client connection from `peer`. `over_limit`: accepted beyond
+/// `max_client_conn`, so refused once its startup packet names a database other than the admin
+/// console's.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     conn: &mut Conn<S>,
     shared: &Shared,
     peer: &Peer,
+    over_limit: bool,
 ) -> Result<Outcome, ClientError> {
     let (trusted_transport, unix) = (peer.trusted, peer.unix);
     let encrypted = conn.get_ref().tls_state().is_some();
@@ -126,6 +129,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    if over_limit && database != crate::admin::DATABASE {
+        return Err(ClientError::MaxClientConn);
+    }
     if database == crate::admin::DATABASE {
         let login = super::console_login::login(conn, shared, &startup, peer, encrypted).await?;
         return Ok(Outcome::Console(Box::new(login)));

@@ -311,7 +311,7 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn client<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: ClientStream<S>,
+    stream: ClientStream<S>,
     shared: Arc<Shared>,
     origin: Origin,
     unix: bool,
@@ -330,17 +330,19 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = ClientGuard(Arc::clone(&shared));
     let id = shared.client_ids.fetch_add(1, Ordering::Relaxed);
-    if count > max_clients {
-        refuse(&mut stream, &ClientError::MaxClientConn).await;
-        return;
-    }
+    // Refused only once its startup packet is read (as PgBouncer): the refusal goes out on a
+    // drained socket, and the admin console stays reachable.
+    let over_limit = count > max_clients;
     let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
     let mut conn = Conn::with_max_message_len(stream, max_len);
     let deadline = login_deadline(&config);
     let outcome = loop {
-        let outcome = before(deadline, handshake::run(&mut conn, &shared, &who))
-            .await
-            .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        let outcome = before(
+            deadline,
+            handshake::run(&mut conn, &shared, &who, over_limit),
+        )
+        .await
+        .unwrap_or(Err(ClientError::ClientLoginTimeout));
         if !matches!(outcome, Ok(Outcome::StartTls)) {
             break outcome;
         }

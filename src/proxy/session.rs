@@ -37,6 +37,37 @@ pub struct Timeouts {
     pub transaction: Duration,
 }
 
+impl Timeouts {
+    /// The earliest timer that applies to a link with `pending` requests in `status`, with the
+    /// error it raises.
+    fn deadline(
+        self,
+        pending: usize,
+        status: TxStatus,
+        query_since: Option<Instant>,
+        xact_since: Option<Instant>,
+    ) -> Option<(Instant, ClientError)> {
+        let in_xact = status != TxStatus::Idle;
+        let candidates = [
+            (pending > 0 && !self.query.is_zero())
+                .then(|| query_since.map(|s| (s + self.query, ClientError::QueryTimeout)))
+                .flatten(),
+            (pending == 0 && in_xact && !self.idle_transaction.is_zero()).then(|| {
+                (
+                    Instant::now() + self.idle_transaction,
+                    ClientError::IdleTransactionTimeout,
+                )
+            }),
+            (in_xact && !self.transaction.is_zero())
+                .then(|| {
+                    xact_since.map(|s| (s + self.transaction, ClientError::TransactionTimeout))
+                })
+                .flatten(),
+        ];
+        candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
+    }
+}
+
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
 ///
 /// `pending` counts requests (Query, Sync, FunctionCall) the server has not yet answered with
@@ -98,6 +129,12 @@ pub struct Session<S> {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+
+/// The most room reserved at once for the rest of an incomplete message.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
+/// How long the closing ErrorResponse may wait for a client to read it.
+const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// A session over `client`, with whatever the handshake had already read in `cbuf`.
@@ -198,7 +235,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(first.tag != fe::TERMINATE);
             }
             if let Some(len) = walk.incomplete_len() {
-                self.cbuf.reserve(len.saturating_sub(self.cbuf.len()));
+                let missing = len.saturating_sub(self.cbuf.len());
+                reserve_ahead(&mut self.cbuf, missing);
             }
             let idle = self.timeouts.client_idle;
             let phase = *self.shutdown.borrow();
@@ -253,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let fingerprint = self.login.params.fingerprint();
         if server.synced_with != fingerprint {
             if let Some(sql) = self.login.params.sync_sql(&server.params) {
-                if let Err(e) = server.simple_query(&sql).await {
+                if let Err(e) = pool.own_query(&mut server, &sql).await {
                     tracing::warn!(error = %e, "could not apply client parameters");
                     pool.close(server);
                     return Err(ClientError::ServerCrashed);
@@ -305,7 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut server = link.server;
             server.set_state(crate::registry::ServerState::Tested);
             tokio::spawn(async move {
-                match server.simple_query(&settings.reset_query).await {
+                match pool.own_query(&mut server, &settings.reset_query).await {
                     Ok(()) => {
                         // DISCARD ALL (the usual reset) drops the pooler's statements too.
                         server.prepared.clear();
@@ -378,8 +416,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let upto = terminate_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
-            self.cbuf.reserve(len);
+            reserve_ahead(&mut self.cbuf, len);
         }
+        // Taken after the batch was counted: a query that starts here is already timed.
+        let deadline = self.timeouts.deadline(
+            link.pending,
+            server.tx_status,
+            link.query_since,
+            link.xact_since,
+        );
         if upto > 0 {
             if let Some(entry) = &self.entry {
                 entry.requested();
@@ -389,10 +434,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             } else {
                 out.as_ref()
             };
-            server
-                .stream
-                .write_all(bytes)
-                .await
+            within(deadline.clone(), server.stream.write_all(bytes))
+                .await?
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
             self.cbuf.advance(upto);
@@ -402,7 +445,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut reply = BytesMut::new();
             t.emit_ready(&mut reply);
             t.finish();
-            if !reply.is_empty() && self.client.write_all(&reply).await.is_err() {
+            if !reply.is_empty()
+                && within(deadline, self.client.write_all(&reply))
+                    .await?
+                    .is_err()
+            {
                 return Ok(false);
             }
         }
@@ -437,33 +484,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The earliest timer that applies in the link's state, with the error it raises.
     fn deadline(&self, link: &Link) -> Option<(Instant, ClientError)> {
-        let t = self.timeouts;
-        let in_xact = link.server.tx_status != TxStatus::Idle;
-        let candidates = [
-            (link.pending > 0 && !t.query.is_zero())
-                .then(|| {
-                    link.query_since
-                        .map(|s| (s + t.query, ClientError::QueryTimeout))
-                })
-                .flatten(),
-            (link.pending == 0 && in_xact && !t.idle_transaction.is_zero()).then(|| {
-                (
-                    Instant::now() + t.idle_transaction,
-                    ClientError::IdleTransactionTimeout,
-                )
-            }),
-            (in_xact && !t.transaction.is_zero())
-                .then(|| {
-                    link.xact_since
-                        .map(|s| (s + t.transaction, ClientError::TransactionTimeout))
-                })
-                .flatten(),
-        ];
-        candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
+        self.timeouts.deadline(
+            link.pending,
+            link.server.tx_status,
+            link.query_since,
+            link.xact_since,
+        )
     }
 
     /// Forwards the complete server messages to the client and decides about release.
     async fn forward_server(&mut self, link: &mut Link) -> Result<Step, ClientError> {
+        let deadline = self.deadline(link);
         let server = &mut *link.server;
         let mut walk = Walk::new(&server.buf, self.max_len);
         let mut ready = false;
@@ -537,14 +568,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let upto = refuse_at.unwrap_or_else(|| walk.consumed());
         if let Some(len) = walk.incomplete_len() {
-            server.buf.reserve(len);
+            reserve_ahead(&mut server.buf, len);
         }
         if upto > 0 {
             let bytes = match tracker {
                 Some(_) => out.as_ref(),
                 None => server.buf.get(..upto).unwrap_or_default(),
             };
-            if self.client.write_all(bytes).await.is_err() {
+            if within(deadline, self.client.write_all(bytes))
+                .await?
+                .is_err()
+            {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, upto as u64);
@@ -570,8 +604,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             e.sqlstate(),
             e.to_string(),
         );
-        self.client.write_all(&out).await?;
-        self.client.flush().await
+        // Best effort, as PgBouncer's: a client that stopped reading does not get to keep its
+        // task (and socket) alive by never taking its last message.
+        let send = async {
+            self.client.write_all(&out).await?;
+            self.client.flush().await
+        };
+        tokio::time::timeout(ERROR_SEND_TIMEOUT, send)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
 }
 
@@ -600,6 +641,27 @@ enum Step {
     Continue,
     Release,
     ClientGone,
+}
+
+/// Runs a write under the link's deadline (`query_timeout`, `idle_transaction_timeout`,
+/// `transaction_timeout`): a peer that stops reading must not hold the relay, and with it a
+/// server, past the limit that would end it if it were merely slow. The outer error is the
+/// deadline's; the inner one the write's own.
+async fn within<T>(
+    deadline: Option<(Instant, ClientError)>,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> Result<std::io::Result<T>, ClientError> {
+    match deadline {
+        None => Ok(io.await),
+        Some((at, e)) => tokio::time::timeout_at(at, io).await.map_err(|_| e),
+    }
+}
+
+/// Makes room for `wanted` more bytes of an incomplete message, at most [`RESERVE_AHEAD`] at a
+/// time: memory grows with the bytes a peer sends, not with the length it claims, which may be
+/// anything up to max_packet_size (2 GB by default) before a single byte of it has arrived.
+fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
+    buf.reserve(wanted.min(RESERVE_AHEAD));
 }
 
 async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {

@@ -9,9 +9,11 @@
 
 mod admin;
 mod auth;
+mod auth_robustness;
 mod check;
 mod cli;
 mod drivers;
+mod faults;
 mod hba;
 mod hosts;
 mod leaks;
@@ -22,6 +24,7 @@ mod metrics_names;
 mod modes;
 mod prepared;
 mod prepared_raw;
+mod security;
 mod show;
 mod shutdown;
 mod support;

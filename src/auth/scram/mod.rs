@@ -25,7 +25,7 @@ mod server;
 pub use client::{ClientCredential, ScramClient};
 #[cfg(any(fuzzing, test))]
 pub use fuzz::fuzz_entry;
-pub use server::{ScramServer, ServerSecret, ServerSuccess};
+pub use server::{ScramServer, ServerSecret, ServerSuccess, mock_salt};
 
 /// The SASL mechanism name we offer in `AuthenticationSASL` and accept.
 pub const MECHANISM: &str = "SCRAM-SHA-256";

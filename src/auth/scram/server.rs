@@ -16,6 +16,13 @@ use super::message::{Gs2Flag, parse_client_final, parse_client_first};
 use super::{DEFAULT_ITERATIONS, Nonce, SALT_LEN, ScramKeys, Verifier, hmac, sha256, xor};
 use crate::auth::{AuthError, ScramMessage, constant_time_eq};
 
+/// The salt a mock exchange shows for `username`: stable across attempts, yet unpredictable
+/// without `mock_key` (PostgreSQL's `scram_mock_salt`).
+pub fn mock_salt(username: &str, mock_key: &[u8]) -> Vec<u8> {
+    let digest = hmac(mock_key, username.as_bytes());
+    digest.iter().copied().take(SALT_LEN).collect()
+}
+
 /// What the pooler knows of a user for SCRAM.
 #[derive(Clone, Copy)]
 pub enum ServerSecret<'a> {
@@ -107,8 +114,7 @@ impl ScramServer {
     /// (a random per-process secret of the caller's), so it is stable across attempts yet
     /// unpredictable; the exchange fails with [`AuthError::InvalidProof`] at the end.
     pub fn mock(username: &str, mock_key: &[u8], server_nonce: Nonce) -> Self {
-        let digest = hmac(mock_key, username.as_bytes());
-        let salt: Vec<u8> = digest.iter().copied().take(SALT_LEN).collect();
+        let salt = mock_salt(username, mock_key);
         let verifier = Verifier {
             iterations: DEFAULT_ITERATIONS,
             salt,

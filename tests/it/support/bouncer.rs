@@ -16,6 +16,18 @@ pub const STATS_USER: &str = "stats_user";
 /// The `admin_users` member of the console (password [`PASSWORD`]).
 pub const ADMIN_USER: &str = "postgres";
 
+/// The test userlist.txt: md5, SCRAM (copied from PostgreSQL) and plain secrets for the test
+/// roles, an empty one for the trust role, plain ones for the console users.
+pub fn userlist(pg: &TempPostgres) -> String {
+    let scram = pg.psql(&format!(
+        "SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'"
+    ));
+    format!(
+        "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n\"{SSL_USER}\" \"{PASSWORD}\"\n\"{STATS_USER}\" \"{PASSWORD}\"\n",
+        bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
+    )
+}
+
 /// A running in-process pooler; shut down (immediately) on drop.
 pub struct TestBouncer {
     /// The pooler's TCP port on 127.0.0.1.
@@ -39,15 +51,8 @@ impl TestBouncer {
     /// As [`TestBouncer::start`] with the `[databases]` section given.
     pub async fn start_with(pg: &TempPostgres, databases: &str, settings: &str) -> TestBouncer {
         let dir = tempfile::tempdir().unwrap();
-        let scram = pg.psql(&format!(
-            "SELECT rolpassword FROM pg_authid WHERE rolname = '{SCRAM_USER}'"
-        ));
-        let userlist = format!(
-            "\"{MD5_USER}\" \"{}\"\n\"{SCRAM_USER}\" \"{scram}\"\n\"{PASS_USER}\" \"{PASSWORD}\"\n\"{TRUST_USER}\" \"\"\n\"postgres\" \"{PASSWORD}\"\n\"{SSL_USER}\" \"{PASSWORD}\"\n\"{STATS_USER}\" \"{PASSWORD}\"\n",
-            bouncectl::auth::md5_secret(MD5_USER, PASSWORD)
-        );
         let auth_file = dir.path().join("userlist.txt");
-        std::fs::write(&auth_file, userlist).unwrap();
+        std::fs::write(&auth_file, userlist(pg)).unwrap();
         let ini = dir.path().join("pgbouncer.ini");
         let text = format!(
             "[databases]\n{databases}\

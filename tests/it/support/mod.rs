@@ -1,11 +1,14 @@
 //! Shared test support: throwaway PostgreSQL clusters, the built binary, polling helpers.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod bouncer;
 pub mod certs;
 pub mod client;
 pub mod pgbouncer;
 pub mod postgres;
+pub mod relay;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
