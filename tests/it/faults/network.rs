@@ -45,7 +45,10 @@ async fn heals(url: &str, streak: usize, max_failures: usize) {
     let mut in_a_row = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     while in_a_row < streak {
-        assert!(Instant::now() < deadline, "no healing within 20 s: {failures:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no healing within 20 s: {failures:?}"
+        );
         match fresh_query(url, Duration::from_secs(15)).await {
             Ok(()) => in_a_row += 1,
             Err((text, _)) if text.contains("(server_login_retry)") => {
