@@ -280,29 +280,7 @@ async fn psql_and_pgbench_work_in_every_mode() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let init = pg.run_tool(
-        "pgbench",
-        &[
-            "-i",
-            "-s",
-            "1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &pg.port().to_string(),
-            "-U",
-            "postgres",
-            "postgres",
-        ],
-    );
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    pg.psql(&format!(
-        "GRANT ALL ON ALL TABLES IN SCHEMA public TO {MD5_USER}"
-    ));
+    pg.pgbench_init();
     for mode in ["session", "transaction", "statement"] {
         let bouncer =
             TestBouncer::start(&pg, &format!("pool_mode = {mode}\ndefault_pool_size = 3")).await;

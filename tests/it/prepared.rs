@@ -226,30 +226,7 @@ async fn pgbench_prepared_50_clients_over_5_servers_parse_once_per_server() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let port = pg.port().to_string();
-    let init = pg.run_tool(
-        "pgbench",
-        &[
-            "-i",
-            "-s",
-            "1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "postgres",
-        ],
-    );
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    pg.psql(&format!(
-        "GRANT ALL ON ALL TABLES IN SCHEMA public TO {MD5_USER}"
-    ));
+    pg.pgbench_init();
     let pool_size: u64 = 5;
     let bouncer = TestBouncer::start(&pg, "default_pool_size = 5").await;
 

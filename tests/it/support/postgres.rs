@@ -277,6 +277,35 @@ impl TempPostgres {
             .expect("cannot run a PostgreSQL client tool")
     }
 
+    /// `pgbench -i -s 1` into database `postgres`, with its tables granted to the md5 role the
+    /// pooler tests log in as.
+    pub fn pgbench_init(&self) {
+        let port = self.port().to_string();
+        let init = self.run_tool(
+            "pgbench",
+            &[
+                "-i",
+                "-s",
+                "1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "postgres",
+            ],
+        );
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        self.psql(&format!(
+            "GRANT ALL ON ALL TABLES IN SCHEMA public TO {MD5_USER}"
+        ));
+    }
+
     /// Runs SQL as the superuser through psql over the unix socket; panics with psql's stderr on error.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.bindir.join("psql"))
