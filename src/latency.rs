@@ -1,23 +1,77 @@
 //! Latency histograms for `SHOW LATENCY` and the metrics endpoint: lock-free log-linear buckets (four per power of two, so
 //! a percentile is within 25% of the true value) over microseconds, merged on read.
+//!
+//! Also home of [`Shards`], the per-thread copies that keep data-path counters (these histograms
+//! and [`crate::stats::PoolStats`]) from bouncing one cache line between every worker thread.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::num::NonZeroUsize;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Four buckets per power of two over 64 bits, plus the exact values 0..4.
 const BUCKETS: usize = 4 + 62 * 4;
 
-/// A histogram of microsecond durations; recording is one relaxed atomic add.
-#[derive(Debug)]
-pub struct Histogram {
-    counts: Box<[AtomicU64]>,
+/// Cap on shards: each pool holds 3 histograms of 2 KiB per shard, and some run thousands of pools.
+const MAX_SHARDS: usize = 4;
+
+/// Shards per sharded value: one per core up to [`MAX_SHARDS`], as a power of two.
+fn shard_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, NonZeroUsize::get)
+            .min(MAX_SHARDS)
+            .next_power_of_two()
+    })
 }
 
-impl Default for Histogram {
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Round-robin on a thread's first write, so a runtime's workers land on distinct shards.
+    static SLOT: Cell<usize> = Cell::new(NEXT_SLOT.fetch_add(1, Relaxed));
+}
+
+/// One copy of `T` per shard; each thread writes its own, readers combine them all.
+#[derive(Debug)]
+pub(crate) struct Shards<T>(Box<[T]>);
+
+impl<T: Default> Default for Shards<T> {
     fn default() -> Self {
-        Histogram {
-            counts: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-        }
+        Shards((0..shard_count()).map(|_| T::default()).collect())
     }
+}
+
+impl<T> Shards<T> {
+    /// The calling thread's copy.
+    pub(crate) fn mine(&self) -> &T {
+        // `default` makes at least one shard, and `slot & (len - 1) <= len - 1`, so the index is
+        // in range; len being a power of two makes the mask spread threads evenly.
+        &self.0[SLOT.get() & (self.0.len() - 1)]
+    }
+
+    /// Every copy, to combine on read.
+    pub(crate) fn all(&self) -> &[T] {
+        &self.0
+    }
+}
+
+/// One shard's buckets; the alignment keeps two shards off a shared (or prefetched-pair) cache line.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Buckets([AtomicU64; BUCKETS]);
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Buckets([const { AtomicU64::new(0) }; BUCKETS])
+    }
+}
+
+/// A histogram of microsecond durations; recording is one relaxed atomic add on the thread's shard.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    shards: Shards<Buckets>,
 }
 
 fn bucket(us: u64) -> usize {
@@ -43,14 +97,21 @@ fn upper_bound(index: usize) -> u64 {
 impl Histogram {
     /// Counts one duration.
     pub fn record(&self, us: u64) {
-        if let Some(c) = self.counts.get(bucket(us)) {
+        if let Some(c) = self.shards.mine().0.get(bucket(us)) {
             c.fetch_add(1, Relaxed);
         }
     }
 
     /// A plain copy of the counts, for merging pools of one database.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot(self.counts.iter().map(|c| c.load(Relaxed)).collect())
+        let mut sum = vec![0u64; BUCKETS];
+        for shard in self.shards.all() {
+            for (total, c) in sum.iter_mut().zip(&shard.0) {
+                // Wrapping, as one shared atomic would.
+                *total = total.wrapping_add(c.load(Relaxed));
+            }
+        }
+        Snapshot(sum)
     }
 }
 

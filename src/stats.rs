@@ -1,12 +1,17 @@
 //! Traffic counters with PgBouncer's SHOW STATS definitions, updated on the data path with relaxed
-//! atomics (no lock), and plain snapshots for the admin console and metrics.
+//! atomics on the writing thread's shard (no lock, no shared cache line), and plain snapshots,
+//! summed over the shards, for the admin console and metrics.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Counters of one pool since start. Times are microseconds, sizes bytes.
+use crate::latency::Shards;
+
+/// One shard of a pool's counters; the alignment keeps two shards off a shared (or
+/// prefetched-pair) cache line.
 #[derive(Debug, Default)]
-pub struct PoolStats {
+#[repr(align(128))]
+struct Counters {
     server_assignment_count: AtomicU64,
     xact_count: AtomicU64,
     query_count: AtomicU64,
@@ -19,6 +24,13 @@ pub struct PoolStats {
     server_parse_count: AtomicU64,
     bind_count: AtomicU64,
     client_login_count: AtomicU64,
+}
+
+/// Counters of one pool since start. Times are microseconds, sizes bytes.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    // Per-thread shards so worker threads never write the same cache line; summed on read.
+    counters: Shards<Counters>,
     period: Mutex<Period>,
     /// Query times (µs) for SHOW LATENCY.
     pub query_latency: crate::latency::Histogram,
@@ -134,47 +146,55 @@ impl Totals {
 impl PoolStats {
     /// A server was assigned after the client waited `wait_us`.
     pub fn assigned(&self, wait_us: u64) {
-        self.server_assignment_count.fetch_add(1, Relaxed);
+        let c = self.counters.mine();
+        c.server_assignment_count.fetch_add(1, Relaxed);
         self.wait_latency.record(wait_us);
         if wait_us > 0 {
-            self.wait_time.fetch_add(wait_us, Relaxed);
+            c.wait_time.fetch_add(wait_us, Relaxed);
         }
     }
 
     /// A transaction ended after `us` microseconds.
     pub fn xact(&self, us: u64) {
-        self.xact_count.fetch_add(1, Relaxed);
-        self.xact_time.fetch_add(us, Relaxed);
+        let c = self.counters.mine();
+        c.xact_count.fetch_add(1, Relaxed);
+        c.xact_time.fetch_add(us, Relaxed);
         self.xact_latency.record(us);
     }
 
     /// A query (ReadyForQuery round trip) ended after `us` microseconds.
     pub fn query(&self, us: u64) {
-        self.query_count.fetch_add(1, Relaxed);
-        self.query_time.fetch_add(us, Relaxed);
+        let c = self.counters.mine();
+        c.query_count.fetch_add(1, Relaxed);
+        c.query_time.fetch_add(us, Relaxed);
         self.query_latency.record(us);
     }
 
     /// Bytes moved: `received` from the client, `sent` to it.
     pub fn traffic(&self, received: u64, sent: u64) {
+        let c = self.counters.mine();
         if received > 0 {
-            self.bytes_received.fetch_add(received, Relaxed);
+            c.bytes_received.fetch_add(received, Relaxed);
         }
         if sent > 0 {
-            self.bytes_sent.fetch_add(sent, Relaxed);
+            c.bytes_sent.fetch_add(sent, Relaxed);
         }
     }
 
     /// A client logged in.
     pub fn login(&self) {
-        self.client_login_count.fetch_add(1, Relaxed);
+        self.counters
+            .mine()
+            .client_login_count
+            .fetch_add(1, Relaxed);
     }
 
     /// Parse/Bind counts of the prepared-statement path.
     pub fn prepared(&self, client_parse: u64, server_parse: u64, bind: u64) {
-        self.client_parse_count.fetch_add(client_parse, Relaxed);
-        self.server_parse_count.fetch_add(server_parse, Relaxed);
-        self.bind_count.fetch_add(bind, Relaxed);
+        let c = self.counters.mine();
+        c.client_parse_count.fetch_add(client_parse, Relaxed);
+        c.server_parse_count.fetch_add(server_parse, Relaxed);
+        c.bind_count.fetch_add(bind, Relaxed);
     }
 
     /// Closes a `stats_period` of `secs` seconds: what happened since the last tick becomes
@@ -201,19 +221,26 @@ impl PoolStats {
 
     /// The counters now.
     pub fn totals(&self) -> Totals {
+        // Wrapping, as one shared atomic would.
+        let sum = |field: fn(&Counters) -> &AtomicU64| {
+            self.counters
+                .all()
+                .iter()
+                .fold(0u64, |n, c| n.wrapping_add(field(c).load(Relaxed)))
+        };
         Totals {
-            server_assignment_count: self.server_assignment_count.load(Relaxed),
-            xact_count: self.xact_count.load(Relaxed),
-            query_count: self.query_count.load(Relaxed),
-            bytes_received: self.bytes_received.load(Relaxed),
-            bytes_sent: self.bytes_sent.load(Relaxed),
-            xact_time: self.xact_time.load(Relaxed),
-            query_time: self.query_time.load(Relaxed),
-            wait_time: self.wait_time.load(Relaxed),
-            client_parse_count: self.client_parse_count.load(Relaxed),
-            server_parse_count: self.server_parse_count.load(Relaxed),
-            bind_count: self.bind_count.load(Relaxed),
-            client_login_count: self.client_login_count.load(Relaxed),
+            server_assignment_count: sum(|c| &c.server_assignment_count),
+            xact_count: sum(|c| &c.xact_count),
+            query_count: sum(|c| &c.query_count),
+            bytes_received: sum(|c| &c.bytes_received),
+            bytes_sent: sum(|c| &c.bytes_sent),
+            xact_time: sum(|c| &c.xact_time),
+            query_time: sum(|c| &c.query_time),
+            wait_time: sum(|c| &c.wait_time),
+            client_parse_count: sum(|c| &c.client_parse_count),
+            server_parse_count: sum(|c| &c.server_parse_count),
+            bind_count: sum(|c| &c.bind_count),
+            client_login_count: sum(|c| &c.client_login_count),
         }
     }
 }
@@ -236,6 +263,29 @@ mod tests {
         assert_eq!(sum.query_time, 180);
         assert_eq!(sum.wait_time, 20);
         assert_eq!((sum.bytes_received, sum.bytes_sent), (14, 18));
+    }
+
+    #[test]
+    fn shards_sum_exactly_across_threads() {
+        let s = PoolStats::default();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..10_000 {
+                        s.xact(1);
+                        s.query_latency.record(5);
+                    }
+                });
+            }
+        });
+        let t = s.totals();
+        assert_eq!((t.xact_count, t.xact_time), (40_000, 40_000));
+        assert_eq!(s.xact_latency.snapshot().count(), 40_000);
+        let q = s.query_latency.snapshot();
+        assert_eq!(
+            (q.count(), q.count_at_most(4), q.count_at_most(5)),
+            (40_000, 0, 40_000)
+        );
     }
 
     #[test]
