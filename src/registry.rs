@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::task::Poll;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::task::AtomicWaker;
 
@@ -20,9 +20,34 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Microseconds since the Unix epoch now.
 pub fn now_us() -> u64 {
+    wall_us(Instant::now())
+}
+
+fn system_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// A monotonic instant and the wall clock's µs at that instant, corrected by
+/// [`resync_wall_clock`].
+static ANCHOR: LazyLock<(Instant, AtomicU64)> =
+    LazyLock::new(|| (Instant::now(), AtomicU64::new(system_us())));
+
+/// The wall-clock µs of a monotonic instant. The data path reads the clock once per event and
+/// stamps SHOW CLIENTS/SERVERS with that same reading instead of a second, wall-clock one.
+pub fn wall_us(at: Instant) -> u64 {
+    let (base, wall) = &*ANCHOR;
+    let since = u64::try_from(at.saturating_duration_since(*base).as_micros()).unwrap_or(u64::MAX);
+    wall.load(Relaxed).saturating_add(since)
+}
+
+/// Re-aligns [`wall_us`] with the system clock (NTP steps and slew); the janitor calls it every
+/// second.
+pub fn resync_wall_clock() {
+    let (base, wall) = &*ANCHOR;
+    let since = u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX);
+    wall.store(system_us().saturating_sub(since), Relaxed);
 }
 
 /// A client's state, with PgBouncer's SHOW CLIENTS names.
@@ -127,9 +152,8 @@ impl ClientInfo {
         ClientState::from_u8(self.state.load(Relaxed))
     }
 
-    /// The client asked for a server and waits for one.
-    pub fn waiting(&self) {
-        let now = now_us();
+    /// The client asked for a server at `now` (µs, [`wall_us`]) and waits for one.
+    pub fn waiting(&self, now: u64) {
         self.request_time.store(now, Relaxed);
         self.wait_since.store(now, Relaxed);
         self.state.store(ClientState::Waiting as u8, Relaxed);
@@ -149,9 +173,9 @@ impl ClientInfo {
         self.state.store(ClientState::Idle as u8, Relaxed);
     }
 
-    /// The client sent a request.
-    pub fn requested(&self) {
-        self.request_time.store(now_us(), Relaxed);
+    /// The client sent a request at `now` (µs, [`wall_us`]).
+    pub fn requested(&self, now: u64) {
+        self.request_time.store(now, Relaxed);
     }
 
     /// Last request time, µs since the epoch.
@@ -195,6 +219,34 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Release);
         self.kill_waker.wake();
+    }
+
+    /// Wakes the client's task without killing it, so an idle session re-checks the shutdown
+    /// phase ([`ClientInfo::killed_or`]).
+    pub fn nudge(&self) {
+        self.kill_waker.wake();
+    }
+
+    /// Resolves with `true` once [`ClientInfo::kill`] was called, or with `false` once `give_up`
+    /// holds when checked (at the first poll and after each [`ClientInfo::nudge`]). Only the
+    /// client's own task may wait here.
+    pub async fn killed_or(&self, give_up: impl Fn() -> bool) -> bool {
+        let check = || {
+            if self.killed.load(Acquire) {
+                Some(true)
+            } else {
+                give_up().then_some(false)
+            }
+        };
+        std::future::poll_fn(|cx| {
+            if let Some(killed) = check() {
+                return Poll::Ready(killed);
+            }
+            self.kill_waker.register(cx.waker());
+            // A kill or nudge between the check and the register would otherwise go unseen.
+            check().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
     }
 
     /// Resolves once [`ClientInfo::kill`] was called. Only the client's own task may wait here.
@@ -342,12 +394,22 @@ impl ServerInfo {
     /// Moves to `state`; `Active` records the request time.
     pub fn set_state(&self, state: ServerState) {
         if state == ServerState::Active {
-            self.request_time.store(now_us(), Relaxed);
+            self.set_active(now_us());
+            return;
         }
-        if state != ServerState::Active {
-            self.link.store(0, Relaxed);
-        }
+        self.link.store(0, Relaxed);
         self.state.store(state as u8, Relaxed);
+    }
+
+    /// Moves to `active`, handed out at `now` (µs, [`wall_us`]).
+    pub fn set_active(&self, now: u64) {
+        self.request_time.store(now, Relaxed);
+        self.state.store(ServerState::Active as u8, Relaxed);
+    }
+
+    /// Linked to client `client_id`, whose application_name it already shows.
+    pub fn set_link(&self, client_id: u64) {
+        self.link.store(client_id, Relaxed);
     }
 
     /// Linked to client `client_id` whose application_name is `app`.
@@ -416,7 +478,7 @@ mod tests {
     fn clients_leave_the_registry_with_their_handle() {
         let registry = Arc::new(ClientRegistry::default());
         let handle = registry.register(ClientInfo::new(7, "u", "db", Endpoints::default()));
-        handle.waiting();
+        handle.waiting(now_us());
         assert_eq!(
             registry.get(7).map(|c| c.state()),
             Some(ClientState::Waiting)

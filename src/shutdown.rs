@@ -4,10 +4,14 @@
 //! server connection is released), SIGTERM waits until every client has left (a second SIGTERM
 //! stops at once), SIGQUIT stops at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+
 use tokio::sync::watch;
 
 /// Where the process is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Phase {
     /// Serving normally.
     Running,
@@ -20,6 +24,15 @@ pub enum Phase {
 }
 
 impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            0 => Phase::Running,
+            1 => Phase::WaitForClients,
+            2 => Phase::WaitForServers,
+            _ => Phase::Immediate,
+        }
+    }
+
     /// True once new clients are no longer accepted.
     pub fn is_draining(self) -> bool {
         self != Phase::Running
@@ -30,6 +43,8 @@ impl Phase {
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     tx: watch::Sender<Phase>,
+    /// The phase again, for the relay's per-request check: an atomic load, not the channel's lock.
+    now: Arc<AtomicU8>,
 }
 
 impl Default for Shutdown {
@@ -43,6 +58,7 @@ impl Shutdown {
     pub fn new() -> Self {
         Shutdown {
             tx: watch::Sender::new(Phase::Running),
+            now: Arc::new(AtomicU8::new(Phase::Running as u8)),
         }
     }
 
@@ -51,6 +67,8 @@ impl Shutdown {
         self.tx.send_if_modified(|current| {
             if phase > *current {
                 *current = phase;
+                // Stored before the channel wakes anyone, so whoever is woken sees it.
+                self.now.store(phase as u8, SeqCst);
                 true
             } else {
                 false
@@ -58,9 +76,9 @@ impl Shutdown {
         });
     }
 
-    /// The current phase.
+    /// The current phase (one atomic load).
     pub fn phase(&self) -> Phase {
-        *self.tx.borrow()
+        Phase::from_u8(self.now.load(SeqCst))
     }
 
     /// A receiver for tasks that wait on phase changes.

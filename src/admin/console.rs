@@ -192,7 +192,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let Ok(Some(frame)) = frame else { return };
-        client.requested();
+        client.requested(crate::registry::now_us());
         if !answer(&mut console, &frame, conn.write_buf_mut(), &mut skipping).await {
             return;
         }

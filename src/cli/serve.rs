@@ -199,6 +199,7 @@ impl Server {
         };
         let accept = tokio::spawn(listeners.serve(Arc::clone(&shared)));
         tokio::spawn(janitor(Arc::clone(&shared)));
+        tokio::spawn(nudge_idle_clients(Arc::clone(&shared)));
         tokio::spawn(admin::ticker::run(host));
         Ok(Server {
             shared,
@@ -258,10 +259,26 @@ async fn janitor(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                crate::registry::resync_wall_clock();
                 shared.registry.close_expired();
                 shared.registry.fill_min().await;
             }
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
+        }
+    }
+}
+
+/// SIGINT: sessions holding no server wait on their own wake-up, not on the shutdown channel
+/// (cheaper per request), so each is woken once to see the phase and close.
+async fn nudge_idle_clients(shared: Arc<Shared>) {
+    let mut phase = shared.shutdown.subscribe();
+    if phase
+        .wait_for(|p| *p >= Phase::WaitForServers)
+        .await
+        .is_ok()
+    {
+        for client in shared.registry_clients.snapshot() {
+            client.nudge();
         }
     }
 }

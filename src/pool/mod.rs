@@ -17,7 +17,7 @@ pub mod server;
 pub mod statements;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -85,11 +85,41 @@ pub struct Pool {
     /// Pooler-wide names of the protocol-level prepared statements clients made.
     pub statements: statements::Registry,
     settings: Mutex<Arc<PoolSettings>>,
+    hot: Hot,
     login: Mutex<LoginInfo>,
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
     server_ids: Arc<AtomicU64>,
     servers: Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
     retry: hosts::LoginRetry,
+}
+
+/// The settings every lease and release reads, mirrored in atomics: reading them takes no lock
+/// and no reference count, which the other cores would feel on every transaction.
+#[derive(Debug, Default)]
+struct Hot {
+    /// `server_lifetime` in µs, 0 = unlimited.
+    lifetime_us: AtomicU64,
+    /// `server_check_delay` in µs, `u64::MAX` = no check.
+    check_delay_us: AtomicU64,
+    /// `server_reset_query` is set and runs in every pool mode (`server_reset_query_always`).
+    reset_always: AtomicBool,
+    /// `server_reset_query` is set (session mode runs it).
+    reset_session: AtomicBool,
+    max_prepared: AtomicUsize,
+}
+
+impl Hot {
+    fn set(&self, s: &PoolSettings) {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.lifetime_us.store(us(s.server_lifetime), Relaxed);
+        let check = s.check.as_ref().map_or(u64::MAX, |(_, delay)| us(*delay));
+        self.check_delay_us.store(check, Relaxed);
+        let reset = !s.reset_query.is_empty();
+        self.reset_always
+            .store(reset && s.reset_query_always, Relaxed);
+        self.reset_session.store(reset, Relaxed);
+        self.max_prepared.store(s.max_prepared_statements, Relaxed);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,7 +136,21 @@ impl Pool {
     /// Replaces the settings (reload).
     pub fn set_settings(&self, settings: PoolSettings) {
         self.queue.set_limits(settings.limits);
+        self.hot.set(&settings);
         *lock(&self.settings) = Arc::new(settings);
+    }
+
+    /// Whether a server released by a client in `mode` runs `server_reset_query` first.
+    pub fn resets_after(&self, mode: PoolMode) -> bool {
+        match mode {
+            PoolMode::Session => self.hot.reset_session.load(Relaxed),
+            _ => self.hot.reset_always.load(Relaxed),
+        }
+    }
+
+    /// `max_prepared_statements` now.
+    pub fn max_prepared_statements(&self) -> usize {
+        self.hot.max_prepared.load(Relaxed)
     }
 
     /// Replaces the credential used for new server logins (passthrough learns it from a client).
@@ -183,34 +227,43 @@ impl Pool {
 
     /// Gets a server for a client: an idle one (checked for lifetime) or a new login.
     /// Returns it with the time the client waited.
-    pub async fn acquire(&self) -> Result<(ServerConn, Duration), PoolError> {
-        let started = Instant::now();
+    pub async fn acquire(&self, started: Instant) -> Result<(ServerConn, Instant), PoolError> {
         if self.retry.is_failing() {
             self.login_retry(false).await?;
         }
+        let mut again = false;
         loop {
-            match self.queue.checkout().await? {
+            let (lease, queued) = self.queue.checkout_since(started).await?;
+            // One clock read for every age check of this lease; none when it came at once.
+            let now = if again || queued {
+                Instant::now()
+            } else {
+                started
+            };
+            again = true;
+            match lease {
                 Lease::Ready(mut server) => {
-                    let settings = self.settings();
-                    let lifetime = settings.server_lifetime;
-                    // One clock read for every age check of this lease.
-                    let now = Instant::now();
-                    let expired = !lifetime.is_zero() && now - server.created >= lifetime;
+                    let lifetime = self.hot.lifetime_us.load(Relaxed);
+                    let age = |since: Instant| {
+                        u64::try_from(now.saturating_duration_since(since).as_micros())
+                            .unwrap_or(u64::MAX)
+                    };
+                    let expired = lifetime != 0 && age(server.created) >= lifetime;
                     if expired || server.is_broken() {
                         self.close(server);
                         continue;
                     }
-                    if let Some((query, delay)) = &settings.check {
-                        // server_check_delay: a connection idle this long proves itself first.
-                        if now - server.last_used >= *delay
-                            && self.own_query(&mut server, query).await.is_err()
-                        {
-                            self.close(server);
-                            continue;
+                    // server_check_delay: a connection idle this long proves itself first.
+                    if age(server.last_used) >= self.hot.check_delay_us.load(Relaxed) {
+                        if let Some((query, _)) = &self.settings().check {
+                            if self.own_query(&mut server, query).await.is_err() {
+                                self.close(server);
+                                continue;
+                            }
                         }
                     }
-                    server.set_state(ServerState::Active);
-                    return Ok((server, now - started));
+                    server.set_active(now);
+                    return Ok((server, now));
                 }
                 Lease::Open(slot) => {
                     if self.retry.is_failing() {
@@ -218,8 +271,9 @@ impl Pool {
                     }
                     let server = self.login_server(true).await?;
                     slot.fill();
-                    server.set_state(ServerState::Active);
-                    return Ok((server, started.elapsed()));
+                    let now = Instant::now();
+                    server.set_active(now);
+                    return Ok((server, now));
                 }
             }
         }
@@ -337,15 +391,20 @@ impl Pool {
 
     /// Gives a server back after a client is done with it: reused when it is idle and healthy,
     /// closed otherwise.
-    pub fn release(&self, mut server: ServerConn) {
+    pub fn release(&self, server: ServerConn) {
+        self.release_at(server, Instant::now());
+    }
+
+    /// [`Pool::release`] for a server that became idle at `now` (the caller's clock read).
+    pub fn release_at(&self, mut server: ServerConn, now: Instant) {
         let close_needed = server.info.as_ref().is_some_and(|s| s.close_needed());
         if server.tx_status != TxStatus::Idle || !server.buf.is_empty() || close_needed {
             self.close(server);
             return;
         }
-        server.last_used = Instant::now();
+        server.last_used = now;
         server.set_state(ServerState::Idle);
-        self.queue.checkin(server);
+        self.queue.checkin_at(server, now);
     }
 
     /// Closes a server connection and frees its slot.
@@ -460,6 +519,11 @@ impl PoolRegistry {
             queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
             stats: PoolStats::default(),
             statements: statements::Registry::default(),
+            hot: {
+                let hot = Hot::default();
+                hot.set(&spec.settings);
+                hot
+            },
             settings: Mutex::new(Arc::new(spec.settings)),
             login: Mutex::new(spec.login),
             welcome: Mutex::new(None),

@@ -3,6 +3,7 @@
 //! sockets. The mutex is held only for a few pointer moves, never across an await.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct Limits {
 #[derive(Debug, Default)]
 pub struct SharedCap {
     state: Mutex<(usize, usize)>,
+    /// The maximum again, so waiters ask "is it capped?" without the lock.
+    capped: AtomicBool,
     freed: Notify,
 }
 
@@ -35,6 +38,7 @@ impl SharedCap {
     pub fn new(max: usize) -> Arc<Self> {
         Arc::new(SharedCap {
             state: Mutex::new((0, max)),
+            capped: AtomicBool::new(max != 0),
             freed: Notify::new(),
         })
     }
@@ -42,12 +46,13 @@ impl SharedCap {
     /// Changes the cap (reload).
     pub fn set_max(&self, max: usize) {
         lock(&self.state).1 = max;
+        self.capped.store(max != 0, Relaxed);
         self.freed.notify_waiters();
     }
 
     /// Whether a maximum is set (0 means unlimited).
     pub fn is_capped(&self) -> bool {
-        lock(&self.state).1 != 0
+        self.capped.load(Relaxed)
     }
 
     /// Connections currently counted.
@@ -226,8 +231,55 @@ impl<T: Send + 'static> Queue<T> {
 
     /// Gets an idle connection or a slot to open one, waiting in FIFO order when the pool is full.
     pub async fn checkout(self: &Arc<Self>) -> Result<Lease<T>, CheckoutError> {
-        let started = Instant::now();
-        self.wait_unpaused(started).await?;
+        self.checkout_since(Instant::now())
+            .await
+            .map(|(lease, _)| lease)
+    }
+
+    /// [`Queue::checkout`] for a client that asked at `started` (the caller's clock read); the
+    /// flag says whether it had to wait, so the caller knows whether `started` is still now.
+    pub async fn checkout_since(
+        self: &Arc<Self>,
+        started: Instant,
+    ) -> Result<(Lease<T>, bool), CheckoutError> {
+        if self.is_paused() {
+            self.wait_unpaused(started).await?;
+            return self
+                .checkout_waiting(started)
+                .await
+                .map(|lease| (lease, true));
+        }
+        if let Some(lease) = self.try_checkout()? {
+            return Ok((lease, false));
+        }
+        self.checkout_waiting(started)
+            .await
+            .map(|lease| (lease, true))
+    }
+
+    /// An idle connection or an open slot, if one is free and nobody waits ahead; `None` when
+    /// the client has to queue.
+    fn try_checkout(self: &Arc<Self>) -> Result<Option<Lease<T>>, CheckoutError> {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return Err(CheckoutError::Closed);
+        }
+        if state.waiters.is_empty() {
+            if let Some(idle) = state.idle.pop() {
+                return Ok(Some(Lease::Ready(idle.conn)));
+            }
+            if state.open < state.limits.pool_size && self.take_caps() {
+                state.open += 1;
+                return Ok(Some(Lease::Open(self.slot())));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn checkout_waiting(
+        self: &Arc<Self>,
+        started: Instant,
+    ) -> Result<Lease<T>, CheckoutError> {
         let (id, mut rx, limits) = {
             let mut state = lock(&self.state);
             if state.closed {
@@ -347,6 +399,11 @@ impl<T: Send + 'static> Queue<T> {
 
     /// Returns a healthy connection: to the first waiter, else to the idle list.
     pub fn checkin(&self, conn: T) {
+        self.checkin_at(conn, Instant::now());
+    }
+
+    /// [`Queue::checkin`] of a connection that became idle at `now` (the caller's clock read).
+    pub fn checkin_at(&self, conn: T, now: Instant) {
         let mut conn = conn;
         let mut state = lock(&self.state);
         if state.closed || state.open > state.limits.pool_size + state.limits.reserve_size {
@@ -361,10 +418,7 @@ impl<T: Send + 'static> Queue<T> {
                 Err(Grant::Open) => return,
             }
         }
-        state.idle.push(Idle {
-            conn,
-            since: Instant::now(),
-        });
+        state.idle.push(Idle { conn, since: now });
     }
 
     /// Takes in a connection opened outside a slot when there is room; gives it back otherwise.

@@ -250,6 +250,13 @@ impl ServerConn {
         }
     }
 
+    /// Marks its SHOW SERVERS entry active, handed to a client at `at`.
+    pub fn set_active(&self, at: Instant) {
+        if let Some(info) = &self.info {
+            info.set_active(crate::registry::wall_us(at.into_std()));
+        }
+    }
+
     /// Connects to `host` and logs in as connection `id`, all within `info.connect_timeout`.
     pub async fn connect(
         info: &LoginInfo,

@@ -185,7 +185,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         Some(w) => w,
         None => {
             // The pool has never reached its server: log one in to learn its parameters.
-            let (server, _) = pool.acquire().await.map_err(pool_error)?;
+            let (server, _) = pool
+                .acquire(tokio::time::Instant::now())
+                .await
+                .map_err(pool_error)?;
             pool.release(server);
             pool.welcome().unwrap_or_default()
         }

@@ -433,7 +433,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         *login,
         max_len,
         timeouts,
-        shared.shutdown.subscribe(),
+        shared.shutdown.clone(),
     )
     .with_entry(Arc::clone(&entry));
     let end = session.run().await;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::handshake::{LoggedIn, pool_error};
@@ -21,8 +20,8 @@ use crate::pool::server::ServerConn;
 use crate::protocol::backend::TxStatus;
 use crate::protocol::tag::{backend as be, frontend as fe};
 use crate::protocol::walk::Walk;
-use crate::registry::ClientInfo;
-use crate::shutdown::Phase;
+use crate::registry::{ClientInfo, wall_us};
+use crate::shutdown::{Phase, Shutdown};
 
 /// Timeouts a session enforces (zero = off).
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +37,10 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    fn all_off(self) -> bool {
+        self.idle_transaction.is_zero() && self.query.is_zero() && self.transaction.is_zero()
+    }
+
     /// The earliest timer that applies to a link with `pending` requests in `status`, with the
     /// error it raises.
     fn deadline(
@@ -47,6 +50,10 @@ impl Timeouts {
         query_since: Option<Instant>,
         xact_since: Option<Instant>,
     ) -> Option<(Instant, ClientError)> {
+        if self.all_off() {
+            // The usual case, checked on every relay step: no clock read, no candidates.
+            return None;
+        }
         let in_xact = status != TxStatus::Idle;
         let candidates = [
             (pending > 0 && !self.query.is_zero())
@@ -105,6 +112,10 @@ struct Link {
     server: ServerConn,
     pending: usize,
     since: Instant,
+    /// When the link was made, until the first request takes it as its start time.
+    fresh: Option<Instant>,
+    /// When the last ReadyForQuery that left nothing pending came in.
+    settled: Option<Instant>,
     query_since: Option<Instant>,
     xact_since: Option<Instant>,
     /// A Sync went out after the last Execute: if that Execute starts COPY FROM STDIN,
@@ -123,7 +134,7 @@ pub struct Session<S> {
     mode: PoolMode,
     max_len: usize,
     timeouts: Timeouts,
-    shutdown: watch::Receiver<Phase>,
+    shutdown: Shutdown,
     entry: Option<Arc<ClientInfo>>,
     statements: ClientStatements,
 }
@@ -144,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         login: LoggedIn,
         max_len: usize,
         timeouts: Timeouts,
-        shutdown: watch::Receiver<Phase>,
+        shutdown: Shutdown,
     ) -> Self {
         let mode = login.pool.settings().mode;
         Session {
@@ -175,7 +186,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub async fn run(&mut self) -> End {
         let mut link: Option<Link> = None;
         let end = self.relay(&mut link).await;
-        if let Some(link) = link.take() {
+        if let Some(mut link) = link.take() {
+            // The link lasted until now, not until its last reply.
+            link.settled = None;
             self.unlink(link, matches!(end, End::ClientClosed));
         }
         if let End::Error(e) = &end {
@@ -197,7 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     Some(false) => return End::ClientClosed,
                     None => {}
                 }
-                match self.link().await {
+                match self.link(Instant::now()).await {
                     Ok(l) => *link = Some(l),
                     Err(e) => return End::Error(e),
                 }
@@ -214,7 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if let Some(l) = link.take() {
                         self.unlink(l, true);
                     }
-                    if *self.shutdown.borrow() >= Phase::WaitForServers {
+                    if self.shutdown.phase() >= Phase::WaitForServers {
                         return End::Error(ClientError::ShuttingDown);
                     }
                 }
@@ -239,8 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 reserve_ahead(&mut self.cbuf, missing);
             }
             let idle = self.timeouts.client_idle;
-            let phase = *self.shutdown.borrow();
-            if phase >= Phase::WaitForServers {
+            if self.shutdown.phase() >= Phase::WaitForServers {
                 return Err(ClientError::ShuttingDown);
             }
             tokio::select! {
@@ -251,8 +263,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
                 () = sleep_or_never(idle) => return Err(ClientError::ClientIdleTimeout),
-                () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
-                r = self.shutdown.changed() => if r.is_err() { return Err(ClientError::ShuttingDown) },
+                killed = interrupted(self.entry.as_deref(), &self.shutdown) => {
+                    return Err(if killed {
+                        ClientError::AdminForcedDisconnect
+                    } else {
+                        ClientError::ShuttingDown
+                    });
+                }
             }
         }
     }
@@ -271,24 +288,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Some(self.client.write_all(&reply).await.is_ok())
     }
 
-    async fn link(&mut self) -> Result<Link, ClientError> {
+    /// Gets a server for a request that arrived at `asked`.
+    async fn link(&mut self, asked: Instant) -> Result<Link, ClientError> {
         let pool = Arc::clone(&self.login.pool);
         if let Some(entry) = &self.entry {
-            entry.waiting();
+            entry.waiting(wall_us(asked.into_std()));
         }
         let acquired = tokio::select! {
             biased;
-            r = pool.acquire() => r,
+            r = pool.acquire(asked) => r,
             () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
         };
-        let (mut server, waited) = acquired.map_err(pool_error)?;
+        let (mut server, linked_at) = acquired.map_err(pool_error)?;
+        let waited = linked_at.saturating_duration_since(asked);
+        let fingerprint = self.login.params.fingerprint();
         if let Some(entry) = &self.entry {
             entry.linked(server.id);
             if let Some(info) = &server.info {
-                entry.lend_application_name(info);
+                // Equal fingerprints mean equal application_name: the entry already shows it.
+                match server.synced_with == fingerprint {
+                    true => info.set_link(entry.id),
+                    false => entry.lend_application_name(info),
+                }
             }
         }
-        let fingerprint = self.login.params.fingerprint();
         if server.synced_with != fingerprint {
             if let Some(sql) = self.login.params.sync_sql(&server.params) {
                 if let Err(e) = pool.own_query(&mut server, &sql).await {
@@ -304,12 +327,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.login.cancel.link(Arc::clone(&server.cancel));
         let max_prepared = match self.mode {
             PoolMode::Session => 0,
-            _ => pool.settings().max_prepared_statements,
+            _ => pool.max_prepared_statements(),
         };
         Ok(Link {
             server,
             pending: 0,
-            since: Instant::now(),
+            since: linked_at,
+            fresh: Some(linked_at),
+            settled: None,
             query_since: None,
             xact_since: None,
             sync_after_execute: false,
@@ -324,8 +349,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             entry.unlinked();
         }
         let pool = &self.login.pool;
-        pool.stats
-            .xact(u64::try_from(link.since.elapsed().as_micros()).unwrap_or(u64::MAX));
+        let now = link.settled.unwrap_or_else(Instant::now);
+        pool.stats.xact(
+            u64::try_from(now.saturating_duration_since(link.since).as_micros())
+                .unwrap_or(u64::MAX),
+        );
         // Replies still owed (extended-protocol messages without a Sync) would reach the next client.
         let reusable = clean
             && link.pending == 0
@@ -335,10 +363,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             pool.close(link.server);
             return;
         }
-        let settings = pool.settings();
-        let reset = (self.mode == PoolMode::Session || settings.reset_query_always)
-            && !settings.reset_query.is_empty();
-        if reset {
+        if pool.resets_after(self.mode) {
+            let settings = pool.settings();
             let pool = Arc::clone(pool);
             let mut server = link.server;
             server.set_state(crate::registry::ServerState::Tested);
@@ -353,7 +379,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             });
         } else {
-            pool.release(link.server);
+            pool.release_at(link.server, now);
         }
     }
 
@@ -362,8 +388,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let server = &mut *link.server;
         // Batches of plain simple queries (and COPY data) need no rewriting: they go out as the
         // client's own bytes unless tracked replies are still owed before them.
-        let simple = simple_only(&self.cbuf, self.max_len);
         let tracking = link.max_prepared > 0;
+        let simple = tracking && simple_only(&self.cbuf, self.max_len);
         if tracking && !simple && link.pending > 0 && link.expect.is_empty() {
             // Untracked replies are still due: tracking starts once they are in.
             return Ok(true);
@@ -372,6 +398,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut walk = Walk::new(&self.cbuf, self.max_len);
         let mut terminate_at = None;
         let mut out = BytesMut::new();
+        // One clock read per batch, and only for a batch that starts a request.
+        let mut now = None;
         let mut tracker = tracking.then(|| {
             Tracker::new(
                 &mut link.expect,
@@ -388,7 +416,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             match msg.tag {
                 fe::QUERY | fe::SYNC | fe::FUNCTION_CALL => {
                     if link.pending == 0 {
-                        link.query_since = Some(Instant::now());
+                        let at = *now
+                            .get_or_insert_with(|| link.fresh.take().unwrap_or_else(Instant::now));
+                        link.query_since = Some(at);
                     }
                     link.pending += 1;
                     link.sync_after_execute |= msg.tag == fe::SYNC;
@@ -427,7 +457,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         );
         if upto > 0 {
             if let Some(entry) = &self.entry {
-                entry.requested();
+                let at = now.unwrap_or_else(|| link.fresh.take().unwrap_or_else(Instant::now));
+                entry.requested(wall_us(at.into_std()));
             }
             let bytes = if passthrough {
                 self.cbuf.get(..upto).unwrap_or_default()
@@ -440,6 +471,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.login.pool.stats.traffic(upto as u64, 0);
             self.cbuf.advance(upto);
         }
+        link.fresh = None;
         if let Some(mut t) = tracker {
             // Replies the pooler owes with nothing before them (a Parse the server already had).
             let mut reply = BytesMut::new();
@@ -467,7 +499,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if n.map_err(|_| ClientError::ServerCrashed)? == 0 {
                     return Err(ClientError::ServerCrashed);
                 }
-                self.forward_server(link).await
+                self.forward_server(link, deadline).await
             }
             n = read_more(&mut self.client, &mut self.cbuf) => {
                 match n {
@@ -492,9 +524,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         )
     }
 
-    /// Forwards the complete server messages to the client and decides about release.
-    async fn forward_server(&mut self, link: &mut Link) -> Result<Step, ClientError> {
-        let deadline = self.deadline(link);
+    /// Forwards the complete server messages to the client (within the step's `deadline`) and
+    /// decides about release.
+    async fn forward_server(
+        &mut self,
+        link: &mut Link,
+        deadline: Option<(Instant, ClientError)>,
+    ) -> Result<Step, ClientError> {
         let server = &mut *link.server;
         let mut walk = Walk::new(&server.buf, self.max_len);
         let mut ready = false;
@@ -526,8 +562,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         };
                     }
                     if link.pending == 0 {
+                        let now = Instant::now();
+                        link.settled = Some(now);
                         if let Some(since) = link.query_since.take() {
-                            let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            let us =
+                                u64::try_from(now.saturating_duration_since(since).as_micros())
+                                    .unwrap_or(u64::MAX);
                             self.login.pool.stats.query(us);
                         }
                         if release_after(self.mode, server.tx_status, 0) == Release::Refuse {
@@ -554,6 +594,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         self.login.params.note(&name, &value);
                         if let (Some(entry), "application_name") = (&self.entry, &*name) {
                             entry.set_application_name(&value);
+                            if let Some(info) = &server.info {
+                                info.link_client(entry.id, &value);
+                            }
                         }
                         server.params.insert(name.into_owned(), value.into_owned());
                     }
@@ -669,6 +712,19 @@ async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::
         buf.reserve(READ_CHUNK);
     }
     r.read_buf(buf).await
+}
+
+/// Resolves with `true` when the admin console kills this client, with `false` when a shutdown
+/// that closes idle clients has begun; never without a registry entry.
+async fn interrupted(entry: Option<&ClientInfo>, shutdown: &Shutdown) -> bool {
+    match entry {
+        Some(entry) => {
+            entry
+                .killed_or(|| shutdown.phase() >= Phase::WaitForServers)
+                .await
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves when the admin console kills this client; never without a registry entry.

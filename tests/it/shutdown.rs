@@ -153,6 +153,9 @@ async fn sigint_lets_the_open_transaction_finish() {
     // Transaction mode: the server is released at COMMIT (session mode holds it until the client leaves).
     let mut bin = Binary::start(&pg, "pool_mode = transaction");
     let client = support::connect(&bin.url()).await.unwrap();
+    // Holds no server and sends nothing: SIGINT must still close it, or the process never exits.
+    let idle = support::connect(&bin.url()).await.unwrap();
+    assert!(select_one(&idle).await);
     client.batch_execute("BEGIN; SELECT 1").await.unwrap();
     bin.signal(Signal::SIGINT);
     assert!(support::eventually(Duration::from_secs(5), || !bin.accepts()).await);
@@ -162,6 +165,10 @@ async fn sigint_lets_the_open_transaction_finish() {
         panic!("no exit once the server was released: {}", bin.log());
     };
     assert!(status.success());
+    assert!(
+        !select_one(&idle).await,
+        "the idle client outlived the pooler"
+    );
 }
 
 #[tokio::test]
