@@ -592,6 +592,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                             String::from_utf8_lossy(ps.value),
                         );
                         self.login.params.note(&name, &value);
+                        // Server and client changed together: they still agree on every tracked
+                        // value, and a client with the old values must be synced again.
+                        server.synced_with = self.login.params.fingerprint();
                         if let (Some(entry), "application_name") = (&self.entry, &*name) {
                             entry.set_application_name(&value);
                             if let Some(info) = &server.info {

@@ -254,6 +254,30 @@ async fn transaction_mode_reapplies_each_clients_startup_parameters() {
 }
 
 #[tokio::test]
+async fn transaction_mode_a_set_does_not_reach_the_next_client_with_the_same_startup() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1").await;
+    let url = format!(
+        "{} options='-c timezone=UTC'",
+        bouncer.url(MD5_USER, "postgres")
+    );
+    let a = support::connect(&url).await.unwrap();
+    let b = support::connect(&url).await.unwrap();
+    // A tracked parameter changed by SET: the one server now has a value b never asked for.
+    a.batch_execute("SET TimeZone = 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let tz = rows(&b.simple_query("SHOW TimeZone").await.unwrap());
+        assert_eq!(tz, ["UTC"], "b sees a's SET");
+        let tz = rows(&a.simple_query("SHOW TimeZone").await.unwrap());
+        assert_eq!(tz, ["Asia/Tokyo"], "a lost its own SET");
+    }
+}
+
+#[tokio::test]
 async fn statement_mode_refuses_transaction_blocks() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
