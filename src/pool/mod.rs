@@ -90,6 +90,8 @@ pub struct Pool {
     welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
     server_ids: Arc<AtomicU64>,
     servers: Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
+    /// Where cancels for each logged-in server go, by server id.
+    cancel_targets: Mutex<HashMap<u64, Arc<server::CancelTarget>>>,
     retry: hosts::LoginRetry,
 }
 
@@ -195,7 +197,7 @@ impl Pool {
     async fn open_idle(&self, record: bool) -> Result<(), PoolError> {
         let server = self.login_server(record).await?;
         if let Err(server) = self.queue.adopt(server) {
-            lock(&self.servers).remove(&server.id);
+            self.forget(server.id);
             tokio::spawn(server.terminate());
         }
         Ok(())
@@ -243,18 +245,21 @@ impl Pool {
             again = true;
             match lease {
                 Lease::Ready(mut server) => {
-                    let lifetime = self.hot.lifetime_us.load(Relaxed);
-                    let age = |since: Instant| {
-                        u64::try_from(now.saturating_duration_since(since).as_micros())
-                            .unwrap_or(u64::MAX)
+                    // Deadlines are compared, not ages computed: an addition is cheaper than a
+                    // subtraction of instants, and this runs on every lease.
+                    let reached = |since: Instant, us: u64| {
+                        since
+                            .checked_add(Duration::from_micros(us))
+                            .is_some_and(|at| now >= at)
                     };
-                    let expired = lifetime != 0 && age(server.created) >= lifetime;
+                    let lifetime = self.hot.lifetime_us.load(Relaxed);
+                    let expired = lifetime != 0 && reached(server.created, lifetime);
                     if expired || server.is_broken() {
                         self.close(server);
                         continue;
                     }
                     // server_check_delay: a connection idle this long proves itself first.
-                    if age(server.last_used) >= self.hot.check_delay_us.load(Relaxed) {
+                    if reached(server.last_used, self.hot.check_delay_us.load(Relaxed)) {
                         if let Some((query, _)) = &self.settings().check {
                             if self.own_query(&mut server, query).await.is_err() {
                                 self.close(server);
@@ -374,6 +379,7 @@ impl Pool {
         }
         entry.set_state(ServerState::Idle);
         server.info = Some(Arc::clone(&entry));
+        lock(&self.cancel_targets).insert(id, Arc::clone(&server.cancel));
         tracing::info!(
             server = format_args!("S-{id:#x}"),
             db = %self.database,
@@ -409,9 +415,19 @@ impl Pool {
 
     /// Closes a server connection and frees its slot.
     pub fn close(&self, server: ServerConn) {
-        lock(&self.servers).remove(&server.id);
+        self.forget(server.id);
         self.queue.discard();
         tokio::spawn(server.terminate());
+    }
+
+    fn forget(&self, id: u64) {
+        lock(&self.servers).remove(&id);
+        lock(&self.cancel_targets).remove(&id);
+    }
+
+    /// Where a cancel for server `id` goes, while it is open.
+    pub fn cancel_target(&self, id: u64) -> Option<Arc<server::CancelTarget>> {
+        lock(&self.cancel_targets).get(&id).cloned()
     }
 
     /// The SHOW SERVERS entry of server `id`.
@@ -529,6 +545,7 @@ impl PoolRegistry {
             welcome: Mutex::new(None),
             server_ids: Arc::clone(&self.server_ids),
             servers: Mutex::new(BTreeMap::new()),
+            cancel_targets: Mutex::new(HashMap::new()),
             retry: hosts::LoginRetry::default(),
         });
         pool.queue.set_paused(self.controls.is_paused(database));

@@ -3,24 +3,36 @@
 //! server's own key. Keys are random, so one client cannot guess another's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::pool::Pool;
 use crate::protocol::startup;
+use crate::registry::ClientInfo;
 
 /// The pooler-issued key of one client: process id and a 4-byte secret, as PostgreSQL's.
 pub type ClientKey = (i32, [u8; 4]);
 
 pub use crate::pool::server::CancelTarget;
 
-/// One client's slot: filled while it holds a server.
-#[derive(Debug, Default)]
+/// One client's way to the server it holds: its pool and registry entry, attached once after
+/// login. The server is looked up from the entry's link only when a cancel arrives, so taking
+/// and releasing servers costs the relay nothing here.
+#[derive(Default)]
 pub struct CancelSlot {
-    target: Mutex<Option<Arc<CancelTarget>>>,
+    client: OnceLock<(Weak<Pool>, Arc<ClientInfo>)>,
+}
+
+impl std::fmt::Debug for CancelSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelSlot")
+            .field("client", &self.client.get().map(|(_, c)| c.id))
+            .finish()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -29,14 +41,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CancelSlot {
-    /// The client got a server.
-    pub fn link(&self, target: Arc<CancelTarget>) {
-        *lock(&self.target) = Some(target);
+    /// The client logged in to `pool` and reports its links in `client`.
+    pub fn attach(&self, pool: &Arc<Pool>, client: Arc<ClientInfo>) {
+        // Attached once per client; a second call has nothing new to say.
+        let _ = self.client.set((Arc::downgrade(pool), client));
     }
 
-    /// The client released its server: cancels aimed at it are dropped, as in PgBouncer.
-    pub fn unlink(&self) {
-        *lock(&self.target) = None;
+    /// Where a cancel goes now: nowhere while the client holds no server (cancels aimed at a
+    /// released server are dropped, as in PgBouncer).
+    fn target(&self) -> Option<Arc<CancelTarget>> {
+        let (pool, client) = self.client.get()?;
+        match client.link() {
+            0 => None,
+            server => pool.upgrade()?.cancel_target(server),
+        }
     }
 }
 
@@ -71,7 +89,7 @@ impl CancelMap {
     /// The current target for a key, if the client exists and holds a server.
     pub fn target(&self, key: &ClientKey) -> Option<Arc<CancelTarget>> {
         let slot = lock(&self.clients).get(key)?.upgrade()?;
-        lock(&slot.target).clone()
+        slot.target()
     }
 }
 
@@ -107,26 +125,16 @@ pub async fn forward(target: &CancelTarget, timeout: Duration) -> std::io::Resul
 mod tests {
     use super::*;
 
+    // Attached slots are exercised against real servers in tests/it (limits::cancel_*).
     #[test]
-    fn keys_find_linked_clients_only() {
+    fn keys_of_unattached_or_removed_clients_find_nothing() {
         let map = CancelMap::default();
         let (key, slot) = map.register().unwrap();
-        assert!(map.target(&key).is_none());
-        slot.link(Arc::new(CancelTarget {
-            host: "127.0.0.1".into(),
-            port: 5432,
-            key: (42, vec![1, 2, 3, 4]),
-            tls: Arc::new(crate::tls::TlsSettings {
-                client_mode: crate::config::SslMode::Disable,
-                client: None,
-                server_mode: crate::config::SslMode::Disable,
-                server: None,
-            }),
-        }));
-        assert_eq!(map.target(&key).unwrap().key.0, 42);
-        slot.unlink();
-        assert!(map.target(&key).is_none());
+        let (other, _slot) = map.register().unwrap();
+        assert_ne!(key, other, "keys are unique");
+        assert!(map.target(&key).is_none(), "not attached");
         drop(slot);
+        assert!(map.target(&key).is_none(), "the slot is gone");
         map.remove(&key);
         assert!(map.target(&key).is_none());
     }

@@ -423,6 +423,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     info.remote_pid = origin.pid;
     info.pool_user.clone_from(&login.pool.user);
     let entry = shared.registry_clients.register(info);
+    login.cancel.attach(&login.pool, Arc::clone(&entry));
     if let Some(app) = login.params.get("application_name") {
         entry.set_application_name(app);
     }

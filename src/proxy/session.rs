@@ -300,7 +300,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
         };
         let (mut server, linked_at) = acquired.map_err(pool_error)?;
-        let waited = linked_at.saturating_duration_since(asked);
+        let waited = match linked_at == asked {
+            true => Duration::ZERO,
+            false => linked_at.saturating_duration_since(asked),
+        };
         let fingerprint = self.login.params.fingerprint();
         if let Some(entry) = &self.entry {
             entry.linked(server.id);
@@ -324,7 +327,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         pool.stats
             .assigned(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX));
-        self.login.cancel.link(Arc::clone(&server.cancel));
         let max_prepared = match self.mode {
             PoolMode::Session => 0,
             _ => pool.max_prepared_statements(),
@@ -344,7 +346,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn unlink(&mut self, link: Link, clean: bool) {
-        self.login.cancel.unlink();
         if let Some(entry) = &self.entry {
             entry.unlinked();
         }
@@ -398,8 +399,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut walk = Walk::new(&self.cbuf, self.max_len);
         let mut terminate_at = None;
         let mut out = BytesMut::new();
-        // One clock read per batch, and only for a batch that starts a request.
+        // One clock read per batch, and only for a batch that starts a request; the first batch
+        // after link() takes link()'s reading, which also stamped the request in the registry.
         let mut now = None;
+        let take_now = |fresh: &mut Option<Instant>| {
+            fresh
+                .take()
+                .map_or_else(|| (Instant::now(), false), |at| (at, true))
+        };
         let mut tracker = tracking.then(|| {
             Tracker::new(
                 &mut link.expect,
@@ -416,8 +423,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             match msg.tag {
                 fe::QUERY | fe::SYNC | fe::FUNCTION_CALL => {
                     if link.pending == 0 {
-                        let at = *now
-                            .get_or_insert_with(|| link.fresh.take().unwrap_or_else(Instant::now));
+                        let (at, _) = *now.get_or_insert_with(|| take_now(&mut link.fresh));
                         link.query_since = Some(at);
                     }
                     link.pending += 1;
@@ -457,8 +463,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         );
         if upto > 0 {
             if let Some(entry) = &self.entry {
-                let at = now.unwrap_or_else(|| link.fresh.take().unwrap_or_else(Instant::now));
-                entry.requested(wall_us(at.into_std()));
+                let (at, stamped) = *now.get_or_insert_with(|| take_now(&mut link.fresh));
+                if !stamped {
+                    entry.requested(wall_us(at.into_std()));
+                }
             }
             let bytes = if passthrough {
                 self.cbuf.get(..upto).unwrap_or_default()

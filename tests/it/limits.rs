@@ -215,6 +215,27 @@ async fn cancel_reaches_the_running_query() {
 }
 
 #[tokio::test]
+async fn a_cancel_from_a_client_without_a_server_reaches_nobody() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // One server: whatever a has held, b now holds.
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let a = support::connect(&url).await.unwrap();
+    let b = support::connect(&url).await.unwrap();
+    assert!(select_one(&a).await, "a used the server and released it");
+    let token = a.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    let slept = b.simple_query("SELECT pg_sleep(1)").await;
+    canceller.await.unwrap().unwrap();
+    assert!(slept.is_ok(), "a's cancel hit b's query: {slept:?}");
+}
+
+#[tokio::test]
 async fn transaction_timeout_ends_a_long_busy_transaction() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
