@@ -128,6 +128,8 @@ struct Waiter<T> {
 enum Grant<T> {
     Conn(T),
     Open,
+    /// `query_wait_timeout` passed (sent by the queue's sweeper).
+    TimedOut,
 }
 
 struct State<T> {
@@ -138,6 +140,9 @@ struct State<T> {
     next_waiter: u64,
     limits: Limits,
     closed: bool,
+    /// A sweeper task enforces `query_wait_timeout` while anyone waits: one timer per pool
+    /// instead of one per waiting client.
+    sweeping: bool,
 }
 
 /// One pool's idle list and wait queue.
@@ -191,6 +196,7 @@ impl<T: Send + 'static> Queue<T> {
                 next_waiter: 0,
                 limits,
                 closed: false,
+                sweeping: false,
             }),
             caps,
             paused: tokio::sync::watch::Sender::new(false),
@@ -302,11 +308,15 @@ impl<T: Send + 'static> Queue<T> {
                 since: started,
                 tx,
             });
+            let sweep = !state.sweeping && state.limits.wait_timeout.is_some();
+            state.sweeping |= sweep;
+            if sweep {
+                tokio::spawn(Self::sweep(Arc::downgrade(self)));
+            }
             (id, rx, state.limits)
         };
         let mut reserve_at =
             Some(started + limits.reserve_timeout).filter(|_| limits.reserve_size > 0);
-        let deadline = limits.wait_timeout.map(|t| started + t);
         loop {
             // Unlimited caps never block an open, so only capped ones are worth waiting on.
             let cap_freed = self
@@ -319,6 +329,7 @@ impl<T: Send + 'static> Queue<T> {
                 grant = &mut rx => return match grant {
                     Ok(Grant::Conn(conn)) => Ok(Lease::Ready(conn)),
                     Ok(Grant::Open) => Ok(Lease::Open(self.slot())),
+                    Ok(Grant::TimedOut) => Err(CheckoutError::WaitTimeout),
                     Err(_) => Err(CheckoutError::Closed),
                 },
                 () = sleep_until(reserve_at) => {
@@ -332,11 +343,43 @@ impl<T: Send + 'static> Queue<T> {
                         return Ok(lease);
                     }
                 }
-                () = sleep_until(deadline) => {
-                    return self.give_up(id, rx);
+            }
+        }
+    }
+
+    /// Fails waiters whose `query_wait_timeout` has passed, oldest first, sleeping until the
+    /// next one is due; ends when nobody waits (the next waiter starts another).
+    async fn sweep(queue: std::sync::Weak<Self>) {
+        loop {
+            let next = match queue.upgrade() {
+                Some(queue) => queue.expire_waiters(Instant::now()),
+                None => return,
+            };
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => return,
+            }
+        }
+    }
+
+    /// Times out the waiters due by `now`; the next deadline, or `None` when the sweeper may
+    /// stop.
+    fn expire_waiters(&self, now: Instant) -> Option<Instant> {
+        let mut state = lock(&self.state);
+        if let Some(timeout) = state.limits.wait_timeout {
+            // FIFO: the front waiter is the oldest, so the first one not yet due ends the sweep.
+            while let Some(due) = state.waiters.front().map(|w| w.since + timeout) {
+                if due > now {
+                    return Some(due);
+                }
+                if let Some(waiter) = state.waiters.pop_front() {
+                    // A waiter that is already gone has nothing to be told.
+                    let _ = waiter.tx.send(Grant::TimedOut);
                 }
             }
         }
+        state.sweeping = false;
+        None
     }
 
     fn slot(self: &Arc<Self>) -> Slot<T> {
@@ -377,26 +420,6 @@ impl<T: Send + 'static> Queue<T> {
         Some(Lease::Open(self.slot()))
     }
 
-    fn give_up(
-        self: &Arc<Self>,
-        id: u64,
-        mut rx: oneshot::Receiver<Grant<T>>,
-    ) -> Result<Lease<T>, CheckoutError> {
-        {
-            let mut state = lock(&self.state);
-            if let Some(pos) = state.waiters.iter().position(|w| w.id == id) {
-                state.waiters.remove(pos);
-                return Err(CheckoutError::WaitTimeout);
-            }
-        }
-        // Granted between the timer firing and taking the lock: the grant is ours.
-        match rx.try_recv() {
-            Ok(Grant::Conn(conn)) => Ok(Lease::Ready(conn)),
-            Ok(Grant::Open) => Ok(Lease::Open(self.slot())),
-            Err(_) => Err(CheckoutError::WaitTimeout),
-        }
-    }
-
     /// Returns a healthy connection: to the first waiter, else to the idle list.
     pub fn checkin(&self, conn: T) {
         self.checkin_at(conn, Instant::now());
@@ -415,7 +438,8 @@ impl<T: Send + 'static> Queue<T> {
             match waiter.tx.send(Grant::Conn(conn)) {
                 Ok(()) => return,
                 Err(Grant::Conn(back)) => conn = back,
-                Err(Grant::Open) => return,
+                // Only a Conn was sent, so only a Conn comes back.
+                Err(Grant::Open | Grant::TimedOut) => return,
             }
         }
         state.idle.push(Idle { conn, since: now });

@@ -156,3 +156,29 @@ async fn paused_checkouts_wait_for_resume_or_time_out() {
     assert_eq!(timed_out.err(), Some(CheckoutError::WaitTimeout));
     assert_eq!(started.elapsed(), Duration::from_secs(10));
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_waiter_times_out_at_its_own_deadline_and_the_sweeper_restarts() {
+    let q = Queue::new(limits(1), vec![]);
+    open(&q).await.fill();
+    let started = Instant::now();
+    let waiter = || {
+        let q = Arc::clone(&q);
+        tokio::spawn(async move {
+            let e = q.checkout().await.err();
+            (e, started.elapsed())
+        })
+    };
+    let first = waiter();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = waiter();
+    let timed_out = Some(CheckoutError::WaitTimeout);
+    assert_eq!(first.await.unwrap(), (timed_out, Duration::from_secs(10)));
+    assert_eq!(second.await.unwrap(), (timed_out, Duration::from_secs(13)));
+    assert_eq!(q.counts().waiting, 0);
+    // Nobody waited for a while: the sweeper ended, and the next waiter starts another.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let again = Instant::now();
+    assert_eq!(q.checkout().await.unwrap_err(), CheckoutError::WaitTimeout);
+    assert_eq!(again.elapsed(), Duration::from_secs(10));
+}
