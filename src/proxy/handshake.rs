@@ -201,7 +201,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     let out = conn.write_buf_mut();
     authmsg::authentication_ok(out);
     for (name, value) in params.welcome(&welcome) {
-        backend::parameter_status(out, &name, &value)
+        backend::parameter_status(out, name, value)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
     }
     backend::backend_key_data(out, key.0, &key.1)

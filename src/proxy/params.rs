@@ -119,10 +119,9 @@ impl ClientParams {
     /// client never inherits what an earlier client set.
     pub fn fill_from(&mut self, welcome: &BTreeMap<String, String>) {
         for name in &self.tracked {
-            if let Some(value) = welcome.get(name) {
-                self.values
-                    .entry(name.clone())
-                    .or_insert_with(|| value.clone());
+            // Looked up before inserting: `entry` would copy the name for every tracked key.
+            if let (Some(value), false) = (welcome.get(name), self.values.contains_key(name)) {
+                self.values.insert(name.clone(), value.clone());
             }
         }
         self.refresh();
@@ -141,13 +140,21 @@ impl ClientParams {
         self.fingerprint = h.finish().max(1);
     }
 
-    /// The ParameterStatus set a new client sees: the server's, with the client's own values.
-    pub fn welcome(&self, server: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let mut all = server.clone();
-        for (k, v) in &self.values {
-            all.insert(k.clone(), v.clone());
-        }
-        all
+    /// The ParameterStatus set a new client sees: the server's, with the client's own values
+    /// (borrowed: a login copies no map).
+    pub fn welcome<'a>(
+        &'a self,
+        server: &'a BTreeMap<String, String>,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let servers = server
+            .iter()
+            .map(|(k, v)| (k.as_str(), self.values.get(k).unwrap_or(v).as_str()));
+        let own = self
+            .values
+            .iter()
+            .filter(|(k, _)| !server.contains_key(*k))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        servers.chain(own)
     }
 
     /// The client's value of tracked parameter `name`.
