@@ -144,7 +144,7 @@ async fn serve(
         .text(Key::Pidfile)
         .map(PathBuf::from);
     if let Some(pidfile) = &pidfile {
-        std::fs::write(pidfile, format!("{}\n", std::process::id()))
+        write_pidfile(pidfile)
             .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
     }
     tokio::spawn(signals.run(Arc::clone(&server.shared), path));
@@ -266,6 +266,18 @@ async fn janitor(shared: Arc<Shared>) {
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
         }
     }
+}
+
+/// Writes our pid to a temporary name and renames it into place, so whoever reads the pidfile
+/// (a service manager, a monitoring script) sees the whole pid or no file, never an empty one.
+fn write_pidfile(path: &Path) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// SIGINT: sessions holding no server wait on their own wake-up, not on the shutdown channel
