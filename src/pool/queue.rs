@@ -501,8 +501,16 @@ impl<T: Send + 'static> Queue<T> {
     }
 
     /// Applies new limits (reload); connections over a smaller size close as they come back.
-    pub fn set_limits(&self, limits: Limits) {
-        lock(&self.state).limits = limits;
+    pub fn set_limits(self: &Arc<Self>, limits: Limits) {
+        let mut state = lock(&self.state);
+        state.limits = limits;
+        // A query_wait_timeout that a reload turned on applies to those already waiting too.
+        if limits.wait_timeout.is_some() && !state.sweeping && !state.waiters.is_empty() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                state.sweeping = true;
+                runtime.spawn(Self::sweep(Arc::downgrade(self)));
+            }
+        }
     }
 
     /// Closes the pool: waiters fail, idle connections are returned for closing.

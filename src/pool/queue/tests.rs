@@ -182,3 +182,26 @@ async fn each_waiter_times_out_at_its_own_deadline_and_the_sweeper_restarts() {
     assert_eq!(q.checkout().await.unwrap_err(), CheckoutError::WaitTimeout);
     assert_eq!(again.elapsed(), Duration::from_secs(10));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_timeout_turned_on_by_reload_reaches_those_already_waiting() {
+    let mut l = limits(1);
+    l.wait_timeout = None;
+    let q = Queue::new(l, vec![]);
+    open(&q).await.fill();
+    let waiting = tokio::spawn({
+        let q = Arc::clone(&q);
+        async move { q.checkout().await.err() }
+    });
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(!waiting.is_finished(), "no timeout yet");
+    let reloaded = Instant::now();
+    q.set_limits(limits(1));
+    let failed = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+    assert_eq!(
+        failed.expect("still waiting after the reload").unwrap(),
+        Some(CheckoutError::WaitTimeout)
+    );
+    // It had waited 60 s already, past the new 10 s: it fails at once.
+    assert_eq!(reloaded.elapsed(), Duration::ZERO);
+}
