@@ -37,12 +37,14 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
+    #[inline]
     fn all_off(self) -> bool {
         self.idle_transaction.is_zero() && self.query.is_zero() && self.transaction.is_zero()
     }
 
     /// The earliest timer that applies to a link with `pending` requests in `status`, with the
     /// error it raises.
+    #[inline]
     fn deadline(
         self,
         pending: usize,
@@ -51,9 +53,20 @@ impl Timeouts {
         xact_since: Option<Instant>,
     ) -> Option<(Instant, ClientError)> {
         if self.all_off() {
-            // The usual case, checked on every relay step: no clock read, no candidates.
+            // The usual case, checked twice per relay step: a few compares, inlined.
             return None;
         }
+        self.earliest(pending, status, query_since, xact_since)
+    }
+
+    #[inline(never)]
+    fn earliest(
+        self,
+        pending: usize,
+        status: TxStatus,
+        query_since: Option<Instant>,
+        xact_since: Option<Instant>,
+    ) -> Option<(Instant, ClientError)> {
         let in_xact = status != TxStatus::Idle;
         let candidates = [
             (pending > 0 && !self.query.is_zero())
