@@ -17,12 +17,14 @@ use bytes::BytesMut;
 
 mod pipeline;
 mod unlinked;
+mod untracked;
 
 pub use pipeline::Pipeline;
 use pipeline::{
     BIND_DONE, CLOSE_DONE, DESCRIBE_DONE, EXECUTE_DONE, Expect, PARSE_DONE, QUERY_DONE,
 };
 pub use unlinked::answer as answer_unlinked;
+pub use untracked::untracked_only;
 
 use crate::pool::Pool;
 use crate::pool::statements::{ServerStatements, Statement};

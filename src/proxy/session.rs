@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
 use super::handshake::{LoggedIn, pool_error};
-use super::prepared::{ClientStatements, Pipeline, Tracker};
+use super::prepared::{ClientStatements, Pipeline, Tracker, untracked_only};
 use crate::config::PoolMode;
 use crate::error::ClientError;
 use crate::pool::server::ServerConn;
@@ -23,70 +23,10 @@ use crate::protocol::walk::Walk;
 use crate::registry::{ClientInfo, wall_us};
 use crate::shutdown::{Phase, Shutdown};
 
-/// Timeouts a session enforces (zero = off).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timeouts {
-    /// `client_idle_timeout`: no server and no traffic.
-    pub client_idle: Duration,
-    /// `idle_transaction_timeout`: inside a transaction, waiting for the client.
-    pub idle_transaction: Duration,
-    /// `query_timeout`: a request outstanding at the server.
-    pub query: Duration,
-    /// `transaction_timeout`: a transaction open for this long, busy or not.
-    pub transaction: Duration,
-}
+mod timeouts;
 
-impl Timeouts {
-    #[inline]
-    fn all_off(self) -> bool {
-        self.idle_transaction.is_zero() && self.query.is_zero() && self.transaction.is_zero()
-    }
-
-    /// The earliest timer that applies to a link with `pending` requests in `status`, with the
-    /// error it raises.
-    #[inline]
-    fn deadline(
-        self,
-        pending: usize,
-        status: TxStatus,
-        query_since: Option<Instant>,
-        xact_since: Option<Instant>,
-    ) -> Option<(Instant, ClientError)> {
-        if self.all_off() {
-            // The usual case, checked twice per relay step: a few compares, inlined.
-            return None;
-        }
-        self.earliest(pending, status, query_since, xact_since)
-    }
-
-    #[inline(never)]
-    fn earliest(
-        self,
-        pending: usize,
-        status: TxStatus,
-        query_since: Option<Instant>,
-        xact_since: Option<Instant>,
-    ) -> Option<(Instant, ClientError)> {
-        let in_xact = status != TxStatus::Idle;
-        let candidates = [
-            (pending > 0 && !self.query.is_zero())
-                .then(|| query_since.map(|s| (s + self.query, ClientError::QueryTimeout)))
-                .flatten(),
-            (pending == 0 && in_xact && !self.idle_transaction.is_zero()).then(|| {
-                (
-                    Instant::now() + self.idle_transaction,
-                    ClientError::IdleTransactionTimeout,
-                )
-            }),
-            (in_xact && !self.transaction.is_zero())
-                .then(|| {
-                    xact_since.map(|s| (s + self.transaction, ClientError::TransactionTimeout))
-                })
-                .flatten(),
-        ];
-        candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
-    }
-}
+pub use timeouts::Timeouts;
+use timeouts::{sleep_or_never, sleep_until_or_never, within};
 
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
 ///
@@ -683,72 +623,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
-/// True when every complete message in `buf` is one the prepared-statement tracker would pass
-/// on untouched: simple queries, COPY data, and the extended protocol on the unnamed statement
-/// (what `pgbench -M extended`, JDBC's first executions and most drivers' one-shot queries send).
-/// Such a batch goes out as the client's own bytes, and its replies come back the same way.
-/// Extended messages count only when a Sync ends the batch: their replies then all come before
-/// a ReadyForQuery the relay waits for, so none can reach a later, tracked batch.
-fn untracked_only(buf: &[u8], max_len: usize) -> bool {
-    let mut walk = Walk::new(buf, max_len);
-    let (mut extended, mut last) = (false, 0);
-    while let Ok(Some(msg)) = walk.next_message() {
-        last = msg.tag;
-        let simple = matches!(
-            msg.tag,
-            fe::QUERY
-                | fe::FUNCTION_CALL
-                | fe::TERMINATE
-                | fe::COPY_DATA
-                | fe::COPY_DONE
-                | fe::COPY_FAIL
-        );
-        extended |= !simple;
-        let untracked = simple
-            || match msg.tag {
-                fe::EXECUTE | fe::SYNC | fe::FLUSH => true,
-                // Parse: the statement name comes first.
-                fe::PARSE => msg.body.first() == Some(&0),
-                // Bind: the portal name, then the statement name.
-                fe::BIND => msg
-                    .body
-                    .iter()
-                    .position(|&b| b == 0)
-                    .is_some_and(|end| msg.body.get(end + 1) == Some(&0)),
-                // Describe and Close: a portal, or the unnamed statement.
-                fe::DESCRIBE | fe::CLOSE => match msg.body {
-                    [b'P', ..] => true,
-                    [b'S', name_end, ..] => *name_end == 0,
-                    _ => false,
-                },
-                _ => false,
-            };
-        if !untracked {
-            return false;
-        }
-    }
-    !extended || last == fe::SYNC
-}
-
 /// What one pump step decided.
 enum Step {
     Continue,
     Release,
     ClientGone,
-}
-
-/// Runs a write under the link's deadline (`query_timeout`, `idle_transaction_timeout`,
-/// `transaction_timeout`): a peer that stops reading must not hold the relay, and with it a
-/// server, past the limit that would end it if it were merely slow. The outer error is the
-/// deadline's; the inner one the write's own.
-async fn within<T>(
-    deadline: Option<(Instant, ClientError)>,
-    io: impl Future<Output = std::io::Result<T>>,
-) -> Result<std::io::Result<T>, ClientError> {
-    match deadline {
-        None => Ok(io.await),
-        Some((at, e)) => tokio::time::timeout_at(at, io).await.map_err(|_| e),
-    }
 }
 
 /// Makes room for `wanted` more bytes of an incomplete message, at most [`RESERVE_AHEAD`] at a
@@ -786,73 +665,9 @@ async fn killed(entry: Option<&ClientInfo>) {
     }
 }
 
-async fn sleep_or_never(d: Duration) {
-    if d.is_zero() {
-        std::future::pending::<()>().await;
-    }
-    tokio::time::sleep(d).await;
-}
-
-async fn sleep_until_or_never(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unnamed_extended_batches_ending_in_sync_pass_untracked() {
-        use crate::protocol::frontend::{self as f, Target};
-        let batch = |build: &dyn Fn(&mut BytesMut)| {
-            let mut b = BytesMut::new();
-            build(&mut b);
-            untracked_only(&b, 1 << 20)
-        };
-        let unnamed = |b: &mut BytesMut| {
-            f::parse(b, "", "SELECT $1", &[]).unwrap();
-            f::bind(b, "", "", &[], &[Some(b"1")], &[]).unwrap();
-            f::describe(b, Target::Portal, "").unwrap();
-            f::execute(b, "", 0).unwrap();
-        };
-        assert!(batch(&|b| f::query(b, "SELECT 1").unwrap()));
-        assert!(batch(&|b| {
-            unnamed(b);
-            f::sync(b);
-        }));
-        // Replies owed with no ReadyForQuery to wait for: the tracker must see what follows.
-        assert!(!batch(&|b| {
-            unnamed(b);
-            f::flush(b);
-        }));
-        assert!(!batch(&|b| f::describe(b, Target::Portal, "").unwrap()));
-        // Named statements are the tracker's.
-        assert!(!batch(&|b| {
-            f::parse(b, "s1", "SELECT 1", &[]).unwrap();
-            f::sync(b);
-        }));
-        assert!(!batch(&|b| {
-            f::bind(b, "", "s1", &[], &[], &[]).unwrap();
-            f::execute(b, "", 0).unwrap();
-            f::sync(b);
-        }));
-        assert!(!batch(&|b| {
-            f::describe(b, Target::Statement, "s1").unwrap();
-            f::sync(b);
-        }));
-        assert!(!batch(&|b| {
-            f::close(b, Target::Statement, "s1").unwrap();
-            f::sync(b);
-        }));
-        assert!(batch(&|b| {
-            f::close(b, Target::Statement, "").unwrap();
-            f::close(b, Target::Portal, "p").unwrap();
-            f::sync(b);
-        }));
-    }
 
     #[test]
     fn release_decision_table() {
