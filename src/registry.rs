@@ -251,19 +251,7 @@ impl ClientInfo {
 
     /// Resolves once [`ClientInfo::kill`] was called. Only the client's own task may wait here.
     pub async fn killed(&self) {
-        std::future::poll_fn(|cx| {
-            if self.killed.load(Acquire) {
-                return Poll::Ready(());
-            }
-            self.kill_waker.register(cx.waker());
-            // A kill between the load and the register would otherwise go unseen.
-            if self.killed.load(Acquire) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+        self.killed_or(|| false).await;
     }
 }
 

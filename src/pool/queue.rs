@@ -248,44 +248,10 @@ impl<T: Send + 'static> Queue<T> {
         self: &Arc<Self>,
         started: Instant,
     ) -> Result<(Lease<T>, bool), CheckoutError> {
-        if self.is_paused() {
+        let paused = self.is_paused();
+        if paused {
             self.wait_unpaused(started).await?;
-            return self
-                .checkout_waiting(started)
-                .await
-                .map(|lease| (lease, true));
         }
-        if let Some(lease) = self.try_checkout()? {
-            return Ok((lease, false));
-        }
-        self.checkout_waiting(started)
-            .await
-            .map(|lease| (lease, true))
-    }
-
-    /// An idle connection or an open slot, if one is free and nobody waits ahead; `None` when
-    /// the client has to queue.
-    fn try_checkout(self: &Arc<Self>) -> Result<Option<Lease<T>>, CheckoutError> {
-        let mut state = lock(&self.state);
-        if state.closed {
-            return Err(CheckoutError::Closed);
-        }
-        if state.waiters.is_empty() {
-            if let Some(idle) = state.idle.pop() {
-                return Ok(Some(Lease::Ready(idle.conn)));
-            }
-            if state.open < state.limits.pool_size && self.take_caps() {
-                state.open += 1;
-                return Ok(Some(Lease::Open(self.slot())));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn checkout_waiting(
-        self: &Arc<Self>,
-        started: Instant,
-    ) -> Result<Lease<T>, CheckoutError> {
         let (id, mut rx, limits) = {
             let mut state = lock(&self.state);
             if state.closed {
@@ -293,11 +259,11 @@ impl<T: Send + 'static> Queue<T> {
             }
             if state.waiters.is_empty() {
                 if let Some(idle) = state.idle.pop() {
-                    return Ok(Lease::Ready(idle.conn));
+                    return Ok((Lease::Ready(idle.conn), paused));
                 }
                 if state.open < state.limits.pool_size && self.take_caps() {
                     state.open += 1;
-                    return Ok(Lease::Open(self.slot()));
+                    return Ok((Lease::Open(self.slot()), paused));
                 }
             }
             let (tx, rx) = oneshot::channel();
@@ -308,11 +274,7 @@ impl<T: Send + 'static> Queue<T> {
                 since: started,
                 tx,
             });
-            let sweep = !state.sweeping && state.limits.wait_timeout.is_some();
-            state.sweeping |= sweep;
-            if sweep {
-                tokio::spawn(Self::sweep(Arc::downgrade(self)));
-            }
+            self.start_sweeper(&mut state);
             (id, rx, state.limits)
         };
         let mut reserve_at =
@@ -327,20 +289,20 @@ impl<T: Send + 'static> Queue<T> {
             let any_cap_freed = futures_any(cap_freed);
             tokio::select! {
                 grant = &mut rx => return match grant {
-                    Ok(Grant::Conn(conn)) => Ok(Lease::Ready(conn)),
-                    Ok(Grant::Open) => Ok(Lease::Open(self.slot())),
+                    Ok(Grant::Conn(conn)) => Ok((Lease::Ready(conn), true)),
+                    Ok(Grant::Open) => Ok((Lease::Open(self.slot()), true)),
                     Ok(Grant::TimedOut) => Err(CheckoutError::WaitTimeout),
                     Err(_) => Err(CheckoutError::Closed),
                 },
                 () = sleep_until(reserve_at) => {
                     reserve_at = None;
                     if let Some(lease) = self.try_reserve(id) {
-                        return Ok(lease);
+                        return Ok((lease, true));
                     }
                 }
                 () = any_cap_freed => {
                     if let Some(lease) = self.try_open_as_waiter(id, reserve_at.is_none()) {
-                        return Ok(lease);
+                        return Ok((lease, true));
                     }
                 }
             }
@@ -505,11 +467,18 @@ impl<T: Send + 'static> Queue<T> {
         let mut state = lock(&self.state);
         state.limits = limits;
         // A query_wait_timeout that a reload turned on applies to those already waiting too.
-        if limits.wait_timeout.is_some() && !state.sweeping && !state.waiters.is_empty() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                state.sweeping = true;
-                runtime.spawn(Self::sweep(Arc::downgrade(self)));
-            }
+        self.start_sweeper(&mut state);
+    }
+
+    /// Starts the pool's [`Queue::sweep`] when clients wait under a `query_wait_timeout` and
+    /// none runs (outside a runtime there is nothing to wait for).
+    fn start_sweeper(self: &Arc<Self>, state: &mut State<T>) {
+        if state.sweeping || state.waiters.is_empty() || state.limits.wait_timeout.is_none() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            state.sweeping = true;
+            runtime.spawn(Self::sweep(Arc::downgrade(self)));
         }
     }
 
