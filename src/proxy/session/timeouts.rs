@@ -24,7 +24,7 @@ pub struct Timeouts {
 
 impl Timeouts {
     #[inline]
-    pub(super) fn all_off(self) -> bool {
+    fn all_off(self) -> bool {
         self.idle_transaction.is_zero() && self.query.is_zero() && self.transaction.is_zero()
     }
 
