@@ -81,15 +81,45 @@ impl ClientState {
     }
 }
 
+/// One end of a socket as SHOW lists it. An IP stays binary until a SHOW formats it: a login
+/// then costs no formatting and no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    /// A TCP peer or local address.
+    Ip(std::net::IpAddr),
+    /// A host name or socket directory (servers), `unix` (unix-socket clients), or nothing.
+    Named(std::borrow::Cow<'static, str>),
+}
+
+impl Addr {
+    /// A unix-socket end.
+    pub const UNIX: Addr = Addr::Named(std::borrow::Cow::Borrowed("unix"));
+}
+
+impl Default for Addr {
+    fn default() -> Self {
+        Addr::Named(std::borrow::Cow::Borrowed(""))
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Ip(ip) => ip.fmt(f),
+            Addr::Named(name) => f.write_str(name),
+        }
+    }
+}
+
 /// Where a socket's two ends are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Endpoints {
     /// Remote address (`unix` for a unix socket).
-    pub addr: String,
+    pub addr: Addr,
     /// Remote port.
     pub port: u16,
     /// Local address.
-    pub local_addr: String,
+    pub local_addr: Addr,
     /// Local port.
     pub local_port: u16,
 }
@@ -103,8 +133,8 @@ pub struct ClientInfo {
     pub user: String,
     /// Database as the client named it.
     pub database: String,
-    /// The user of the pool it uses (the forced user of its database, else [`ClientInfo::user`]).
-    pub pool_user: String,
+    /// The user of its pool when not [`ClientInfo::user`] (a database's forced user).
+    pool_user: Option<String>,
     /// Socket ends.
     pub endpoints: Endpoints,
     /// Login time, µs since the epoch.
@@ -126,13 +156,13 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     /// A new client entry (state `idle`).
-    pub fn new(id: u64, user: &str, database: &str, endpoints: Endpoints) -> Self {
+    pub fn new(id: u64, user: String, database: String, endpoints: Endpoints) -> Self {
         let now = now_us();
         ClientInfo {
             id,
-            user: user.to_owned(),
-            database: database.to_owned(),
-            pool_user: user.to_owned(),
+            user,
+            database,
+            pool_user: None,
             endpoints,
             connect_time: now,
             tls: String::new(),
@@ -145,6 +175,16 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             kill_waker: AtomicWaker::new(),
         }
+    }
+
+    /// The user of the pool it uses (the forced user of its database, else [`ClientInfo::user`]).
+    pub fn pool_user(&self) -> &str {
+        self.pool_user.as_deref().unwrap_or(&self.user)
+    }
+
+    /// Records the user of its pool (copied only when it is not the login user).
+    pub fn set_pool_user(&mut self, pool_user: &str) {
+        self.pool_user = (pool_user != self.user).then(|| pool_user.to_owned());
     }
 
     /// Current state.
@@ -283,8 +323,8 @@ impl Drop for ClientHandle {
 
 impl ClientRegistry {
     /// Adds `info`; it stays listed while the handle lives.
-    pub fn register(self: &Arc<Self>, info: ClientInfo) -> ClientHandle {
-        let info = Arc::new(info);
+    pub fn register(self: &Arc<Self>, info: impl Into<Arc<ClientInfo>>) -> ClientHandle {
+        let info = info.into();
         lock(&self.clients).insert(info.id, Arc::clone(&info));
         ClientHandle {
             info,
@@ -465,7 +505,12 @@ mod tests {
     #[test]
     fn clients_leave_the_registry_with_their_handle() {
         let registry = Arc::new(ClientRegistry::default());
-        let handle = registry.register(ClientInfo::new(7, "u", "db", Endpoints::default()));
+        let handle = registry.register(ClientInfo::new(
+            7,
+            "u".into(),
+            "db".into(),
+            Endpoints::default(),
+        ));
         handle.waiting(now_us());
         assert_eq!(
             registry.get(7).map(|c| c.state()),

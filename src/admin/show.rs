@@ -148,7 +148,7 @@ fn pools(host: &dyn Host) -> Table {
         let mine = || {
             clients
                 .iter()
-                .filter(|c| c.database == pool.database && c.pool_user == pool.user)
+                .filter(|c| c.database == pool.database && c.pool_user() == pool.user)
         };
         let active = mine().filter(|c| c.state() != ClientState::Waiting).count();
         let waiting: Vec<u64> = mine()

@@ -7,7 +7,7 @@
 
 use ::md5::{Digest, Md5};
 
-use super::{constant_time_eq, hex};
+use super::constant_time_eq;
 
 /// What the pooler holds for a user, as far as md5 is concerned.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,21 +32,43 @@ impl<'a> Md5Credential<'a> {
         }
     }
 
-    /// `hex(md5(password || user))`: the secret without its prefix.
-    fn inner_hex(self, user: &str) -> String {
+    /// Feeds `hex(md5(password || user))`, the secret without its prefix, to `hasher`.
+    fn hash_inner(self, user: &str, hasher: &mut Md5) {
         match self {
             Md5Credential::Password(password) => {
-                let mut hasher = Md5::new();
-                hasher.update(password.as_bytes());
-                hasher.update(user.as_bytes());
-                hex(&hasher.finalize())
+                let mut inner = Md5::new();
+                inner.update(password.as_bytes());
+                inner.update(user.as_bytes());
+                hasher.update(hex32(&inner.finalize().into()));
             }
             // PostgreSQL hashes the stored hex as is (`shadow_pass + strlen("md5")`).
             Md5Credential::Secret(secret) => {
-                secret.strip_prefix("md5").unwrap_or(secret).to_owned()
+                hasher.update(secret.strip_prefix("md5").unwrap_or(secret).as_bytes());
             }
         }
     }
+}
+
+/// Lowercase hex of a digest, on the stack: a login computes two of them.
+fn hex32(digest: &[u8; 16]) -> [u8; 32] {
+    let digit = |n: u8| if n < 10 { b'0' + n } else { b'a' + n - 10 };
+    let mut out = [0u8; 32];
+    let nibbles = digest.iter().flat_map(|b| [b >> 4, b & 0xf]);
+    for (slot, n) in out.iter_mut().zip(nibbles) {
+        *slot = digit(n);
+    }
+    out
+}
+
+/// `md5` followed by the 32 hex digits of the answer to `salt`.
+fn answer(user: &str, credential: Md5Credential<'_>, salt: [u8; 4]) -> [u8; 35] {
+    let mut hasher = Md5::new();
+    credential.hash_inner(user, &mut hasher);
+    hasher.update(salt);
+    let mut out = [0u8; 35];
+    out[..3].copy_from_slice(b"md5");
+    out[3..].copy_from_slice(&hex32(&hasher.finalize().into()));
+    out
 }
 
 impl std::fmt::Debug for Md5Credential<'_> {
@@ -61,10 +83,11 @@ impl std::fmt::Debug for Md5Credential<'_> {
 
 /// The `PasswordMessage` payload a client sends for an md5 challenge with `salt`.
 pub fn md5_response(user: &str, credential: Md5Credential<'_>, salt: [u8; 4]) -> String {
-    let mut hasher = Md5::new();
-    hasher.update(credential.inner_hex(user).as_bytes());
-    hasher.update(salt);
-    format!("md5{}", hex(&hasher.finalize()))
+    answer(user, credential, salt)
+        .iter()
+        .copied()
+        .map(char::from)
+        .collect()
 }
 
 /// Checks a client's md5 answer (the `PasswordMessage` payload without its NUL) in constant
@@ -75,8 +98,7 @@ pub fn verify_md5_response(
     salt: [u8; 4],
     response: &[u8],
 ) -> bool {
-    let expected = md5_response(user, stored, salt);
-    constant_time_eq(expected.as_bytes(), response)
+    constant_time_eq(&answer(user, stored, salt), response)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::config::PoolMode;
 use crate::protocol::backend::TxStatus;
-use crate::registry::{Endpoints, ServerInfo, ServerState};
+use crate::registry::{Addr, Endpoints, ServerInfo, ServerState};
 use crate::stats::PoolStats;
 use control::Controls;
 use hosts::Host;
@@ -87,7 +87,7 @@ pub struct Pool {
     settings: Mutex<Arc<PoolSettings>>,
     hot: Hot,
     login: Mutex<LoginInfo>,
-    welcome: Mutex<Option<Arc<BTreeMap<String, String>>>>,
+    welcome: Mutex<Option<Arc<Welcome>>>,
     server_ids: Arc<AtomicU64>,
     servers: Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
     /// Where cancels for each logged-in server go, by server id.
@@ -223,7 +223,7 @@ impl Pool {
     }
 
     /// The ParameterStatus set of the pool's first server, replayed to new clients.
-    pub fn welcome(&self) -> Option<Arc<BTreeMap<String, String>>> {
+    pub fn welcome(&self) -> Option<Arc<Welcome>> {
         lock(&self.welcome).clone()
     }
 
@@ -346,7 +346,7 @@ impl Pool {
         let entry = Arc::new(ServerInfo::new(
             id,
             Endpoints {
-                addr: host.host.clone(),
+                addr: Addr::Named(host.host.clone().into()),
                 port: host.port,
                 ..Endpoints::default()
             },
@@ -390,7 +390,7 @@ impl Pool {
         );
         let mut welcome = lock(&self.welcome);
         if welcome.is_none() {
-            *welcome = Some(Arc::new(server.params.clone()));
+            *welcome = Some(Arc::new(Welcome::new(server.params.clone())));
         }
         Ok(server)
     }
@@ -475,12 +475,36 @@ impl Drop for Listed<'_> {
     }
 }
 
+/// The parameters of a pool's first server, which every new client of the pool is shown and
+/// keeps for the settings it did not choose, with a digest of them computed once.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Welcome {
+    /// Name → value, as the server reported them.
+    pub params: BTreeMap<String, String>,
+    /// A hash of `params`: clients fold it into their fingerprint instead of rehashing the map.
+    pub digest: u64,
+}
+
+impl Welcome {
+    /// The welcome of a server that reported `params`.
+    pub fn new(params: BTreeMap<String, String>) -> Self {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        params.hash(&mut h);
+        Welcome {
+            digest: h.finish(),
+            params,
+        }
+    }
+}
+
 /// Every pool, created on first use.
 #[derive(Default)]
 pub struct PoolRegistry {
     /// PAUSE/DISABLE state by database.
     pub controls: Controls,
-    pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
+    /// Pools by database, then user: looked up by borrowed names, so a login allocates no key.
+    pools: Mutex<HashMap<String, HashMap<String, Arc<Pool>>>>,
     db_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
     user_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
     server_ids: Arc<AtomicU64>,
@@ -515,7 +539,7 @@ impl PoolRegistry {
         spec: impl FnOnce() -> PoolSpec,
     ) -> Arc<Pool> {
         let mut pools = lock(&self.pools);
-        if let Some(pool) = pools.get(&(database.to_owned(), user.to_owned())) {
+        if let Some(pool) = pools.get(database).and_then(|by_user| by_user.get(user)) {
             return Arc::clone(pool);
         }
         let spec = spec();
@@ -549,13 +573,20 @@ impl PoolRegistry {
             retry: hosts::LoginRetry::default(),
         });
         pool.queue.set_paused(self.controls.is_paused(database));
-        pools.insert((database.to_owned(), user.to_owned()), Arc::clone(&pool));
+        pools
+            .entry(database.to_owned())
+            .or_default()
+            .insert(user.to_owned(), Arc::clone(&pool));
         pool
     }
 
     /// Every pool, ordered by (database, user).
     pub fn pools(&self) -> Vec<Arc<Pool>> {
-        let mut all: Vec<_> = lock(&self.pools).values().cloned().collect();
+        let mut all: Vec<_> = lock(&self.pools)
+            .values()
+            .flat_map(HashMap::values)
+            .cloned()
+            .collect();
         all.sort_by(|a, b| (&a.database, &a.user).cmp(&(&b.database, &b.user)));
         all
     }

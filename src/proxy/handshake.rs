@@ -133,7 +133,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         return Err(ClientError::MaxClientConn);
     }
     if database == crate::admin::DATABASE {
-        let login = super::console_login::login(conn, shared, &startup, peer, encrypted).await?;
+        // Boxed, as every rare path here: its future would otherwise enlarge every client's task.
+        let login = Box::pin(super::console_login::login(
+            conn, shared, &startup, peer, encrypted,
+        ))
+        .await?;
         return Ok(Outcome::Console(Box::new(login)));
     }
     let config = shared.config();
@@ -151,7 +155,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
             "passthrough auth needs a loopback, unix socket or TLS connection (the password travels in cleartext)".into(),
         ));
     }
-    let mut secret = shared.users().get(&user).cloned();
+    // Borrowed from the auth_file map; only an auth_query answer is owned.
+    let users = shared.users();
+    let mut secret = users.get(&user).map(std::borrow::Cow::Borrowed);
     if secret.is_none()
         && !matches!(
             method,
@@ -159,7 +165,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         )
     {
         if let Some(db) = config.database(&database) {
-            secret = super::auth_query::lookup(shared, &config, &database, db, &user).await?;
+            secret = Box::pin(super::auth_query::lookup(
+                shared, &config, &database, db, &user,
+            ))
+            .await?
+            .map(std::borrow::Cow::Owned);
         }
     }
     let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
@@ -167,26 +177,25 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         cert_login(conn.get_ref(), &user)?;
         Proof::Nothing
     } else {
-        client_auth::authenticate(conn, method, &user, secret.as_ref(), &shared.mock_key).await?
+        client_auth::authenticate(conn, method, &user, secret.as_deref(), &shared.mock_key).await?
     };
     if !known && method == AuthType::Trust {
         return Err(ClientError::PasswordFailed);
     }
-    let Some(db) = config.database(&database).cloned() else {
+    let Some(db) = config.database(&database) else {
         return Err(ClientError::NoSuchDatabase(database));
     };
     if shared.registry.controls.is_disabled(&database) {
         return Err(ClientError::DatabaseDisabled(database));
     }
-    let pool = shared.pool_for(&config, &database, &user, &db);
-    prove_with_server(&pool, method, &proof, secret.as_ref(), &db).await?;
+    let pool = shared.pool_for(&config, &database, &user, db);
+    prove_with_server(&pool, method, &proof, secret.as_deref(), db).await?;
 
     let welcome = match pool.welcome() {
         Some(w) => w,
         None => {
             // The pool has never reached its server: log one in to learn its parameters.
-            let (server, _) = pool
-                .acquire(tokio::time::Instant::now())
+            let (server, _) = Box::pin(pool.acquire(tokio::time::Instant::now()))
                 .await
                 .map_err(pool_error)?;
             pool.release(server);
@@ -200,7 +209,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
     let out = conn.write_buf_mut();
     authmsg::authentication_ok(out);
-    for (name, value) in params.welcome(&welcome) {
+    for (name, value) in params.welcome(&welcome.params) {
         backend::parameter_status(out, name, value)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
     }
@@ -247,6 +256,9 @@ pub(super) async fn prove_with_server(
     if db.target.user.is_some() && db.target.password.is_some() {
         return Ok(()); // forced user with its own password: the pool already has it
     }
+    if method != AuthType::Passthrough && pool.has_credential() {
+        return Ok(()); // the usual login: nothing to copy
+    }
     let credential = match (proof, secret) {
         (Proof::Password(pw), _) => ServerCredential::Password(pw.clone()),
         (Proof::Scram(keys), _) => ServerCredential::Scram(keys.clone()),
@@ -265,7 +277,7 @@ pub(super) async fn prove_with_server(
     }
     // A password PostgreSQL has not yet accepted for this pool: one real login decides.
     let previous = pool.swap_credential(credential.clone());
-    match pool.login_check().await {
+    match Box::pin(pool.login_check()).await {
         Ok(()) => Ok(()),
         Err(PoolError::Server(crate::pool::server::ServerError::Refused { sqlstate, message })) => {
             pool.restore_credential(previous, &credential);

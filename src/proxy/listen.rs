@@ -24,7 +24,7 @@ use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::protocol::backend::{Severity, error_response};
-use crate::registry::{ClientInfo, Endpoints};
+use crate::registry::{Addr, ClientInfo, Endpoints};
 use crate::tls::{self, ClientStream, Stage, TlsError};
 
 /// The bound sockets.
@@ -139,9 +139,9 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                     let origin = Origin {
                         trusted: peer.ip().is_loopback(),
                         endpoints: Endpoints {
-                            addr: peer.ip().to_string(),
+                            addr: Addr::Ip(peer.ip()),
                             port: peer.port(),
-                            local_addr: local.map(|l| l.ip().to_string()).unwrap_or_default(),
+                            local_addr: local.map(|l| Addr::Ip(l.ip())).unwrap_or_default(),
                             local_port: local.map_or(0, |l| l.port()),
                         },
                         peer_is_self: false,
@@ -149,7 +149,7 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                         ip: Some(peer.ip()),
                         uid: None,
                     };
-                    // Boxed: the task then moves a pointer, not the ~9 KB future, each time tokio
+                    // Boxed: the task then moves a pointer, not the future, each time tokio
                     // hands it on while spawning.
                     tokio::spawn(Box::pin(client_tcp(stream, Arc::clone(&shared), origin)));
                 }
@@ -175,8 +175,8 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                     let origin = Origin {
                         trusted: true,
                         endpoints: Endpoints {
-                            addr: "unix".to_owned(),
-                            local_addr: "unix".to_owned(),
+                            addr: Addr::UNIX,
+                            local_addr: Addr::UNIX,
                             ..Endpoints::default()
                         },
                         peer_is_self: cred.is_some_and(|c| c.uid() == nix::unistd::geteuid().as_raw()),
@@ -227,10 +227,21 @@ struct Origin {
 }
 
 impl Origin {
-    fn peer(&self) -> String {
-        match self.endpoints.port {
-            0 => self.endpoints.addr.clone(),
-            port => format!("{}:{port}", self.endpoints.addr),
+    /// The peer as log lines name it (`addr:port`, or `unix`), formatted only when a line is
+    /// written.
+    fn peer(&self) -> Peer {
+        Peer(self.endpoints.addr.clone(), self.endpoints.port)
+    }
+}
+
+/// A client's address for log lines.
+struct Peer(Addr, u16);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.1 {
+            0 => self.0.fmt(f),
+            port => write!(f, "{}:{port}", self.0),
         }
     }
 }
@@ -260,18 +271,19 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
     let stream = if tls::peek_direct_tls(first) {
         let Some(config) = shared.tls().client.clone() else {
             tracing::debug!(
-                addr = peer,
+                addr = %peer,
                 "direct TLS without client_tls_sslmode, closing"
             );
             return;
         };
-        let accepted = before(deadline, tls::accept_client_tls(stream, &config)).await;
+        // Boxed: TLS handshakes are large futures, and most clients never run one.
+        let accepted = before(deadline, Box::pin(tls::accept_client_tls(stream, &config))).await;
         match accepted {
             // PostgreSQL 17 requires the `postgresql` ALPN on direct TLS, so does this pooler.
             Some(Ok(tls)) if tls::negotiated_postgresql_alpn(&tls) => ClientStream::from(tls),
             Some(Ok(_)) => {
                 tracing::warn!(
-                    addr = peer,
+                    addr = %peer,
                     "direct TLS without the postgresql ALPN, closing"
                 );
                 return;
@@ -285,9 +297,9 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
     client(stream, shared, origin, false).await;
 }
 
-fn tls_failed(shared: &Shared, peer: &str, e: &dyn std::fmt::Display) {
+fn tls_failed(shared: &Shared, peer: &Peer, e: &dyn std::fmt::Display) {
     if shared.config().pgbouncer.flag(Key::LogPoolerErrors) {
-        tracing::warn!(addr = peer, "pooler error: {e}");
+        tracing::warn!(addr = %peer, "pooler error: {e}");
     }
 }
 
@@ -348,18 +360,22 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         if !matches!(outcome, Ok(Outcome::StartTls)) {
             break outcome;
         }
-        conn = match before(deadline, start_tls(conn, &shared)).await {
+        conn = match before(deadline, Box::pin(start_tls(conn, &shared))).await {
             Some(Ok(conn)) => conn,
             Some(Err(e)) => return tls_failed(&shared, &peer, &e),
             None => return,
         };
     };
-    let login = match outcome {
+    let mut login = match outcome {
         Ok(Outcome::Client(login)) => login,
         Ok(Outcome::Cancelled | Outcome::StartTls) => return,
         Ok(Outcome::Console(login)) => {
-            let mut info =
-                ClientInfo::new(id, &login.user, crate::admin::DATABASE, origin.endpoints);
+            let mut info = ClientInfo::new(
+                id,
+                login.user,
+                crate::admin::DATABASE.to_owned(),
+                origin.endpoints,
+            );
             info.remote_pid = origin.pid;
             let entry = shared.registry_clients.register(info);
             if let Some(app) = login.params.get("application_name") {
@@ -368,14 +384,20 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             let host: Arc<dyn crate::admin::Host> =
                 Arc::clone(&shared) as Arc<dyn crate::admin::Host>;
             let console = crate::admin::Console::new(host, login.access, login.params);
-            crate::admin::serve(conn.into_parts(), max_len, console, &entry).await;
+            Box::pin(crate::admin::serve(
+                conn.into_parts(),
+                max_len,
+                console,
+                &entry,
+            ))
+            .await;
             return;
         }
         Err(e) => {
             if s.flag(Key::LogPoolerErrors) {
                 tracing::warn!(
                     client = format_args!("C-{id:#x}"),
-                    addr = peer,
+                    addr = %peer,
                     "pooler error: {e}"
                 );
             }
@@ -384,8 +406,19 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     };
-    let (db, user, key) = (login.database.clone(), login.user.clone(), login.key);
-    let _admitted = match shared.admit(&config, &db, &user) {
+    // The session needs neither name: they move to the client's entry, listed once registered.
+    let key = login.key;
+    let mut info = ClientInfo::new(
+        id,
+        std::mem::take(&mut login.user),
+        std::mem::take(&mut login.database),
+        origin.endpoints,
+    );
+    info.remote_pid = origin.pid;
+    info.set_pool_user(&login.pool.user);
+    let info = Arc::new(info);
+    let (db, user) = (info.database.as_str(), info.user.as_str());
+    let _admitted = match shared.admit(&config, db, user) {
         Ok(admitted) => admitted,
         Err(e) => {
             shared.cancels.remove(&key);
@@ -400,11 +433,11 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             client = format_args!("C-{id:#x}"),
             db,
             user,
-            addr = peer,
+            addr = %peer,
             "login attempt: db={db} user={user} tls={tls}"
         );
     }
-    let user_cfg = config.users.get(&user);
+    let user_cfg = config.users.get(user);
     let pick = |own: Option<std::time::Duration>, key: Key| own.unwrap_or_else(|| s.duration(key));
     let timeouts = Timeouts {
         client_idle: pick(
@@ -421,10 +454,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             Key::TransactionTimeout,
         ),
     };
-    let mut info = ClientInfo::new(id, &user, &db, origin.endpoints);
-    info.remote_pid = origin.pid;
-    info.pool_user.clone_from(&login.pool.user);
-    let entry = shared.registry_clients.register(info);
+    let entry = shared.registry_clients.register(Arc::clone(&info));
     login.cancel.attach(&login.pool, Arc::clone(&entry));
     if let Some(app) = login.params.get("application_name") {
         entry.set_application_name(app);
@@ -450,7 +480,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             client = format_args!("C-{id:#x}"),
             db,
             user,
-            addr = peer,
+            addr = %peer,
             "closing because: {reason}"
         );
     }

@@ -77,8 +77,8 @@ pub type ReloadHook = Box<dyn Fn(&Config) + Send + Sync>;
 /// until dropped.
 pub struct Admitted<'a> {
     shared: &'a Shared,
-    database: String,
-    user: String,
+    database: &'a str,
+    user: &'a str,
 }
 
 impl Drop for Admitted<'_> {
@@ -90,10 +90,10 @@ impl Drop for Admitted<'_> {
             let mut counts = map
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(n) = counts.get_mut(name) {
+            if let Some(n) = counts.get_mut(*name) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    counts.remove(name);
+                    counts.remove(*name);
                 }
             }
         }
@@ -178,12 +178,12 @@ impl Shared {
     }
 
     /// Counts a logged-in client against its database's and user's client caps (0 = no cap).
-    pub fn admit(
-        &self,
+    pub fn admit<'a>(
+        &'a self,
         config: &Config,
-        database: &str,
-        user: &str,
-    ) -> Result<Admitted<'_>, crate::error::ClientError> {
+        database: &'a str,
+        user: &'a str,
+    ) -> Result<Admitted<'a>, crate::error::ClientError> {
         let s = &config.pgbouncer;
         let db_cap = config
             .databases
@@ -211,12 +211,19 @@ impl Shared {
         if user_cap > 0 && user_now >= count(user_cap) {
             return Err(crate::error::ClientError::ClientCapExceeded(false));
         }
-        *dbs.entry(database.to_owned()).or_insert(0) += 1;
-        *users.entry(user.to_owned()).or_insert(0) += 1;
+        // A name already counted costs no allocation (`entry` would take an owned key).
+        for (counts, name) in [(&mut dbs, database), (&mut users, user)] {
+            match counts.get_mut(name) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(name.to_owned(), 1);
+                }
+            }
+        }
         Ok(Admitted {
             shared: self,
-            database: database.to_owned(),
-            user: user.to_owned(),
+            database,
+            user,
         })
     }
 
@@ -245,12 +252,12 @@ impl Shared {
         user: &str,
         db: &Database,
     ) -> Arc<Pool> {
-        let server_user = db.target.user.clone().unwrap_or_else(|| user.to_owned());
+        let server_user = db.target.user.as_deref().unwrap_or(user);
         let tls = self.tls();
         self.registry
-            .get_or_create(database, &server_user, || PoolSpec {
+            .get_or_create(database, server_user, || PoolSpec {
                 settings: pool_settings(config, database, user, db),
-                login: login_info(config, database, &server_user, db, tls),
+                login: login_info(config, database, server_user, db, tls),
                 max_db_connections: count(
                     db.pool
                         .max_db_connections

@@ -3,8 +3,10 @@
 //! query when a client gets a server whose values differ.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::error::ClientError;
+use crate::pool::Welcome;
 
 /// The parameters PgBouncer tracks by default, in the spelling servers report them.
 pub const TRACKED: &[&str] = &[
@@ -23,11 +25,16 @@ const PROTOCOL_KEYS: &[&str] = &["user", "database", "replication", "options"];
 /// accepted and dropped rather than refused.
 const ALWAYS_IGNORED: &[&str] = &["extra_float_digits"];
 
-/// One client's tracked values, canonical names → values.
+/// One client's tracked values. A login allocates only for what the client chose itself: the
+/// rest is read from the pool's welcome map, shared by every client of the pool.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientParams {
-    tracked: Vec<String>,
-    values: BTreeMap<String, String>,
+    /// `track_extra_parameters` beyond [`TRACKED`] (slots after the six).
+    extra: Vec<String>,
+    /// The client's own values by slot: from startup, or reported after its `SET`.
+    own: Vec<(usize, String)>,
+    /// The pool's first server's values, for every slot the client did not choose.
+    base: Option<Arc<Welcome>>,
     fingerprint: u64,
 }
 
@@ -39,17 +46,12 @@ impl ClientParams {
         extra_tracked: &[&str],
         ignored: &[&str],
     ) -> Result<Self, ClientError> {
-        let mut tracked: Vec<String> = TRACKED.iter().map(|s| (*s).to_owned()).collect();
+        let mut out = ClientParams::default();
         for extra in extra_tracked {
-            if !tracked.iter().any(|t| t.eq_ignore_ascii_case(extra)) {
-                tracked.push((*extra).to_owned());
+            if out.slot(extra).is_none() {
+                out.extra.push((*extra).to_owned());
             }
         }
-        let mut out = ClientParams {
-            tracked,
-            values: BTreeMap::new(),
-            fingerprint: 0,
-        };
         for (name, value) in params {
             if name == "options" {
                 out.apply_options(value, ignored)?;
@@ -62,7 +64,7 @@ impl ClientParams {
                 )?;
             }
         }
-        out.refresh();
+        // No fingerprint yet: it covers the server's values too, which `fill_from` brings.
         Ok(out)
     }
 
@@ -73,8 +75,8 @@ impl ClientParams {
         ignored: &[&str],
         refuse: fn(String) -> ClientError,
     ) -> Result<(), ClientError> {
-        if let Some(canonical) = self.canonical(name) {
-            self.values.insert(canonical, value.to_owned());
+        if let Some(slot) = self.slot(name) {
+            self.set_own(slot, value);
             return Ok(());
         }
         let is_ignored = |list: &[&str]| list.iter().any(|i| i.eq_ignore_ascii_case(name));
@@ -108,35 +110,84 @@ impl ClientParams {
         Ok(())
     }
 
-    fn canonical(&self, name: &str) -> Option<String> {
-        self.tracked
-            .iter()
-            .find(|t| t.eq_ignore_ascii_case(name))
-            .cloned()
+    /// The canonical name of slot `slot`.
+    fn name(&self, slot: usize) -> &str {
+        match TRACKED.get(slot) {
+            Some(name) => name,
+            None => self
+                .extra
+                .get(slot - TRACKED.len())
+                .map_or("", String::as_str),
+        }
     }
 
-    /// Fills every tracked value the client did not choose from the pool's first server, so a
-    /// client never inherits what an earlier client set.
-    pub fn fill_from(&mut self, welcome: &BTreeMap<String, String>) {
-        for name in &self.tracked {
-            // Looked up before inserting: `entry` would copy the name for every tracked key.
-            if let (Some(value), false) = (welcome.get(name), self.values.contains_key(name)) {
-                self.values.insert(name.clone(), value.clone());
-            }
+    fn slots(&self) -> std::ops::Range<usize> {
+        0..TRACKED.len() + self.extra.len()
+    }
+
+    /// The slot of tracked parameter `name`, in any letter case.
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.slots()
+            .find(|&slot| self.name(slot).eq_ignore_ascii_case(name))
+    }
+
+    fn own(&self, slot: usize) -> Option<&str> {
+        self.own
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn set_own(&mut self, slot: usize, value: &str) {
+        match self.own.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, v)) => value.clone_into(v),
+            None => self.own.push((slot, value.to_owned())),
         }
+    }
+
+    /// The value of slot `slot`: the client's own, else the pool's first server's.
+    fn value(&self, slot: usize) -> Option<&str> {
+        self.own(slot).or_else(|| {
+            self.base
+                .as_ref()
+                .and_then(|b| b.params.get(self.name(slot)))
+                .map(String::as_str)
+        })
+    }
+
+    /// Every tracked name with its value, in slot order.
+    fn values(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.slots()
+            .filter_map(|slot| Some((self.name(slot), self.value(slot)?)))
+    }
+
+    /// Takes every tracked value the client did not choose from the pool's first server (its
+    /// welcome map, shared, not copied), so a client never inherits what an earlier client set.
+    pub fn fill_from(&mut self, welcome: &Arc<Welcome>) {
+        self.base = Some(Arc::clone(welcome));
         self.refresh();
     }
 
-    /// A hash of the tracked values (never 0): a server last synced to the same fingerprint
-    /// needs no `SET`, so the common case costs no string comparisons.
+    /// A hash of the tracked values, never 0 once [`ClientParams::fill_from`] ran (a new
+    /// server's 0 then always differs): a server last synced to the same fingerprint needs no
+    /// `SET`, so the common case costs no string comparisons.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
 
+    /// Hashes the server values' digest and the client's own values: equal fingerprints mean
+    /// equal values for every slot. (Own values equal to the server's hash differently from
+    /// none; that costs one needless `SET`, never a missing one.)
     fn refresh(&mut self) {
         use std::hash::{Hash as _, Hasher as _};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.values.hash(&mut h);
+        self.base.as_ref().map_or(0, |b| b.digest).hash(&mut h);
+        for slot in self.slots() {
+            if let Some(value) = self.own(slot) {
+                self.name(slot).hash(&mut h);
+                value.hash(&mut h);
+            }
+        }
         self.fingerprint = h.finish().max(1);
     }
 
@@ -146,26 +197,33 @@ impl ClientParams {
         &'a self,
         server: &'a BTreeMap<String, String>,
     ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        let own_named = |k: &str| {
+            self.own
+                .iter()
+                .find(|(slot, _)| self.name(*slot) == k)
+                .map(|(_, v)| v.as_str())
+        };
         let servers = server
             .iter()
-            .map(|(k, v)| (k.as_str(), self.values.get(k).unwrap_or(v).as_str()));
+            .map(move |(k, v)| (k.as_str(), own_named(k).unwrap_or(v)));
         let own = self
-            .values
+            .own
             .iter()
-            .filter(|(k, _)| !server.contains_key(*k))
-            .map(|(k, v)| (k.as_str(), v.as_str()));
+            .map(|(slot, v)| (self.name(*slot), v.as_str()))
+            .filter(|(k, _)| !server.contains_key(*k));
         servers.chain(own)
     }
 
     /// The client's value of tracked parameter `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        let slot = self.slots().find(|&slot| self.name(slot) == name)?;
+        self.value(slot)
     }
 
     /// The server reported a new value while this client used it (e.g. the client ran `SET`).
     pub fn note(&mut self, name: &str, value: &str) {
-        if let Some(canonical) = self.canonical(name) {
-            self.values.insert(canonical, value.to_owned());
+        if let Some(slot) = self.slot(name) {
+            self.set_own(slot, value);
             self.refresh();
         }
     }
@@ -173,8 +231,8 @@ impl ClientParams {
     /// One simple query that sets every tracked value where `server` differs, or `None`.
     pub fn sync_sql(&self, server: &BTreeMap<String, String>) -> Option<String> {
         let mut sql = String::new();
-        for (name, value) in &self.values {
-            if server.get(name) != Some(value) {
+        for (name, value) in self.values() {
+            if server.get(name).map(String::as_str) != Some(value) {
                 sql.push_str(&format!("SET {name} = {};", quote_literal(value)));
             }
         }
@@ -252,10 +310,44 @@ mod tests {
     fn unset_values_come_from_the_first_server() {
         let mut p = ClientParams::from_startup(&[], &[], &[]).unwrap();
         let first = BTreeMap::from([("application_name".to_owned(), String::new())]);
-        p.fill_from(&first);
+        p.fill_from(&Arc::new(Welcome::new(first.clone())));
         let dirty = BTreeMap::from([("application_name".to_owned(), "previous client".to_owned())]);
         assert_eq!(p.sync_sql(&dirty).unwrap(), "SET application_name = '';");
         assert_eq!(p.sync_sql(&first), None);
+    }
+
+    #[test]
+    fn fingerprints_agree_exactly_when_values_do() {
+        let utc = Arc::new(Welcome::new(BTreeMap::from([(
+            "TimeZone".to_owned(),
+            "UTC".to_owned(),
+        )])));
+        let login = |pairs: &[(&str, &str)], welcome: &Arc<Welcome>| {
+            let mut p = ClientParams::from_startup(&params(pairs), &[], &[]).unwrap();
+            p.fill_from(welcome);
+            p
+        };
+        let a = login(&[("application_name", "a")], &utc);
+        assert_eq!(
+            a.fingerprint(),
+            login(&[("application_name", "a")], &utc).fingerprint()
+        );
+        assert_ne!(
+            a.fingerprint(),
+            login(&[("application_name", "b")], &utc).fingerprint()
+        );
+        let mut later = login(&[], &utc);
+        assert_ne!(later.fingerprint(), a.fingerprint());
+        later.note("application_name", "a");
+        assert_eq!(later.fingerprint(), a.fingerprint());
+        let tokyo = Arc::new(Welcome::new(BTreeMap::from([(
+            "TimeZone".to_owned(),
+            "Asia/Tokyo".to_owned(),
+        )])));
+        assert_ne!(
+            login(&[("application_name", "a")], &tokyo).fingerprint(),
+            a.fingerprint()
+        );
     }
 
     #[test]
