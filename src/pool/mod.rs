@@ -481,6 +481,9 @@ impl Drop for Listed<'_> {
 pub struct Welcome {
     /// Name → value, as the server reported them.
     pub params: BTreeMap<String, String>,
+    /// Each of `params` as a ParameterStatus message, in the map's order (empty if it cannot be
+    /// encoded): logins copy these instead of encoding a dozen messages each.
+    pub encoded: Vec<bytes::Bytes>,
     /// A hash of `params`: clients fold it into their fingerprint instead of rehashing the map.
     pub digest: u64,
 }
@@ -491,8 +494,19 @@ impl Welcome {
         use std::hash::{Hash as _, Hasher as _};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         params.hash(&mut h);
+        let encoded = params
+            .iter()
+            .map(|(name, value)| {
+                let mut out = bytes::BytesMut::new();
+                match crate::protocol::backend::parameter_status(&mut out, name, value) {
+                    Ok(()) => out.freeze(),
+                    Err(_) => bytes::Bytes::new(),
+                }
+            })
+            .collect();
         Welcome {
             digest: h.finish(),
+            encoded,
             params,
         }
     }

@@ -209,10 +209,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
     let out = conn.write_buf_mut();
     authmsg::authentication_ok(out);
-    for (name, value) in params.welcome(&welcome.params) {
-        backend::parameter_status(out, name, value)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-    }
+    params
+        .write_welcome(out)
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
     backend::backend_key_data(out, key.0, &key.1)
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
     backend::ready_for_query(out, TxStatus::Idle);

@@ -5,8 +5,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use crate::error::ClientError;
 use crate::pool::Welcome;
+use crate::protocol::EncodeError;
+use crate::protocol::backend::parameter_status;
 
 /// The parameters PgBouncer tracks by default, in the spelling servers report them.
 pub const TRACKED: &[&str] = &[
@@ -191,27 +195,32 @@ impl ClientParams {
         self.fingerprint = h.finish().max(1);
     }
 
-    /// The ParameterStatus set a new client sees: the server's, with the client's own values
-    /// (borrowed: a login copies no map).
-    pub fn welcome<'a>(
-        &'a self,
-        server: &'a BTreeMap<String, String>,
-    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+    /// Writes the ParameterStatus set a new client sees: the server's (copied as the pool
+    /// encoded them once), with the client's own values in their place, then the client's own
+    /// values the server did not report.
+    pub fn write_welcome(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
         let own_named = |k: &str| {
             self.own
                 .iter()
                 .find(|(slot, _)| self.name(*slot) == k)
                 .map(|(_, v)| v.as_str())
         };
-        let servers = server
-            .iter()
-            .map(move |(k, v)| (k.as_str(), own_named(k).unwrap_or(v)));
-        let own = self
-            .own
-            .iter()
-            .map(|(slot, v)| (self.name(*slot), v.as_str()))
-            .filter(|(k, _)| !server.contains_key(*k));
-        servers.chain(own)
+        let empty = BTreeMap::new();
+        let server = self.base.as_ref().map_or(&empty, |b| &b.params);
+        let encoded = self.base.as_ref().map_or(&[][..], |b| &b.encoded);
+        for (i, (name, value)) in server.iter().enumerate() {
+            match (own_named(name), encoded.get(i)) {
+                (None, Some(message)) if !message.is_empty() => out.extend_from_slice(message),
+                (own, _) => parameter_status(out, name, own.unwrap_or(value))?,
+            }
+        }
+        for (slot, value) in &self.own {
+            let name = self.name(*slot);
+            if !server.contains_key(name) {
+                parameter_status(out, name, value)?;
+            }
+        }
+        Ok(())
     }
 
     /// The client's value of tracked parameter `name`.
@@ -348,6 +357,34 @@ mod tests {
             login(&[("application_name", "a")], &tokyo).fingerprint(),
             a.fingerprint()
         );
+    }
+
+    #[test]
+    fn the_welcome_is_the_servers_set_with_the_clients_own_values() {
+        let server = BTreeMap::from([
+            ("TimeZone".to_owned(), "UTC".to_owned()),
+            ("application_name".to_owned(), String::new()),
+            ("server_version".to_owned(), "15.8".to_owned()),
+        ]);
+        let mut p = ClientParams::from_startup(
+            &params(&[("application_name", "app"), ("client_encoding", "LATIN1")]),
+            &[],
+            &[],
+        )
+        .unwrap();
+        p.fill_from(&Arc::new(Welcome::new(server)));
+        let mut got = BytesMut::new();
+        p.write_welcome(&mut got).unwrap();
+        let mut want = BytesMut::new();
+        for (name, value) in [
+            ("TimeZone", "UTC"),
+            ("application_name", "app"),
+            ("server_version", "15.8"),
+            ("client_encoding", "LATIN1"),
+        ] {
+            parameter_status(&mut want, name, value).unwrap();
+        }
+        assert_eq!(got, want);
     }
 
     #[test]
