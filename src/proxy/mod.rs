@@ -165,15 +165,25 @@ impl Shared {
     pub fn replace(&self, runtime: Runtime) {
         let config = Arc::clone(&runtime.config);
         let tls = Arc::clone(&runtime.tls);
-        *self
-            .runtime
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = runtime;
+        let old = std::mem::replace(
+            &mut *self
+                .runtime
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            runtime,
+        )
+        .config;
         for pool in self.registry.pools() {
-            if let Some(db) = config.database(&pool.database) {
-                pool.set_settings(pool_settings(&config, &pool.database, &pool.user, db));
-            }
-            pool.set_tls(Arc::clone(&tls));
+            let Some(db) = config.database(&pool.database) else {
+                pool.set_tls(Arc::clone(&tls));
+                continue;
+            };
+            pool.set_settings(pool_settings(&config, &pool.database, &pool.user, db));
+            let retarget = old
+                .database(&pool.database)
+                .is_some_and(|was| retargeted(&old, was, &config, db));
+            let login = login_info(&config, &pool.database, &pool.user, db, Arc::clone(&tls));
+            pool.set_login(login, retarget);
         }
     }
 
@@ -363,6 +373,20 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
     }
 }
 
+/// Whether a reload moved a database to another server, by PgBouncer's rule: a new dbname,
+/// host, port, forced user, connect_query, auth_dbname, auth_query or load_balance_hosts (or a
+/// new unix_socket_dir for a database without a host). A new password alone keeps the servers.
+fn retargeted(old: &Config, was: &Database, new: &Config, now: &Database) -> bool {
+    let target = |t: &crate::config::database::Target| crate::config::database::Target {
+        password: None,
+        auth_user: None,
+        ..t.clone()
+    };
+    let socket_dir = |c: &Config| c.pgbouncer.text(Key::UnixSocketDir).map(str::to_owned);
+    target(&was.target) != target(&now.target)
+        || (now.target.host.is_none() && socket_dir(old) != socket_dir(new))
+}
+
 fn login_info(
     config: &Config,
     database: &str,
@@ -420,4 +444,59 @@ fn login_info(
 
 fn nonzero(d: Duration, fallback: Duration) -> Duration {
     if d.is_zero() { fallback } else { d }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NoEnv;
+
+    fn config(db: &str, extra: &str) -> Config {
+        Config::parse_str(
+            &format!("[databases]\napp = {db}\n[pgbouncer]\nauth_type = passthrough\n{extra}\n"),
+            "t.ini",
+            &NoEnv,
+        )
+        .unwrap()
+    }
+
+    fn moved(before: &Config, after: &Config) -> bool {
+        let app = |c: &Config| c.database("app").cloned().unwrap();
+        retargeted(before, &app(before), after, &app(after))
+    }
+
+    #[test]
+    fn a_reload_retargets_only_when_the_server_changes() {
+        let base = config("host=10.0.0.1 port=5432 dbname=a password=x", "");
+        for (db, retarget) in [
+            ("host=10.0.0.1 port=5432 dbname=a password=x", false),
+            ("host=10.0.0.1 port=5432 dbname=a password=rotated", false),
+            (
+                "host=10.0.0.1 port=5432 dbname=a password=x pool_size=9",
+                false,
+            ),
+            ("host=10.0.0.2 port=5432 dbname=a password=x", true),
+            ("host=10.0.0.1 port=5433 dbname=a password=x", true),
+            ("host=10.0.0.1 port=5432 dbname=b password=x", true),
+            ("host=10.0.0.1 port=5432 dbname=a password=x user=u", true),
+            (
+                "host=10.0.0.1 port=5432 dbname=a password=x connect_query='SELECT 1'",
+                true,
+            ),
+        ] {
+            assert_eq!(moved(&base, &config(db, "")), retarget, "{db}");
+        }
+        let on_socket = config("dbname=a", "unix_socket_dir = /run/a");
+        assert!(moved(
+            &on_socket,
+            &config("dbname=a", "unix_socket_dir = /run/b")
+        ));
+        assert!(!moved(
+            &on_socket,
+            &config(
+                "dbname=a",
+                "unix_socket_dir = /run/a\ndefault_pool_size = 7"
+            )
+        ));
+    }
 }

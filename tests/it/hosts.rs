@@ -1,9 +1,10 @@
-//! Per-database host lists (`host=h1,h2`, `port=p1,p2`) with `load_balance_hosts`, and
-//! `server_login_retry` after a failed server login, against a real PostgreSQL.
+//! Per-database host lists (`host=h1,h2`, `port=p1,p2`) with `load_balance_hosts`,
+//! `server_login_retry` after a failed server login, and a RELOAD that moves a database to
+//! another server, against a real PostgreSQL.
 
 use std::time::{Duration, Instant};
 
-use crate::support::bouncer::TestBouncer;
+use crate::support::bouncer::{ADMIN_USER, TestBouncer};
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres, free_port};
 use crate::support::{self};
 
@@ -162,4 +163,65 @@ async fn server_login_retry_fails_clients_fast_with_the_cached_error_then_retrie
         .unwrap()
         .get(0);
     assert_eq!(who, "retry_user");
+}
+
+/// Where the server behind `client`'s next statement came from (`127.0.0.1` or `unix`).
+async fn origin(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one("SELECT coalesce(host(inet_client_addr()), 'unix')", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_host_moves_the_pool_to_it() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dbs = format!("postgres = host=127.0.0.1 port={}\n", pg.port());
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "default_pool_size = 2").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let idle = support::connect(&url).await.unwrap();
+    let busy = support::connect(&url).await.unwrap();
+    assert_eq!(origin(&idle).await, "127.0.0.1");
+    busy.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(origin(&busy).await, "127.0.0.1");
+
+    // The failover an operator does with PgBouncer: point the database elsewhere, RELOAD.
+    let ini = std::fs::read_to_string(&bouncer.ini).unwrap();
+    let moved = ini.replace(
+        "host=127.0.0.1",
+        &format!("host={}", pg.socket_dir().display()),
+    );
+    std::fs::write(&bouncer.ini, moved).unwrap();
+    let reload = bouncer.console(ADMIN_USER).await.query("RELOAD").await;
+    assert_eq!(reload.error, None);
+
+    // The idle server is gone: the next transaction is served from the new host.
+    assert_eq!(origin(&idle).await, "unix");
+    // An open transaction keeps its server to the end; the server closes when released.
+    assert_eq!(origin(&busy).await, "127.0.0.1");
+    busy.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(origin(&busy).await, "unix");
+    let direct = support::connect(&pg.superuser_url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: i64 = direct
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND client_addr IS NOT NULL",
+                &[&MD5_USER],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} server(s) still on the old host"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
