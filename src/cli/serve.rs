@@ -261,7 +261,7 @@ async fn janitor(shared: Arc<Shared>) {
             _ = tick.tick() => {
                 crate::registry::resync_wall_clock();
                 shared.registry.close_expired();
-                shared.registry.fill_min().await;
+                shared.registry.fill_min();
             }
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
         }

@@ -93,6 +93,8 @@ pub struct Pool {
     /// Where cancels for each logged-in server go, by server id.
     cancel_targets: Mutex<HashMap<u64, Arc<server::CancelTarget>>>,
     retry: hosts::LoginRetry,
+    /// A `min_pool_size` fill runs for this pool (at most one at a time).
+    filling: AtomicBool,
 }
 
 /// The settings every lease and release reads, mirrored in atomics: reading them takes no lock
@@ -478,6 +480,15 @@ impl Pool {
     }
 }
 
+/// Ends a pool's `min_pool_size` fill, also when its task is dropped.
+struct Filling<'a>(&'a AtomicBool);
+
+impl Drop for Filling<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// A server entry that leaves the pool's list on drop unless kept.
 struct Listed<'a> {
     servers: &'a Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
@@ -608,6 +619,7 @@ impl PoolRegistry {
             servers: Mutex::new(BTreeMap::new()),
             cancel_targets: Mutex::new(HashMap::new()),
             retry: hosts::LoginRetry::default(),
+            filling: AtomicBool::new(false),
         });
         pool.queue.set_paused(self.controls.is_paused(database));
         pools
@@ -628,20 +640,25 @@ impl PoolRegistry {
         all
     }
 
-    /// Opens connections up to `min_pool_size` for pools that know a credential (the janitor's
-    /// job); failures are logged by the login and retried on the next tick.
-    pub async fn fill_min(&self) {
+    /// Starts opening connections up to `min_pool_size` for pools that know a credential (the
+    /// janitor's job); failures are logged by the login and retried on the next tick. Each
+    /// pool fills in its own task, one login at a time: a server that takes
+    /// `server_connect_timeout` to fail delays neither the janitor nor other pools.
+    pub fn fill_min(&self) {
         for pool in self.pools() {
             let min = pool.settings().min_pool_size;
             let missing = min.saturating_sub(pool.queue.counts().open);
-            if missing == 0 || !pool.has_credential() {
+            if missing == 0 || !pool.has_credential() || pool.filling.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            for _ in 0..missing {
-                if pool.open_spare().await.is_err() {
-                    break;
+            tokio::spawn(async move {
+                let _done = Filling(&pool.filling);
+                for _ in 0..missing {
+                    if pool.open_spare().await.is_err() {
+                        break;
+                    }
                 }
-            }
+            });
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::support::bouncer::TestBouncer;
-use crate::support::postgres::{MD5_USER, TempPostgres};
+use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
 use crate::support::{self, select_one};
 
 /// Connects and returns the client plus the connection task, whose error says why it closed.
@@ -343,4 +343,56 @@ async fn min_pool_size_keeps_servers_open_and_checks_run_before_reuse() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(backends, 3, "min_pool_size opens the pool up to 3");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_does_not_hold_up_min_pool_size_elsewhere() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Accepts and then says nothing: every login to it waits out server_connect_timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    // Pools are filled in (database, user) order: the silent one comes first.
+    let dbs = format!(
+        "a_silent = host=127.0.0.1 port={silent_port} dbname=postgres user={MD5_USER} \
+         password={PASSWORD} min_pool_size=3\n\
+         postgres = host=127.0.0.1 port={} min_pool_size=3\n",
+        pg.port()
+    );
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "server_connect_timeout = 30").await;
+    // A client of each database makes its pool; the silent one's login hangs in its own task.
+    let silent_url = bouncer.url(MD5_USER, "a_silent");
+    let hung = tokio::spawn(async move { support::connect(&silent_url).await.is_ok() });
+    let client = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(select_one(&client).await);
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let backends: i64 = su
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+                &[&MD5_USER],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if backends >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "min_pool_size of postgres waited behind a_silent's login ({backends} backends)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    hung.abort();
 }
