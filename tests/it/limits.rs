@@ -327,9 +327,16 @@ async fn min_pool_size_keeps_servers_open_and_checks_run_before_reuse() {
         assert!(select_one(&client).await);
     }
     let su = support::connect(&pg.superuser_url()).await.unwrap();
-    let mut backends = 0i64;
-    for _ in 0..100 {
-        backends = su
+    let backends = backends_reaching(&su, 3, Duration::from_secs(5)).await;
+    assert_eq!(backends, 3, "min_pool_size opens the pool up to 3");
+}
+
+/// Polls PostgreSQL (as superuser `su`) until [`MD5_USER`] has `n` backends or `within` has
+/// passed; the last count seen.
+async fn backends_reaching(su: &Client, n: i64, within: Duration) -> i64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let backends: i64 = su
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
                 &[&MD5_USER],
@@ -337,12 +344,11 @@ async fn min_pool_size_keeps_servers_open_and_checks_run_before_reuse() {
             .await
             .unwrap()
             .get(0);
-        if backends >= 3 {
-            break;
+        if backends >= n || Instant::now() >= deadline {
+            return backends;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(backends, 3, "min_pool_size opens the pool up to 3");
 }
 
 #[tokio::test]
@@ -375,24 +381,10 @@ async fn a_server_that_never_answers_does_not_hold_up_min_pool_size_elsewhere() 
         .unwrap();
     assert!(select_one(&client).await);
     let su = support::connect(&pg.superuser_url()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let backends: i64 = su
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
-                &[&MD5_USER],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if backends >= 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "min_pool_size of postgres waited behind a_silent's login ({backends} backends)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let backends = backends_reaching(&su, 3, Duration::from_secs(5)).await;
+    assert_eq!(
+        backends, 3,
+        "min_pool_size of postgres waited behind a_silent's login"
+    );
     hung.abort();
 }
