@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::command::{AdminCommand, ShutdownMode};
 use super::console::ConsoleError;
 use super::{DATABASE, Host};
-use crate::pool::Pool;
+use crate::pool::{Pool, reasons};
 use crate::shutdown::Phase;
 
 /// How often PAUSE and WAIT_CLOSE look again at the servers they wait for.
@@ -35,7 +35,7 @@ pub async fn run(host: &dyn Host, cmd: AdminCommand) -> Result<&'static str, Con
             sync_paused(host);
             let pools = pools_of(host, db.as_deref());
             wait_until(|| pools.iter().all(|p| in_use(p) == 0)).await;
-            pools.iter().for_each(|p| p.close_idle());
+            pools.iter().for_each(|p| p.close_idle(reasons::PAUSE));
             "PAUSE"
         }
         AdminCommand::Resume(db) => {
@@ -63,7 +63,7 @@ pub async fn run(host: &dyn Host, cmd: AdminCommand) -> Result<&'static str, Con
             let db = known(host, db, "reconnect")?;
             for pool in pools_of(host, db.as_deref()) {
                 pool.servers().iter().for_each(|s| s.mark_close_needed());
-                pool.close_idle();
+                pool.close_idle(reasons::CONFIG_CHANGED);
             }
             "RECONNECT"
         }
@@ -79,7 +79,7 @@ pub async fn run(host: &dyn Host, cmd: AdminCommand) -> Result<&'static str, Con
             }
             pools_of(host, db.as_deref())
                 .iter()
-                .for_each(|p| p.close_idle());
+                .for_each(|p| p.close_idle(reasons::KILLED));
             "KILL"
         }
         AdminCommand::KillClient(id) => {

@@ -219,7 +219,7 @@ impl Server {
         }
         for pool in self.shared.registry.pools() {
             for server in pool.queue.close() {
-                pool.close(server);
+                pool.close(server, crate::pool::reasons::SHUTDOWN);
             }
         }
         // Scrapes keep working while clients drain; the endpoint goes last.

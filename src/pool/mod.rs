@@ -13,8 +13,12 @@
 pub mod control;
 pub mod hosts;
 pub mod queue;
+pub mod reasons;
+mod registry;
 pub mod server;
 pub mod statements;
+
+pub use registry::{PoolRegistry, PoolSpec};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
@@ -27,9 +31,8 @@ use crate::config::PoolMode;
 use crate::protocol::backend::TxStatus;
 use crate::registry::{Addr, Endpoints, ServerInfo, ServerState};
 use crate::stats::PoolStats;
-use control::Controls;
 use hosts::Host;
-use queue::{CheckoutError, Lease, Limits, Queue, SharedCap};
+use queue::{CheckoutError, Lease, Limits, Queue};
 use server::{LoginInfo, ServerConn, ServerCredential, ServerError};
 
 /// Why a client could not get a server.
@@ -70,6 +73,10 @@ pub struct PoolSettings {
     pub max_prepared_statements: usize,
     /// `server_login_retry`: how long a failed login keeps new ones from being tried.
     pub server_login_retry: Duration,
+    /// `log_connections`: log each new server connection.
+    pub log_connections: bool,
+    /// `log_disconnections`: log each server close with its reason.
+    pub log_disconnections: bool,
 }
 
 /// One (database, user) pool.
@@ -235,7 +242,7 @@ impl Pool {
         if retarget {
             tracing::info!(db = %self.database, user = %self.user, "server target changed, reconnecting");
             self.servers().iter().for_each(|s| s.mark_close_needed());
-            self.close_idle();
+            self.close_idle(reasons::CONFIG_CHANGED);
             self.retry.succeeded();
             // New clients are greeted with the new server's parameters.
             *lock(&self.welcome) = None;
@@ -280,14 +287,18 @@ impl Pool {
                     let lifetime = self.hot.lifetime_us.load(Relaxed);
                     let expired = lifetime != 0 && reached(server.created, lifetime);
                     if expired || server.is_broken() {
-                        self.close(server);
+                        let reason = match expired {
+                            true => reasons::LIFETIME,
+                            false => reasons::CRASHED,
+                        };
+                        self.close(server, reason);
                         continue;
                     }
                     // server_check_delay: a connection idle this long proves itself first.
                     if reached(server.last_used, self.hot.check_delay_us.load(Relaxed)) {
                         if let Some((query, _)) = &self.settings().check {
                             if self.own_query(&mut server, query).await.is_err() {
-                                self.close(server);
+                                self.close(server, reasons::CHECK_FAILED);
                                 continue;
                             }
                         }
@@ -405,14 +416,16 @@ impl Pool {
         entry.set_state(ServerState::Idle);
         server.info = Some(Arc::clone(&entry));
         lock(&self.cancel_targets).insert(id, Arc::clone(&server.cancel));
-        tracing::info!(
-            server = format_args!("S-{id:#x}"),
-            db = %self.database,
-            user = %self.user,
-            addr = %server.addr,
-            tls = server.stream.tls_description().as_deref().unwrap_or("no"),
-            "new connection to server"
-        );
+        if self.settings().log_connections {
+            tracing::info!(
+                server = format_args!("S-{id:#x}"),
+                db = %self.database,
+                user = %self.user,
+                addr = %server.addr,
+                tls = server.stream.tls_description().as_deref().unwrap_or("no"),
+                "new connection to server"
+            );
+        }
         let mut welcome = lock(&self.welcome);
         if welcome.is_none() {
             *welcome = Some(Arc::new(Welcome::new(server.params.clone())));
@@ -429,8 +442,15 @@ impl Pool {
     /// [`Pool::release`] for a server that became idle at `now` (the caller's clock read).
     pub fn release_at(&self, mut server: ServerConn, now: Instant) {
         let close_needed = server.info.as_ref().is_some_and(|s| s.close_needed());
-        if server.tx_status != TxStatus::Idle || !server.buf.is_empty() || close_needed {
-            self.close(server);
+        let reason = if server.tx_status != TxStatus::Idle {
+            Some(reasons::NOT_READY)
+        } else if !server.buf.is_empty() {
+            Some(reasons::IN_PROGRESS)
+        } else {
+            close_needed.then_some(reasons::CONFIG_CHANGED)
+        };
+        if let Some(reason) = reason {
+            self.close(server, reason);
             return;
         }
         server.last_used = now;
@@ -439,7 +459,18 @@ impl Pool {
     }
 
     /// Closes a server connection and frees its slot.
-    pub fn close(&self, server: ServerConn) {
+    /// Closes `server` for `reason` (PgBouncer's wording, logged with `log_disconnections`).
+    pub fn close(&self, server: ServerConn, reason: &str) {
+        if self.settings().log_disconnections {
+            tracing::info!(
+                server = format_args!("S-{:#x}", server.id),
+                db = %self.database,
+                user = %self.user,
+                addr = %server.addr,
+                "closing because: {reason} (age={}s)",
+                server.created.elapsed().as_secs()
+            );
+        }
         self.forget(server.id);
         self.queue.discard();
         tokio::spawn(server.terminate());
@@ -472,20 +503,11 @@ impl Pool {
         }
     }
 
-    /// Closes every idle server now (PAUSE, KILL, RECONNECT).
-    pub fn close_idle(&self) {
+    /// Closes every idle server now (PAUSE, KILL, RECONNECT, a retargeting reload).
+    pub fn close_idle(&self, reason: &str) {
         for server in self.queue.take_idle_where(|_, _| true) {
-            self.close(server);
+            self.close(server, reason);
         }
-    }
-}
-
-/// Ends a pool's `min_pool_size` fill, also when its task is dropped.
-struct Filling<'a>(&'a AtomicBool);
-
-impl Drop for Filling<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -542,148 +564,6 @@ impl Welcome {
             digest: h.finish(),
             encoded,
             params,
-        }
-    }
-}
-
-/// Every pool, created on first use.
-#[derive(Default)]
-pub struct PoolRegistry {
-    /// PAUSE/DISABLE state by database.
-    pub controls: Controls,
-    /// Pools by database, then user: looked up by borrowed names, so a login allocates no key.
-    pools: Mutex<HashMap<String, HashMap<String, Arc<Pool>>>>,
-    db_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
-    user_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
-    server_ids: Arc<AtomicU64>,
-}
-
-/// What the registry needs to create a pool.
-pub struct PoolSpec {
-    /// Settings resolved for this (database, user).
-    pub settings: PoolSettings,
-    /// Where and how to log in.
-    pub login: LoginInfo,
-    /// `max_db_connections` of the database (0 = unlimited).
-    pub max_db_connections: usize,
-    /// `max_user_connections` of the user (0 = unlimited).
-    pub max_user_connections: usize,
-}
-
-impl PoolRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        PoolRegistry {
-            server_ids: Arc::new(AtomicU64::new(1)),
-            ..Default::default()
-        }
-    }
-
-    /// The pool for (database, user), created from `spec()` when missing.
-    pub fn get_or_create(
-        &self,
-        database: &str,
-        user: &str,
-        spec: impl FnOnce() -> PoolSpec,
-    ) -> Arc<Pool> {
-        let mut pools = lock(&self.pools);
-        if let Some(pool) = pools.get(database).and_then(|by_user| by_user.get(user)) {
-            return Arc::clone(pool);
-        }
-        let spec = spec();
-        let db_cap = Arc::clone(
-            lock(&self.db_caps)
-                .entry(database.to_owned())
-                .or_insert_with(|| SharedCap::new(spec.max_db_connections)),
-        );
-        let user_cap = Arc::clone(
-            lock(&self.user_caps)
-                .entry(user.to_owned())
-                .or_insert_with(|| SharedCap::new(spec.max_user_connections)),
-        );
-        let pool = Arc::new(Pool {
-            database: database.to_owned(),
-            user: user.to_owned(),
-            queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
-            stats: PoolStats::default(),
-            statements: statements::Registry::default(),
-            hot: {
-                let hot = Hot::default();
-                hot.set(&spec.settings);
-                hot
-            },
-            settings: Mutex::new(Arc::new(spec.settings)),
-            login: Mutex::new(spec.login),
-            welcome: Mutex::new(None),
-            server_ids: Arc::clone(&self.server_ids),
-            servers: Mutex::new(BTreeMap::new()),
-            cancel_targets: Mutex::new(HashMap::new()),
-            retry: hosts::LoginRetry::default(),
-            filling: AtomicBool::new(false),
-        });
-        pool.queue.set_paused(self.controls.is_paused(database));
-        pools
-            .entry(database.to_owned())
-            .or_default()
-            .insert(user.to_owned(), Arc::clone(&pool));
-        pool
-    }
-
-    /// Every pool, ordered by (database, user).
-    pub fn pools(&self) -> Vec<Arc<Pool>> {
-        let mut all: Vec<_> = lock(&self.pools)
-            .values()
-            .flat_map(HashMap::values)
-            .cloned()
-            .collect();
-        all.sort_by(|a, b| (&a.database, &a.user).cmp(&(&b.database, &b.user)));
-        all
-    }
-
-    /// Starts opening connections up to `min_pool_size` for pools that know a credential (the
-    /// janitor's job); failures are logged by the login and retried on the next tick. Each
-    /// pool fills in its own task, one login at a time: a server that takes
-    /// `server_connect_timeout` to fail delays neither the janitor nor other pools.
-    pub fn fill_min(&self) {
-        for pool in self.pools() {
-            let min = pool.settings().min_pool_size;
-            let missing = min.saturating_sub(pool.queue.counts().open);
-            if missing == 0 || !pool.has_credential() || pool.filling.swap(true, Ordering::AcqRel) {
-                continue;
-            }
-            tokio::spawn(async move {
-                let _done = Filling(&pool.filling);
-                for _ in 0..missing {
-                    if pool.open_spare().await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    }
-
-    /// Closes idle servers past `server_idle_timeout` or `server_lifetime` (the janitor's job).
-    pub fn close_expired(&self) {
-        for pool in self.pools() {
-            let settings = pool.settings();
-            // Idle connections beyond min_pool_size may time out; the first ones are kept.
-            let mut keep = settings.min_pool_size;
-            let expired = pool.queue.take_idle_where(|server, idle_for| {
-                let idle_expired = !settings.server_idle_timeout.is_zero()
-                    && idle_for >= settings.server_idle_timeout
-                    && if keep > 0 {
-                        keep -= 1;
-                        false
-                    } else {
-                        true
-                    };
-                idle_expired
-                    || (!settings.server_lifetime.is_zero()
-                        && server.created.elapsed() >= settings.server_lifetime)
-            });
-            for server in expired {
-                pool.close(server);
-            }
         }
     }
 }

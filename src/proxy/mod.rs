@@ -370,6 +370,8 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
         ),
         max_prepared_statements: count(s.int(Key::MaxPreparedStatements)),
         server_login_retry: s.duration(Key::ServerLoginRetry),
+        log_connections: s.flag(Key::LogConnections),
+        log_disconnections: s.flag(Key::LogDisconnections),
     }
 }
 

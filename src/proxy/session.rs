@@ -16,6 +16,7 @@ use super::handshake::{LoggedIn, pool_error};
 use super::prepared::{ClientStatements, Pipeline, Tracker, untracked_only};
 use crate::config::PoolMode;
 use crate::error::ClientError;
+use crate::pool::reasons;
 use crate::pool::server::ServerConn;
 use crate::protocol::backend::TxStatus;
 use crate::protocol::tag::{backend as be, frontend as fe};
@@ -142,7 +143,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(mut link) = link.take() {
             // The link lasted until now, not until its last reply.
             link.settled = None;
-            self.unlink(link, matches!(end, End::ClientClosed));
+            let ended_by = match &end {
+                End::ClientClosed => None,
+                End::Error(e) => Some(e),
+            };
+            self.unlink(link, ended_by);
         }
         if let End::Error(e) = &end {
             let _ = self.send_error(e).await;
@@ -178,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(Step::Continue) => {}
                 Ok(Step::Release) => {
                     if let Some(l) = link.take() {
-                        self.unlink(l, true);
+                        self.unlink(l, None);
                     }
                     if self.shutdown.phase() >= Phase::WaitForServers {
                         return End::Error(ClientError::ShuttingDown);
@@ -272,7 +277,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if let Some(sql) = self.login.params.sync_sql(&server.params) {
                 if let Err(e) = pool.own_query(&mut server, &sql).await {
                     tracing::warn!(error = %e, "could not apply client parameters");
-                    pool.close(server);
+                    pool.close(server, reasons::SYNC_FAILED);
                     return Err(ClientError::ServerCrashed);
                 }
             }
@@ -298,7 +303,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         })
     }
 
-    fn unlink(&mut self, link: Link, clean: bool) {
+    /// Gives the server back, or closes it when the link did not end clean (`ended_by` an
+    /// error, a transaction still open, replies still owed).
+    fn unlink(&mut self, link: Link, ended_by: Option<&ClientError>) {
         if let Some(entry) = &self.entry {
             entry.unlinked();
         }
@@ -308,13 +315,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             u64::try_from(now.saturating_duration_since(link.since).as_micros())
                 .unwrap_or(u64::MAX),
         );
-        // Replies still owed (extended-protocol messages without a Sync) would reach the next client.
-        let reusable = clean
-            && link.pending == 0
-            && link.expect.is_empty()
-            && link.server.tx_status == TxStatus::Idle;
-        if !reusable {
-            pool.close(link.server);
+        // Replies still owed (extended-protocol messages without a Sync) would reach the next
+        // client: such a server is closed too.
+        let reason = match ended_by {
+            Some(ClientError::ServerCrashed) => Some(reasons::CRASHED),
+            Some(ClientError::QueryTimeout) => Some(reasons::QUERY_TIMEOUT),
+            Some(ClientError::IdleTransactionTimeout) => Some(reasons::IDLE_TRANSACTION_TIMEOUT),
+            Some(ClientError::TransactionTimeout) => Some(reasons::TRANSACTION_TIMEOUT),
+            _ if link.server.tx_status != TxStatus::Idle => Some(reasons::NOT_READY),
+            _ if link.pending > 0 || !link.expect.is_empty() => Some(reasons::IN_PROGRESS),
+            Some(_) => Some(reasons::NOT_READY),
+            None => None,
+        };
+        if let Some(reason) = reason {
+            pool.close(link.server, reason);
             return;
         }
         if pool.resets_after(self.mode) {
@@ -329,7 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         server.prepared.clear();
                         pool.release(server)
                     }
-                    Err(_) => pool.close(server),
+                    Err(_) => pool.close(server, reasons::RESET_FAILED),
                 }
             });
         } else {

@@ -131,7 +131,9 @@ async fn json_logs_name_who_and_never_a_password() {
     let metrics_port = postgres::free_port();
     let bin = Binary::start(
         &pg,
-        &format!("log_format = json\nmetrics_listen = 127.0.0.1:{metrics_port}\n"),
+        &format!(
+            "log_format = json\nmetrics_listen = 127.0.0.1:{metrics_port}\nserver_idle_timeout = 1\n"
+        ),
         false,
     );
     let client = connect(&bin.url(PASSWORD)).await.unwrap();
@@ -145,6 +147,15 @@ async fn json_logs_name_who_and_never_a_password() {
     until("the disconnect is logged", Duration::from_secs(10), || {
         bin.read("stderr.log").contains("closing because")
     })
+    .await;
+    until(
+        "the idle server's close is logged",
+        Duration::from_secs(10),
+        || {
+            bin.read("stderr.log")
+                .contains("closing because: server idle timeout")
+        },
+    )
     .await;
 
     // The process's own endpoint answers too.
@@ -180,6 +191,16 @@ async fn json_logs_name_who_and_never_a_password() {
         "{server}"
     );
     assert_eq!(server["addr"], format!("127.0.0.1:{}", pg.port()));
+    let closed = find(&lines, "closing because: server idle timeout (age=");
+    assert_eq!(
+        (&closed["server"], &closed["db"], &closed["user"]),
+        (
+            &server["server"],
+            &Value::from("postgres"),
+            &Value::from(MD5_USER)
+        )
+    );
+    assert_eq!(closed["addr"], server["addr"]);
     let refused = find(&lines, "pooler error");
     assert!(
         refused["client"].is_string() && refused["addr"].is_string(),

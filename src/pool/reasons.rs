@@ -1,0 +1,32 @@
+//! Why the pooler closes a server, in PgBouncer's words: operators' alerts grep them.
+
+/// `server_idle_timeout` passed.
+pub const IDLE_TIMEOUT: &str = "server idle timeout";
+/// `server_lifetime` passed.
+pub const LIFETIME: &str = "server lifetime over";
+/// The connection broke or stopped answering.
+pub const CRASHED: &str = "server conn crashed?";
+/// `server_check_query` failed.
+pub const CHECK_FAILED: &str = "server check query failed";
+/// The client left with a transaction open.
+pub const NOT_READY: &str = "client disconnect while server was not ready";
+/// The client left with replies still owed.
+pub const IN_PROGRESS: &str = "client disconnected with queries in progress";
+/// RECONNECT, or a reload that moved the database.
+pub const CONFIG_CHANGED: &str = "database configuration changed";
+/// `server_reset_query` failed.
+pub const RESET_FAILED: &str = "server reset query failed";
+/// The SETs carrying a client's parameters failed.
+pub const SYNC_FAILED: &str = "could not apply client parameters";
+/// `query_timeout` ended the client's query.
+pub const QUERY_TIMEOUT: &str = "query timeout";
+/// `idle_transaction_timeout` ended the client's transaction.
+pub const IDLE_TRANSACTION_TIMEOUT: &str = "idle transaction timeout";
+/// `transaction_timeout` ended the client's transaction.
+pub const TRANSACTION_TIMEOUT: &str = "transaction timeout";
+/// PAUSE of the database.
+pub const PAUSE: &str = "pause mode";
+/// KILL of the database.
+pub const KILLED: &str = "database killed";
+/// The pooler is shutting down.
+pub const SHUTDOWN: &str = "pooler is shutting down";
