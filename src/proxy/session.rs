@@ -98,6 +98,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
+/// A buffer that carried a batch larger than this is replaced once the batch is out.
+const KEEP_CAPACITY: usize = 1024 * 1024;
+
 /// How long the closing ErrorResponse may wait for a client to read it.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -445,6 +448,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
             self.cbuf.advance(upto);
+            let_go_if_huge(&mut self.cbuf, upto);
         }
         link.fresh = None;
         if let Some(mut t) = tracker {
@@ -604,6 +608,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             self.login.pool.stats.traffic(0, upto as u64);
             server.buf.advance(upto);
+            let_go_if_huge(&mut server.buf, upto);
         }
         if refuse_at.is_some() {
             return Err(ClientError::StatementModeTransaction);
@@ -649,6 +654,15 @@ enum Step {
 /// anything up to max_packet_size (2 GB by default) before a single byte of it has arrived.
 fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
     buf.reserve(wanted.min(RESERVE_AHEAD));
+}
+
+/// After a batch of `sent` bytes went out, moves what is left of `buf` to a fresh buffer when
+/// the batch was huge: the old allocation was sized by it (one large row or parameter) and
+/// would otherwise stay with the connection for its whole life, a server's across clients.
+fn let_go_if_huge(buf: &mut BytesMut, sent: usize) {
+    if sent > KEEP_CAPACITY && buf.len() <= KEEP_CAPACITY {
+        *buf = BytesMut::from(buf.as_ref());
+    }
 }
 
 async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {

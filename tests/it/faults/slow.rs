@@ -1,7 +1,7 @@
 //! Clients too slow to matter: slow-loris logins and queries trickled a byte at a time, and a
 //! client that asks for a gigabyte and never reads it. The pooler's memory stays bounded
 //! (backpressure reaches PostgreSQL instead of piling up in the pooler) and everyone else is
-//! served meanwhile.
+//! served meanwhile. A single huge row or parameter leaves no buffer of its size behind.
 
 use std::time::{Duration, Instant};
 
@@ -233,4 +233,36 @@ async fn a_claimed_two_gigabyte_message_reserves_nothing() {
     );
     drop((claimers, fresh));
     base.assert_back(&mut bin, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_row_and_a_huge_parameter_leave_no_huge_buffer_behind() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let mut bin = Binary::start(&pg, pg.port(), "default_pool_size = 1").await;
+    let url = bin.url(MD5_USER, "postgres");
+    fill_pool(&url, 1).await;
+    others_served(&url, 3).await;
+    let base = Baseline::of(&bin);
+    // 96 MB in one DataRow, then in one Bind: the pooler holds each whole message once.
+    const HUGE: usize = 96 * 1024 * 1024;
+    let client = support::connect(&url).await.unwrap();
+    let row = client
+        .query_one(&format!("SELECT repeat('x', {HUGE})"), &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0).len(), HUGE);
+    let sent = "y".repeat(HUGE);
+    let length: i32 = client
+        .query_one("SELECT length($1::text)", &[&sent])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(usize::try_from(length).unwrap(), HUGE);
+    drop(sent);
+    // The server stays pooled and the client connected: neither keeps a 96 MB buffer.
+    assert!(select_one(&client).await);
+    base.assert_back(&mut bin, 1).await;
+    drop(client);
 }
