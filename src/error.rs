@@ -26,6 +26,9 @@ pub enum ClientError {
     /// A failed SCRAM exchange.
     #[error("SASL authentication failed")]
     SaslFailed,
+    /// `trust` (global or an hba line) for a user missing from auth_file.
+    #[error("\"trust\" authentication failed")]
+    TrustFailed,
     /// The SASLInitialResponse named a mechanism other than the one offered.
     #[error("client selected an invalid SASL authentication mechanism")]
     InvalidSaslMechanism,

@@ -180,7 +180,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         client_auth::authenticate(conn, method, &user, secret.as_deref(), &shared.mock_key).await?
     };
     if !known && method == AuthType::Trust {
-        return Err(ClientError::PasswordFailed);
+        return Err(ClientError::TrustFailed);
     }
     let Some(db) = config.database(&database) else {
         return Err(ClientError::NoSuchDatabase(database));
