@@ -78,6 +78,9 @@ struct Link {
     /// `max_prepared_statements` when the link was made, 0 when statements pass through.
     max_prepared: usize,
     expect: Pipeline,
+    /// Bytes of a large DataRow or CopyData still to pass straight through (its start went out
+    /// before the rest arrived).
+    stream_left: usize,
 }
 
 /// One client's relay.
@@ -100,6 +103,10 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// A buffer that carried a batch larger than this is replaced once the batch is out.
 const KEEP_CAPACITY: usize = 1024 * 1024;
+
+/// A server message larger than this that the pooler need not read (a row, a COPY chunk) is
+/// passed on as it arrives instead of being held whole, as PgBouncer does.
+const STREAM_OVER: usize = 256 * 1024;
 
 /// How long the closing ErrorResponse may wait for a client to read it.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -303,6 +310,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             sync_after_execute: false,
             max_prepared,
             expect: Pipeline::default(),
+            stream_left: 0,
         })
     }
 
@@ -510,6 +518,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         link: &mut Link,
         deadline: Option<(Instant, ClientError)>,
     ) -> Result<Step, ClientError> {
+        if link.stream_left > 0 {
+            let n = link.stream_left.min(link.server.buf.len());
+            let bytes = link.server.buf.get(..n).unwrap_or_default();
+            if within(deadline.clone(), self.client.write_all(bytes))
+                .await?
+                .is_err()
+            {
+                return Ok(Step::ClientGone);
+            }
+            self.login.pool.stats.traffic(0, n as u64);
+            link.server.buf.advance(n);
+            link.stream_left -= n;
+            if link.stream_left > 0 || link.server.buf.is_empty() {
+                return Ok(Step::Continue);
+            }
+        }
         let server = &mut *link.server;
         let mut walk = Walk::new(&server.buf, self.max_len);
         let mut ready = false;
@@ -591,9 +615,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 t.server_message(msg.tag, raw, &mut out);
             }
         }
-        let upto = refuse_at.unwrap_or_else(|| walk.consumed());
-        if let Some(len) = walk.incomplete_len() {
-            reserve_ahead(&mut server.buf, len);
+        let mut upto = refuse_at.unwrap_or_else(|| walk.consumed());
+        match walk.incomplete_len() {
+            // The start of a large row or COPY chunk goes out with what precedes it; the rest
+            // follows read by read, so the pooler never holds more of it than one read.
+            Some(total)
+                if total > STREAM_OVER
+                    && tracker.is_none()
+                    && refuse_at.is_none()
+                    && matches!(server.buf.get(upto), Some(&(be::DATA_ROW | be::COPY_DATA))) =>
+            {
+                link.stream_left = total - (server.buf.len() - upto);
+                upto = server.buf.len();
+            }
+            Some(len) => reserve_ahead(&mut server.buf, len),
+            None => {}
         }
         if upto > 0 {
             let bytes = match tracker {
@@ -613,7 +649,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if refuse_at.is_some() {
             return Err(ClientError::StatementModeTransaction);
         }
-        if !ready || !server.buf.is_empty() || !link.expect.is_empty() {
+        if !ready || !server.buf.is_empty() || !link.expect.is_empty() || link.stream_left > 0 {
             return Ok(Step::Continue);
         }
         match release_after(self.mode, server.tx_status, link.pending) {

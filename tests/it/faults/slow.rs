@@ -113,8 +113,22 @@ async fn a_query_trickled_in_holds_no_server() {
 /// What a result of 1,000 rows of 1 MB would cost if the pooler buffered it.
 const HUGE: &str = "SELECT repeat('x', 1000000) FROM generate_series(1, 1000)";
 
+/// One row of 200 MB: a pooler that held each message whole would hold all of it.
+const HUGE_ROW: &str = "SELECT repeat('x', 200000000)";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_gets_backpressure_not_buffering() {
+    never_read(HUGE).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_huge_row_streams_through_instead_of_piling_up() {
+    never_read(HUGE_ROW).await;
+}
+
+/// A client sends `query` (whose result starts with `SELECT repeat`) and never reads: the
+/// pooler's memory stays flat, PostgreSQL waits, others are served, and all is clean after.
+async fn never_read(query: &str) {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
@@ -126,7 +140,7 @@ async fn a_client_that_never_reads_gets_backpressure_not_buffering() {
     let mut hog = Wire::login(bin.port, MD5_USER, "postgres", PASSWORD)
         .await
         .unwrap();
-    hog.send(&query_bytes(HUGE)).await;
+    hog.send(&query_bytes(query)).await;
     // Backpressure reaches PostgreSQL: its backend waits to write to the pooler.
     let blocked = until(Duration::from_secs(20), || async {
         let su = support::connect(&pg.superuser_url()).await.unwrap();
@@ -149,7 +163,7 @@ async fn a_client_that_never_reads_gets_backpressure_not_buffering() {
         others_served(&url, 1).await;
     }
     eprintln!(
-        "RSS baseline {} KiB, peak while a 1 GB result waits {peak} KiB",
+        "RSS baseline {} KiB, peak while {query:?} waits {peak} KiB",
         base.rss_kib
     );
     assert!(
