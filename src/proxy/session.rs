@@ -13,21 +13,22 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
 use super::handshake::{LoggedIn, pool_error};
-use super::prepared::{ClientStatements, Pipeline, Tracker, untracked_only};
+use super::prepared::{ClientStatements, Pipeline};
 use crate::config::PoolMode;
 use crate::error::ClientError;
 use crate::pool::reasons;
 use crate::pool::server::ServerConn;
 use crate::protocol::backend::TxStatus;
-use crate::protocol::tag::{backend as be, frontend as fe};
+use crate::protocol::tag::frontend as fe;
 use crate::protocol::walk::Walk;
 use crate::registry::{ClientInfo, wall_us};
 use crate::shutdown::{Phase, Shutdown};
 
+mod forward;
 mod timeouts;
 
 pub use timeouts::Timeouts;
-use timeouts::{sleep_or_never, sleep_until_or_never, within};
+use timeouts::{sleep_or_never, sleep_until_or_never};
 
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
 ///
@@ -100,13 +101,6 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
-
-/// A buffer that carried a batch larger than this is replaced once the batch is out.
-const KEEP_CAPACITY: usize = 1024 * 1024;
-
-/// A server message larger than this that the pooler need not read (a row, a COPY chunk) is
-/// passed on as it arrives instead of being held whole, as PgBouncer does.
-const STREAM_OVER: usize = 256 * 1024;
 
 /// How long the closing ErrorResponse may wait for a client to read it.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -362,119 +356,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Sends every complete client message to the server; `false` when the client said Terminate.
-    async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
-        let server = &mut *link.server;
-        // Batches of plain simple queries (and COPY data) need no rewriting: they go out as the
-        // client's own bytes unless tracked replies are still owed before them.
-        let tracking = link.max_prepared > 0;
-        let simple = tracking && untracked_only(&self.cbuf, self.max_len);
-        if tracking && !simple && link.pending > 0 && link.expect.is_empty() {
-            // Untracked replies are still due: tracking starts once they are in.
-            return Ok(true);
-        }
-        let passthrough = !tracking || (simple && link.expect.is_empty());
-        let mut walk = Walk::new(&self.cbuf, self.max_len);
-        let mut terminate_at = None;
-        let mut out = BytesMut::new();
-        // One clock read per batch, and only for a batch that starts a request; the first batch
-        // after link() takes link()'s reading, which also stamped the request in the registry.
-        let mut now = None;
-        let take_now = |fresh: &mut Option<Instant>| {
-            fresh
-                .take()
-                .map_or_else(|| (Instant::now(), false), |at| (at, true))
-        };
-        let mut tracker = tracking.then(|| {
-            Tracker::new(
-                &mut link.expect,
-                &mut self.statements,
-                &mut server.prepared,
-                &self.login.pool,
-                link.max_prepared,
-            )
-        });
-        while let Some(msg) = walk
-            .next_message()
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-        {
-            match msg.tag {
-                fe::QUERY | fe::SYNC | fe::FUNCTION_CALL => {
-                    if link.pending == 0 {
-                        let (at, _) = *now.get_or_insert_with(|| take_now(&mut link.fresh));
-                        link.query_since = Some(at);
-                    }
-                    link.pending += 1;
-                    link.sync_after_execute |= msg.tag == fe::SYNC;
-                }
-                fe::EXECUTE => link.sync_after_execute = false,
-                fe::TERMINATE => {
-                    terminate_at =
-                        Some(walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len());
-                    break;
-                }
-                _ => {}
-            }
-            if let Some(t) = tracker.as_mut() {
-                if passthrough {
-                    if msg.tag == fe::QUERY {
-                        t.observe_query(msg.body);
-                    }
-                    continue;
-                }
-                let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
-                let raw = self.cbuf.get(start..walk.consumed()).unwrap_or_default();
-                t.client_message(msg.tag, raw, msg.body, &mut out)
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
-            }
-        }
-        let upto = terminate_at.unwrap_or_else(|| walk.consumed());
-        if let Some(len) = walk.incomplete_len() {
-            reserve_ahead(&mut self.cbuf, len);
-        }
-        // Taken after the batch was counted: a query that starts here is already timed.
-        let deadline = self.timeouts.deadline(
-            link.pending,
-            server.tx_status,
-            link.query_since,
-            link.xact_since,
-        );
-        if upto > 0 {
-            if let Some(entry) = &self.entry {
-                let (at, stamped) = *now.get_or_insert_with(|| take_now(&mut link.fresh));
-                if !stamped {
-                    entry.requested(wall_us(at.into_std()));
-                }
-            }
-            let bytes = if passthrough {
-                self.cbuf.get(..upto).unwrap_or_default()
-            } else {
-                out.as_ref()
-            };
-            within(deadline.clone(), server.stream.write_all(bytes))
-                .await?
-                .map_err(|_| ClientError::ServerCrashed)?;
-            self.login.pool.stats.traffic(upto as u64, 0);
-            self.cbuf.advance(upto);
-            let_go_if_huge(&mut self.cbuf, upto);
-        }
-        link.fresh = None;
-        if let Some(mut t) = tracker {
-            // Replies the pooler owes with nothing before them (a Parse the server already had).
-            let mut reply = BytesMut::new();
-            t.emit_ready(&mut reply);
-            t.finish();
-            if !reply.is_empty()
-                && within(deadline, self.client.write_all(&reply))
-                    .await?
-                    .is_err()
-            {
-                return Ok(false);
-            }
-        }
-        Ok(terminate_at.is_none())
-    }
-
     /// Waits for traffic from either side and moves it on.
     async fn pump(&mut self, link: &mut Link) -> Result<Step, ClientError> {
         let deadline = self.deadline(link);
@@ -511,153 +392,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         )
     }
 
-    /// Forwards the complete server messages to the client (within the step's `deadline`) and
-    /// decides about release.
-    async fn forward_server(
-        &mut self,
-        link: &mut Link,
-        deadline: Option<(Instant, ClientError)>,
-    ) -> Result<Step, ClientError> {
-        if link.stream_left > 0 {
-            let n = link.stream_left.min(link.server.buf.len());
-            let bytes = link.server.buf.get(..n).unwrap_or_default();
-            if within(deadline.clone(), self.client.write_all(bytes))
-                .await?
-                .is_err()
-            {
-                return Ok(Step::ClientGone);
-            }
-            self.login.pool.stats.traffic(0, n as u64);
-            link.server.buf.advance(n);
-            link.stream_left -= n;
-            if link.stream_left > 0 || link.server.buf.is_empty() {
-                return Ok(Step::Continue);
-            }
-        }
-        let server = &mut *link.server;
-        let mut walk = Walk::new(&server.buf, self.max_len);
-        let mut ready = false;
-        let mut refuse_at = None;
-        let mut out = BytesMut::new();
-        // Nothing tracked is owed: replies pass as the server's own bytes.
-        let mut tracker = (link.max_prepared > 0 && !link.expect.is_empty()).then(|| {
-            Tracker::new(
-                &mut link.expect,
-                &mut self.statements,
-                &mut server.prepared,
-                &self.login.pool,
-                link.max_prepared,
-            )
-        });
-        while let Some(msg) = walk
-            .next_message()
-            .map_err(|_| ClientError::ServerCrashed)?
-        {
-            match msg.tag {
-                be::READY_FOR_QUERY => {
-                    ready = true;
-                    link.pending = link.pending.saturating_sub(1);
-                    if let Some(status) = msg.body.first().copied().and_then(TxStatus::from_byte) {
-                        server.tx_status = status;
-                        link.xact_since = match status {
-                            TxStatus::Idle => None,
-                            _ => link.xact_since.or(link.query_since),
-                        };
-                    }
-                    if link.pending == 0 {
-                        let now = Instant::now();
-                        link.settled = Some(now);
-                        if let Some(since) = link.query_since.take() {
-                            let us =
-                                u64::try_from(now.saturating_duration_since(since).as_micros())
-                                    .unwrap_or(u64::MAX);
-                            self.login.pool.stats.query(us);
-                        }
-                        if release_after(self.mode, server.tx_status, 0) == Release::Refuse {
-                            // The client must not see a ReadyForQuery that invites it to continue
-                            // a transaction statement mode cannot keep.
-                            refuse_at = Some(
-                                walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len(),
-                            );
-                            break;
-                        }
-                    }
-                }
-                be::COPY_IN_RESPONSE if link.sync_after_execute => {
-                    // PostgreSQL ignores Sync during COPY IN: one fewer ReadyForQuery is coming.
-                    link.sync_after_execute = false;
-                    link.pending = link.pending.saturating_sub(1);
-                }
-                be::PARAMETER_STATUS => {
-                    if let Ok(ps) = crate::protocol::backend::ParameterStatus::parse(msg.body) {
-                        let (name, value) = (
-                            String::from_utf8_lossy(ps.name),
-                            String::from_utf8_lossy(ps.value),
-                        );
-                        self.login.params.note(&name, &value);
-                        // Server and client changed together: they still agree on every tracked
-                        // value, and a client with the old values must be synced again.
-                        server.synced_with = self.login.params.fingerprint();
-                        if let (Some(entry), "application_name") = (&self.entry, &*name) {
-                            entry.set_application_name(&value);
-                            if let Some(info) = &server.info {
-                                info.link_client(entry.id, &value);
-                            }
-                        }
-                        server.params.insert(name.into_owned(), value.into_owned());
-                    }
-                }
-                _ => {}
-            }
-            if let Some(t) = tracker.as_mut() {
-                let start = walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len();
-                let raw = server.buf.get(start..walk.consumed()).unwrap_or_default();
-                t.server_message(msg.tag, raw, &mut out);
-            }
-        }
-        let mut upto = refuse_at.unwrap_or_else(|| walk.consumed());
-        match walk.incomplete_len() {
-            // The start of a large row or COPY chunk goes out with what precedes it; the rest
-            // follows read by read, so the pooler never holds more of it than one read.
-            Some(total)
-                if total > STREAM_OVER
-                    && tracker.is_none()
-                    && refuse_at.is_none()
-                    && matches!(server.buf.get(upto), Some(&(be::DATA_ROW | be::COPY_DATA))) =>
-            {
-                link.stream_left = total - (server.buf.len() - upto);
-                upto = server.buf.len();
-            }
-            Some(len) => reserve_ahead(&mut server.buf, len),
-            None => {}
-        }
-        if upto > 0 {
-            let bytes = match tracker {
-                Some(_) => out.as_ref(),
-                None => server.buf.get(..upto).unwrap_or_default(),
-            };
-            if within(deadline, self.client.write_all(bytes))
-                .await?
-                .is_err()
-            {
-                return Ok(Step::ClientGone);
-            }
-            self.login.pool.stats.traffic(0, upto as u64);
-            server.buf.advance(upto);
-            let_go_if_huge(&mut server.buf, upto);
-        }
-        if refuse_at.is_some() {
-            return Err(ClientError::StatementModeTransaction);
-        }
-        if !ready || !server.buf.is_empty() || !link.expect.is_empty() || link.stream_left > 0 {
-            return Ok(Step::Continue);
-        }
-        match release_after(self.mode, server.tx_status, link.pending) {
-            Release::Keep | Release::Refuse => Ok(Step::Continue),
-            Release::Release => Ok(Step::Release),
-        }
-    }
-
     async fn send_error(&mut self, e: &ClientError) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         let _ = crate::protocol::backend::error_response(
@@ -690,15 +424,6 @@ enum Step {
 /// anything up to max_packet_size (2 GB by default) before a single byte of it has arrived.
 fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
     buf.reserve(wanted.min(RESERVE_AHEAD));
-}
-
-/// After a batch of `sent` bytes went out, moves what is left of `buf` to a fresh buffer when
-/// the batch was huge: the old allocation was sized by it (one large row or parameter) and
-/// would otherwise stay with the connection for its whole life, a server's across clients.
-fn let_go_if_huge(buf: &mut BytesMut, sent: usize) {
-    if sent > KEEP_CAPACITY && buf.len() <= KEEP_CAPACITY {
-        *buf = BytesMut::from(buf.as_ref());
-    }
 }
 
 async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
