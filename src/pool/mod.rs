@@ -544,11 +544,22 @@ pub struct Welcome {
     pub digest: u64,
 }
 
+/// A hasher for the session-parameter fingerprints, keyed once per process at random: a client
+/// choosing its own parameter values cannot aim for another client's fingerprint (and so be
+/// handed a server still carrying that client's settings, with no `SET` in between).
+pub fn fingerprint_hasher() -> std::collections::hash_map::DefaultHasher {
+    use std::hash::BuildHasher as _;
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher()
+}
+
 impl Welcome {
     /// The welcome of a server that reported `params`.
     pub fn new(params: BTreeMap<String, String>) -> Self {
         use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = fingerprint_hasher();
         params.hash(&mut h);
         let encoded = params
             .iter()

@@ -184,7 +184,7 @@ impl ClientParams {
     /// none; that costs one needless `SET`, never a missing one.)
     fn refresh(&mut self) {
         use std::hash::{Hash as _, Hasher as _};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = crate::pool::fingerprint_hasher();
         self.base.as_ref().map_or(0, |b| b.digest).hash(&mut h);
         for slot in self.slots() {
             if let Some(value) = self.own(slot) {
