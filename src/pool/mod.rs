@@ -227,26 +227,25 @@ impl Pool {
     }
 
     /// Installs the login settings of a reloaded configuration for new server logins, keeping a
-    /// credential learned from clients when the configuration names none. With `retarget` (the
-    /// database's server changed: PgBouncer's "dirty" database) every open server is marked
-    /// close_needed and the idle ones close now, so clients move to the new target as they
-    /// get their next server; one in a transaction keeps its server until it releases it.
-    pub fn set_login(&self, mut login: LoginInfo, retarget: bool) {
-        {
-            let mut current = lock(&self.login);
-            if matches!(login.credential, ServerCredential::None) {
-                login.credential = current.credential.clone();
-            }
-            *current = login;
+    /// credential learned from clients when the configuration names none.
+    pub fn set_login(&self, mut login: LoginInfo) {
+        let mut current = lock(&self.login);
+        if matches!(login.credential, ServerCredential::None) {
+            login.credential = current.credential.clone();
         }
-        if retarget {
-            tracing::info!(db = %self.database, user = %self.user, "server target changed, reconnecting");
-            self.servers().iter().for_each(|s| s.mark_close_needed());
-            self.close_idle(reasons::CONFIG_CHANGED);
-            self.retry.succeeded();
-            // New clients are greeted with the new server's parameters.
-            *lock(&self.welcome) = None;
-        }
+        *current = login;
+    }
+
+    /// The database's server changed (PgBouncer's "dirty" database): every open server is
+    /// marked close_needed and the idle ones close now, so clients move on as they get their
+    /// next server; one in a transaction keeps its server until it releases it.
+    pub fn retarget(&self) {
+        tracing::info!(db = %self.database, user = %self.user, "server target changed, reconnecting");
+        self.servers().iter().for_each(|s| s.mark_close_needed());
+        self.close_idle(reasons::CONFIG_CHANGED);
+        self.retry.succeeded();
+        // New clients are greeted with the new server's parameters.
+        *lock(&self.welcome) = None;
     }
 
     /// True when new server logins have a secret to answer with.

@@ -179,11 +179,26 @@ impl Shared {
                 continue;
             };
             pool.set_settings(pool_settings(&config, &pool.database, &pool.user, db));
-            let retarget = old
+            // A pool of a forced user the database no longer names serves only the clients it
+            // has: it keeps logging in as before (user and password) until they leave.
+            let orphaned = db.target.user.as_deref().is_some_and(|u| u != pool.user);
+            if orphaned {
+                pool.set_tls(Arc::clone(&tls));
+            } else {
+                pool.set_login(login_info(
+                    &config,
+                    &pool.database,
+                    &pool.user,
+                    db,
+                    Arc::clone(&tls),
+                ));
+            }
+            if old
                 .database(&pool.database)
-                .is_some_and(|was| retargeted(&old, was, &config, db));
-            let login = login_info(&config, &pool.database, &pool.user, db, Arc::clone(&tls));
-            pool.set_login(login, retarget);
+                .is_some_and(|was| retargeted(&old, was, &config, db))
+            {
+                pool.retarget();
+            }
         }
     }
 
