@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::control::Controls;
 use super::queue::{Queue, SharedCap};
-use super::server::LoginInfo;
+use super::server::{LoginInfo, ServerConn};
 use super::{Hot, Pool, PoolSettings, hosts, lock, reasons, statements};
 use crate::stats::PoolStats;
 
@@ -133,6 +133,10 @@ impl PoolRegistry {
             let settings = pool.settings();
             // Idle connections beyond min_pool_size may time out; the first ones are kept.
             let mut keep = settings.min_pool_size;
+            let lifetime_over = |server: &ServerConn| {
+                !settings.server_lifetime.is_zero()
+                    && server.created.elapsed() >= settings.server_lifetime
+            };
             let expired = pool.queue.take_idle_where(|server, idle_for| {
                 let idle_expired = !settings.server_idle_timeout.is_zero()
                     && idle_for >= settings.server_idle_timeout
@@ -142,14 +146,10 @@ impl PoolRegistry {
                     } else {
                         true
                     };
-                idle_expired
-                    || (!settings.server_lifetime.is_zero()
-                        && server.created.elapsed() >= settings.server_lifetime)
+                idle_expired || lifetime_over(server)
             });
             for server in expired {
-                let reason = match !settings.server_lifetime.is_zero()
-                    && server.created.elapsed() >= settings.server_lifetime
-                {
+                let reason = match lifetime_over(&server) {
                     true => reasons::LIFETIME,
                     false => reasons::IDLE_TIMEOUT,
                 };
