@@ -8,7 +8,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicU8, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::task::AtomicWaker;
@@ -271,6 +271,12 @@ impl ClientInfo {
     /// holds when checked (at the first poll and after each [`ClientInfo::nudge`]). Only the
     /// client's own task may wait here.
     pub async fn killed_or(&self, give_up: impl Fn() -> bool) -> bool {
+        std::future::poll_fn(|cx| self.poll_killed_or(cx, &give_up)).await
+    }
+
+    /// The poll behind [`ClientInfo::killed_or`], for a relay that waits on several things in
+    /// one hand-written poll.
+    pub fn poll_killed_or(&self, cx: &mut Context<'_>, give_up: impl Fn() -> bool) -> Poll<bool> {
         let check = || {
             if self.killed.load(Acquire) {
                 Some(true)
@@ -278,15 +284,12 @@ impl ClientInfo {
                 give_up().then_some(false)
             }
         };
-        std::future::poll_fn(|cx| {
-            if let Some(killed) = check() {
-                return Poll::Ready(killed);
-            }
-            self.kill_waker.register(cx.waker());
-            // A kill or nudge between the check and the register would otherwise go unseen.
-            check().map_or(Poll::Pending, Poll::Ready)
-        })
-        .await
+        if let Some(killed) = check() {
+            return Poll::Ready(killed);
+        }
+        self.kill_waker.register(cx.waker());
+        // A kill or nudge between the check and the register would otherwise go unseen.
+        check().map_or(Poll::Pending, Poll::Ready)
     }
 
     /// Resolves once [`ClientInfo::kill`] was called. Only the client's own task may wait here.

@@ -5,12 +5,15 @@
 //! the pool's FIFO when needed), tracked parameters are re-applied, and bytes flow both ways until
 //! [`release_after`] says the server may go back.
 
+use std::future::{Future as _, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf as _, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::time::{Instant, Sleep};
 
 use super::handshake::{LoggedIn, pool_error};
 use super::prepared::{ClientStatements, Pipeline};
@@ -27,8 +30,8 @@ use crate::shutdown::{Phase, Shutdown};
 mod forward;
 mod timeouts;
 
+use timeouts::Limit;
 pub use timeouts::Timeouts;
-use timeouts::{sleep_or_never, sleep_until_or_never};
 
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
 ///
@@ -102,6 +105,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
+/// Relay steps between voluntary yields to the worker's other tasks.
+const YIELD_EVERY: u32 = 64;
+
 /// How long the closing ErrorResponse may wait for a client to read it.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -143,7 +149,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Relays until the client leaves or an error ends it; the server is never left dirty.
     pub async fn run(&mut self) -> End {
         let mut link: Option<Link> = None;
-        let end = self.relay(&mut link).await;
+        // tokio's cooperative budget is checked on every socket poll; the relay keeps its own,
+        // cheaper one ([`YIELD_EVERY`]).
+        let end = tokio::task::unconstrained(self.relay(&mut link)).await;
         if let Some(mut link) = link.take() {
             // The link lasted until now, not until its last reply.
             link.settled = None;
@@ -160,7 +168,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn relay(&mut self, link: &mut Option<Link>) -> End {
+        let mut steps: u32 = 0;
         loop {
+            steps = steps.wrapping_add(1);
+            if steps % YIELD_EVERY == 0 {
+                // Sockets that never run dry (a huge result to a fast reader) must not keep
+                // this worker from its other clients.
+                tokio::task::yield_now().await;
+            }
             if link.is_none() {
                 match self.wait_for_request().await {
                     Ok(true) => {}
@@ -213,25 +228,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let missing = len.saturating_sub(self.cbuf.len());
                 reserve_ahead(&mut self.cbuf, missing);
             }
-            let idle = self.timeouts.client_idle;
             if self.shutdown.phase() >= Phase::WaitForServers {
                 return Err(ClientError::ShuttingDown);
             }
-            tokio::select! {
-                biased;
-                n = read_more(&mut self.client, &mut self.cbuf) => {
+            let idle = self.timeouts.client_idle;
+            let timer = (!idle.is_zero()).then(|| tokio::time::sleep(idle));
+            let mut timer = pin!(timer);
+            let (client, cbuf, shutdown) = (&mut self.client, &mut self.cbuf, &self.shutdown);
+            let entry = self.entry.as_deref();
+            // One hand-written poll instead of a select! over futures built per wait: this runs
+            // once or twice per transaction.
+            let give_up = || shutdown.phase() >= Phase::WaitForServers;
+            let woke =
+                poll_fn(|cx| poll_client_side(client, cbuf, timer.as_mut(), entry, give_up, cx))
+                    .await;
+            match woke {
+                Woke::Client(n) => {
                     if n.map_err(|e| ClientError::Protocol(e.to_string()))? == 0 {
                         return Ok(false);
                     }
                 }
-                () = sleep_or_never(idle) => return Err(ClientError::ClientIdleTimeout),
-                killed = interrupted(self.entry.as_deref(), &self.shutdown) => {
-                    return Err(if killed {
-                        ClientError::AdminForcedDisconnect
-                    } else {
-                        ClientError::ShuttingDown
-                    });
-                }
+                Woke::Deadline => return Err(ClientError::ClientIdleTimeout),
+                Woke::Interrupted(true) => return Err(ClientError::AdminForcedDisconnect),
+                Woke::Interrupted(false) => return Err(ClientError::ShuttingDown),
+                // Only the client is polled while unlinked.
+                Woke::Server(_) => {}
             }
         }
     }
@@ -359,31 +380,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Waits for traffic from either side and moves it on.
     async fn pump(&mut self, link: &mut Link) -> Result<Step, ClientError> {
         let deadline = self.deadline(link);
+        let timer = deadline
+            .as_ref()
+            .map(|(at, _)| tokio::time::sleep_until(*at));
+        let mut timer = pin!(timer);
         let server = &mut *link.server;
-        tokio::select! {
-            // Fixed order: the random start costs an RNG draw per step and buys no fairness here.
-            biased;
-            n = read_more(&mut server.stream, &mut server.buf) => {
+        let (client, cbuf) = (&mut self.client, &mut self.cbuf);
+        let entry = self.entry.as_deref();
+        // Fixed order, server first: its replies are what the client waits for.
+        let woke = poll_fn(|cx| {
+            if let Poll::Ready(n) = poll_read_more(&mut server.stream, &mut server.buf, cx) {
+                return Poll::Ready(Woke::Server(n));
+            }
+            poll_client_side(client, cbuf, timer.as_mut(), entry, || false, cx)
+        })
+        .await;
+        match woke {
+            Woke::Server(n) => {
                 if n.map_err(|_| ClientError::ServerCrashed)? == 0 {
                     return Err(ClientError::ServerCrashed);
                 }
                 self.forward_server(link, deadline).await
             }
-            n = read_more(&mut self.client, &mut self.cbuf) => {
-                match n {
-                    Ok(0) | Err(_) => Ok(Step::ClientGone),
-                    Ok(_) => Ok(Step::Continue),
-                }
-            }
-            () = sleep_until_or_never(deadline.as_ref().map(|(at, _)| *at)) => {
-                Err(deadline.map_or(ClientError::QueryTimeout, |(_, e)| e))
-            }
-            () = killed(self.entry.as_deref()) => Err(ClientError::AdminForcedDisconnect),
+            Woke::Client(Ok(0) | Err(_)) => Ok(Step::ClientGone),
+            Woke::Client(Ok(_)) => Ok(Step::Continue),
+            Woke::Deadline => Err(deadline.map_or(ClientError::QueryTimeout, |(_, l)| l.error())),
+            Woke::Interrupted(_) => Err(ClientError::AdminForcedDisconnect),
         }
     }
 
     /// The earliest timer that applies in the link's state, with the error it raises.
-    fn deadline(&self, link: &Link) -> Option<(Instant, ClientError)> {
+    fn deadline(&self, link: &Link) -> Option<(Instant, Limit)> {
         self.timeouts.deadline(
             link.pending,
             link.server.tx_status,
@@ -426,24 +453,52 @@ fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
     buf.reserve(wanted.min(RESERVE_AHEAD));
 }
 
-async fn read_more<R: AsyncRead + Unpin>(r: &mut R, buf: &mut BytesMut) -> std::io::Result<usize> {
+/// What ended a relay wait.
+enum Woke {
+    /// The server's socket: bytes read (0 at EOF) or its error.
+    Server(std::io::Result<usize>),
+    /// The client's socket, likewise.
+    Client(std::io::Result<usize>),
+    /// The wait's timer fired.
+    Deadline,
+    /// The admin console killed the client (`true`), or a shutdown closes idle clients.
+    Interrupted(bool),
+}
+
+/// Polls what every relay wait watches besides the server: the client's socket, the wait's
+/// timer, and KILL (or `give_up`, as [`ClientInfo::poll_killed_or`]).
+fn poll_client_side<S: AsyncRead + Unpin>(
+    client: &mut S,
+    cbuf: &mut BytesMut,
+    timer: Pin<&mut Option<Sleep>>,
+    entry: Option<&ClientInfo>,
+    give_up: impl Fn() -> bool,
+    cx: &mut Context<'_>,
+) -> Poll<Woke> {
+    if let Poll::Ready(n) = poll_read_more(client, cbuf, cx) {
+        return Poll::Ready(Woke::Client(n));
+    }
+    if let Some(t) = timer.as_pin_mut() {
+        if t.poll(cx).is_ready() {
+            return Poll::Ready(Woke::Deadline);
+        }
+    }
+    match entry {
+        Some(e) => e.poll_killed_or(cx, give_up).map(Woke::Interrupted),
+        None => Poll::Pending,
+    }
+}
+
+/// Reads what `r` has into `buf`, growing it by a chunk when little room is left.
+fn poll_read_more<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
     if buf.capacity() - buf.len() < READ_CHUNK / 4 {
         buf.reserve(READ_CHUNK);
     }
-    r.read_buf(buf).await
-}
-
-/// Resolves with `true` when the admin console kills this client, with `false` when a shutdown
-/// that closes idle clients has begun; never without a registry entry.
-async fn interrupted(entry: Option<&ClientInfo>, shutdown: &Shutdown) -> bool {
-    match entry {
-        Some(entry) => {
-            entry
-                .killed_or(|| shutdown.phase() >= Phase::WaitForServers)
-                .await
-        }
-        None => std::future::pending().await,
-    }
+    tokio_util::io::poll_read_buf(Pin::new(r), cx, buf)
 }
 
 /// Resolves when the admin console kills this client; never without a registry entry.

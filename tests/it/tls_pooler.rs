@@ -353,3 +353,42 @@ async fn unix_socket_clients_are_not_required_to_use_tls() {
     assert!(ok, "{err}");
     assert_eq!(out, "1");
 }
+
+/// A TLS client that reads slower than the server sends still gets the whole result: records
+/// rustls holds when the client's socket is full go out without waiting for more traffic.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_tls_client_gets_a_large_result_whole() {
+    use futures_util::StreamExt as _;
+
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, &client_tls("require", &certs)).await;
+    let client = connect_tls(&bouncer, MD5_USER, &certs.ca, "")
+        .await
+        .unwrap();
+    const ROWS: usize = 20_000;
+    let sql = format!("COPY (SELECT repeat('x', 999) FROM generate_series(1, {ROWS})) TO STDOUT");
+    let copy = client.copy_out(sql.as_str()).await.unwrap();
+    let read = async {
+        let mut copy = std::pin::pin!(copy);
+        let (mut bytes, mut chunks) = (0, 0);
+        while let Some(chunk) = copy.next().await {
+            bytes += chunk.unwrap().len();
+            chunks += 1;
+            // Slow enough that the pooler's writes to this socket fill it.
+            if chunks % 50 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        bytes
+    };
+    let bytes = tokio::time::timeout(std::time::Duration::from_secs(30), read)
+        .await
+        .expect("the result stalled in the pooler");
+    assert_eq!(bytes, ROWS * 1000);
+    // And the connection still serves the next query.
+    let row = client.query_one("SELECT 1", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+}

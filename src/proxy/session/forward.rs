@@ -3,10 +3,10 @@
 //! release point is found and large rows stream through.
 
 use bytes::{Buf as _, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::timeouts::within;
+use super::timeouts::{Limit, send_all};
 use super::{Link, Release, Session, Step, release_after, reserve_ahead};
 use crate::error::ClientError;
 use crate::protocol::backend::TxStatus;
@@ -112,7 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             } else {
                 out.as_ref()
             };
-            within(deadline.clone(), server.stream.write_all(bytes))
+            send_all(&mut server.stream, bytes, deadline)
                 .await?
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
@@ -125,11 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let mut reply = BytesMut::new();
             t.emit_ready(&mut reply);
             t.finish();
-            if !reply.is_empty()
-                && within(deadline, self.client.write_all(&reply))
-                    .await?
-                    .is_err()
-            {
+            if !reply.is_empty() && send_all(&mut self.client, &reply, deadline).await?.is_err() {
                 return Ok(false);
             }
         }
@@ -141,15 +137,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn forward_server(
         &mut self,
         link: &mut Link,
-        deadline: Option<(Instant, ClientError)>,
+        deadline: Option<(Instant, Limit)>,
     ) -> Result<Step, ClientError> {
         if link.stream_left > 0 {
             let n = link.stream_left.min(link.server.buf.len());
             let bytes = link.server.buf.get(..n).unwrap_or_default();
-            if within(deadline.clone(), self.client.write_all(bytes))
-                .await?
-                .is_err()
-            {
+            if send_all(&mut self.client, bytes, deadline).await?.is_err() {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, n as u64);
@@ -261,10 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(_) => out.as_ref(),
                 None => server.buf.get(..upto).unwrap_or_default(),
             };
-            if within(deadline, self.client.write_all(bytes))
-                .await?
-                .is_err()
-            {
+            if send_all(&mut self.client, bytes, deadline).await?.is_err() {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, upto as u64);

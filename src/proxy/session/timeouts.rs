@@ -2,8 +2,12 @@
 //! `transaction_timeout`, `client_idle_timeout`) and the helpers that apply them to the relay's
 //! reads and writes.
 
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
 use crate::error::ClientError;
@@ -22,6 +26,28 @@ pub struct Timeouts {
     pub transaction: Duration,
 }
 
+/// Which timer a deadline belongs to: small and `Copy`, as it goes with every relay write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Limit {
+    /// `query_timeout`.
+    Query,
+    /// `idle_transaction_timeout`.
+    IdleTransaction,
+    /// `transaction_timeout`.
+    Transaction,
+}
+
+impl Limit {
+    /// The error that ends the session when this timer fires.
+    pub(super) fn error(self) -> ClientError {
+        match self {
+            Limit::Query => ClientError::QueryTimeout,
+            Limit::IdleTransaction => ClientError::IdleTransactionTimeout,
+            Limit::Transaction => ClientError::TransactionTimeout,
+        }
+    }
+}
+
 impl Timeouts {
     #[inline]
     fn all_off(self) -> bool {
@@ -37,7 +63,7 @@ impl Timeouts {
         status: TxStatus,
         query_since: Option<Instant>,
         xact_since: Option<Instant>,
-    ) -> Option<(Instant, ClientError)> {
+    ) -> Option<(Instant, Limit)> {
         if self.all_off() {
             // The usual case, checked twice per relay step: a few compares, inlined.
             return None;
@@ -52,22 +78,20 @@ impl Timeouts {
         status: TxStatus,
         query_since: Option<Instant>,
         xact_since: Option<Instant>,
-    ) -> Option<(Instant, ClientError)> {
+    ) -> Option<(Instant, Limit)> {
         let in_xact = status != TxStatus::Idle;
         let candidates = [
             (pending > 0 && !self.query.is_zero())
-                .then(|| query_since.map(|s| (s + self.query, ClientError::QueryTimeout)))
+                .then(|| query_since.map(|s| (s + self.query, Limit::Query)))
                 .flatten(),
             (pending == 0 && in_xact && !self.idle_transaction.is_zero()).then(|| {
                 (
                     Instant::now() + self.idle_transaction,
-                    ClientError::IdleTransactionTimeout,
+                    Limit::IdleTransaction,
                 )
             }),
             (in_xact && !self.transaction.is_zero())
-                .then(|| {
-                    xact_since.map(|s| (s + self.transaction, ClientError::TransactionTimeout))
-                })
+                .then(|| xact_since.map(|s| (s + self.transaction, Limit::Transaction)))
                 .flatten(),
         ];
         candidates.into_iter().flatten().min_by_key(|(at, _)| *at)
@@ -79,25 +103,44 @@ impl Timeouts {
 /// server, past the limit that would end it if it were merely slow. The outer error is the
 /// deadline's; the inner one the write's own.
 pub(super) async fn within<T>(
-    deadline: Option<(Instant, ClientError)>,
+    deadline: Option<(Instant, Limit)>,
     io: impl Future<Output = std::io::Result<T>>,
 ) -> Result<std::io::Result<T>, ClientError> {
     match deadline {
         None => Ok(io.await),
-        Some((at, e)) => tokio::time::timeout_at(at, io).await.map_err(|_| e),
+        Some((at, limit)) => tokio::time::timeout_at(at, io)
+            .await
+            .map_err(|_| limit.error()),
     }
 }
 
-pub(super) async fn sleep_or_never(d: Duration) {
-    if d.is_zero() {
-        std::future::pending::<()>().await;
+/// Writes all of `bytes` and flushes, under the link's deadline as [`within`].
+///
+/// A relay write almost always completes in one call: that call is made before the write-all
+/// and timer futures are built, which then carry only what is left. The flush costs nothing on
+/// a plain socket; on TLS it pushes out records rustls still holds, which would otherwise wait
+/// for the next write while the peer waits for them.
+pub(super) async fn send_all<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+    deadline: Option<(Instant, Limit)>,
+) -> Result<std::io::Result<()>, ClientError> {
+    let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut *w).poll_write(cx, bytes))).await;
+    let rest = match first {
+        Poll::Ready(Ok(n)) if n > 0 || bytes.is_empty() => bytes.get(n..).unwrap_or_default(),
+        Poll::Ready(Ok(_)) => return Ok(Err(std::io::ErrorKind::WriteZero.into())),
+        Poll::Ready(Err(e)) => return Ok(Err(e)),
+        Poll::Pending => bytes,
+    };
+    if rest.is_empty() {
+        let flushed = poll_fn(|cx| Poll::Ready(Pin::new(&mut *w).poll_flush(cx))).await;
+        if let Poll::Ready(r) = flushed {
+            return Ok(r);
+        }
     }
-    tokio::time::sleep(d).await;
-}
-
-pub(super) async fn sleep_until_or_never(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+    within(deadline, async {
+        w.write_all(rest).await?;
+        w.flush().await
+    })
+    .await
 }
