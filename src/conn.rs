@@ -20,8 +20,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::protocol::startup::{Startup, decode_startup};
 use crate::protocol::{DEFAULT_MAX_MESSAGE_LEN, DecodeError, EncodeError, Frame, decode_frame};
 
-/// Initial capacity of each buffer and the least spare room offered to a read.
+/// Initial capacity of the read buffer and the least spare room offered to a read.
 const BUF_CAPACITY: usize = 8 * 1024;
+
+/// Initial capacity of the write buffer. What a login writes (the authentication request, then
+/// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery) fits; a buffer this small
+/// comes from the allocator's per-thread cache, where an 8 KB one costs a trip to its bins on
+/// every connection. Larger output (a SHOW) grows it.
+const WRITE_CAPACITY: usize = 1024;
 
 /// Why reading or writing a connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Self {
             stream,
             read_buf: BytesMut::with_capacity(BUF_CAPACITY),
-            write_buf: BytesMut::with_capacity(BUF_CAPACITY),
+            write_buf: BytesMut::with_capacity(WRITE_CAPACITY),
             max_message_len,
         }
     }

@@ -58,17 +58,53 @@ pub struct CancelRequest {
 pub struct StartupMessage {
     /// Requested protocol version (major in the high 16 bits); the major is always 3.
     pub protocol_version: u32,
-    /// Parameters (`user`, `database`, `options`, `replication`, `application_name`, ...).
-    pub params: Vec<(String, String)>,
+    /// The name/value pairs as the packet carries them, each NUL-terminated, without the list's
+    /// final empty name; checked (shape and UTF-8) when decoded, then read in place: a login
+    /// costs no allocation per parameter.
+    params: Bytes,
 }
 
 impl StartupMessage {
+    /// A message carrying `params` (`user`, `database`, ...): names must be non-empty and
+    /// nothing may contain NUL.
+    pub fn new<'p>(
+        protocol_version: u32,
+        params: impl IntoIterator<Item = (&'p str, &'p str)>,
+    ) -> Result<Self, EncodeError> {
+        let mut area = BytesMut::new();
+        for (name, value) in params {
+            if name.is_empty() {
+                return Err(EncodeError::InvalidField {
+                    field: "parameter name",
+                });
+            }
+            put_cstr(&mut area, name.as_bytes(), "parameter name")?;
+            put_cstr(&mut area, value.as_bytes(), "parameter value")?;
+        }
+        Ok(StartupMessage {
+            protocol_version,
+            params: area.freeze(),
+        })
+    }
+
+    /// The parameters (`user`, `database`, `options`, `replication`, `application_name`, ...)
+    /// in the client's order.
+    pub fn params(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        // Checked when decoded (or built): the fallback is never taken. One check of the whole
+        // area, then plain byte searches: NUL is ASCII, so every cut is a char boundary.
+        let mut rest = std::str::from_utf8(&self.params).unwrap_or_default();
+        let mut next = move || {
+            let end = rest.bytes().position(|b| b == 0)?;
+            let part = rest.get(..end)?;
+            rest = rest.get(end + 1..)?;
+            Some(part)
+        };
+        std::iter::from_fn(move || Some((next()?, next()?)))
+    }
+
     /// The value of parameter `name`, if the client sent it.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.params().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// The `user` parameter (required by PostgreSQL).
@@ -83,11 +119,7 @@ impl StartupMessage {
 
     /// Writes this message, e.g. to forward a login to a server.
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        startup_message(
-            buf,
-            self.protocol_version,
-            self.params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        )
+        startup_message(buf, self.protocol_version, self.params())
     }
 }
 
@@ -144,7 +176,10 @@ fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
             if major != 3 {
                 return Err(DecodeError::UnsupportedProtocol { major, minor });
             }
-            let params = parse_params(&mut r)?;
+            let area = r.rest();
+            check_params(area)?;
+            // Without the terminating empty name (check_params saw it is there).
+            let params = body.slice_ref(area.get(..area.len() - 1).unwrap_or_default());
             Ok(Startup::StartupMessage(StartupMessage {
                 protocol_version: version,
                 params,
@@ -153,24 +188,23 @@ fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
     }
 }
 
-/// Name/value pairs up to the empty name, which must be the packet's last byte (as PostgreSQL's
-/// "expected terminator as last byte" check).
-fn parse_params(r: &mut Reader<'_>) -> Result<Vec<(String, String)>, DecodeError> {
-    let mut params = Vec::new();
+/// Checks name/value pairs up to the empty name, which must be the packet's last byte (as
+/// PostgreSQL's "expected terminator as last byte" check), every one of them UTF-8.
+fn check_params(area: &[u8]) -> Result<(), DecodeError> {
+    let mut r = Reader::new(area, MESSAGE);
     loop {
-        let name = r.cstr()?;
-        if name.is_empty() {
+        if r.cstr()?.is_empty() {
             break;
         }
-        let value = r.cstr()?;
-        params.push((utf8(name)?, utf8(value)?));
+        r.cstr()?;
     }
     r.finish()?;
-    Ok(params)
-}
-
-fn utf8(bytes: &[u8]) -> Result<String, DecodeError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { message: MESSAGE })
+    // NUL-separated parts of valid UTF-8 are valid UTF-8 each: a NUL byte is never inside a
+    // multi-byte character.
+    match std::str::from_utf8(area) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(DecodeError::InvalidUtf8 { message: MESSAGE }),
+    }
 }
 
 /// Writes a StartupMessage. Names must be non-empty and nothing may contain NUL; the packet

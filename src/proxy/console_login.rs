@@ -73,10 +73,9 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         access
     };
     let params: BTreeMap<String, String> = startup
-        .params
-        .iter()
-        .filter(|(k, _)| k != "user" && k != "database")
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .params()
+        .filter(|(k, _)| *k != "user" && *k != "database")
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
         .collect();
     let encode = |e: crate::protocol::EncodeError| ClientError::Protocol(e.to_string());
     let out = conn.write_buf_mut();

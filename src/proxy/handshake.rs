@@ -144,7 +144,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     let settings = &config.pgbouncer;
     let extra = settings.list(Key::TrackExtraParameters);
     let ignored = settings.list(Key::IgnoreStartupParameters);
-    let mut params = ClientParams::from_startup(&startup.params, &extra, &ignored)?;
+    let mut params = ClientParams::from_startup(startup.params(), &extra, &ignored)?;
 
     let method = match settings.auth_type() {
         AuthType::Hba => super::hba::method_for(&shared.hba(), peer, encrypted, &database, &user)?,

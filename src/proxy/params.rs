@@ -45,8 +45,8 @@ pub struct ClientParams {
 impl ClientParams {
     /// Reads the startup parameters: tracked ones are kept, ignored ones dropped, `options`
     /// may carry `-c name=value`; anything else is PgBouncer's "unsupported startup parameter".
-    pub fn from_startup(
-        params: &[(String, String)],
+    pub fn from_startup<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
         extra_tracked: &[&str],
         ignored: &[&str],
     ) -> Result<Self, ClientError> {
@@ -59,7 +59,7 @@ impl ClientParams {
         for (name, value) in params {
             if name == "options" {
                 out.apply_options(value, ignored)?;
-            } else if !PROTOCOL_KEYS.contains(&name.as_str()) {
+            } else if !PROTOCOL_KEYS.contains(&name) {
                 out.accept(
                     name,
                     value,
@@ -264,17 +264,14 @@ pub fn quote_literal(value: &str) -> String {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+    fn params<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        pairs.to_vec()
     }
 
     #[test]
     fn tracks_startup_values_case_insensitively() {
         let p = ClientParams::from_startup(
-            &params(&[
+            params(&[
                 ("user", "u"),
                 ("database", "d"),
                 ("datestyle", "ISO, DMY"),
@@ -292,17 +289,17 @@ mod tests {
     fn unknown_parameters_are_refused_unless_ignored() {
         let bad = params(&[("search_path", "x")]);
         assert_eq!(
-            ClientParams::from_startup(&bad, &[], &[]).unwrap_err(),
+            ClientParams::from_startup(bad.clone(), &[], &[]).unwrap_err(),
             ClientError::UnsupportedStartupParameter("search_path".into())
         );
-        assert!(ClientParams::from_startup(&bad, &[], &["search_path"]).is_ok());
-        assert!(ClientParams::from_startup(&bad, &["search_path"], &[]).is_ok());
+        assert!(ClientParams::from_startup(bad.clone(), &[], &["search_path"]).is_ok());
+        assert!(ClientParams::from_startup(bad.clone(), &["search_path"], &[]).is_ok());
     }
 
     #[test]
     fn options_accept_only_c_settings() {
         let ok = params(&[("options", "-c timezone=UTC --application-name=x")]);
-        let p = ClientParams::from_startup(&ok, &[], &[]).unwrap();
+        let p = ClientParams::from_startup(ok, &[], &[]).unwrap();
         let sql = p.sync_sql(&BTreeMap::new()).unwrap();
         assert!(
             sql.contains("SET TimeZone = 'UTC';") && sql.contains("SET application_name = 'x';"),
@@ -310,14 +307,14 @@ mod tests {
         );
         let bad = params(&[("options", "-E")]);
         assert_eq!(
-            ClientParams::from_startup(&bad, &[], &[]).unwrap_err(),
+            ClientParams::from_startup(bad.clone(), &[], &[]).unwrap_err(),
             ClientError::UnsupportedOption("-E".into())
         );
     }
 
     #[test]
     fn unset_values_come_from_the_first_server() {
-        let mut p = ClientParams::from_startup(&[], &[], &[]).unwrap();
+        let mut p = ClientParams::from_startup([], &[], &[]).unwrap();
         let first = BTreeMap::from([("application_name".to_owned(), String::new())]);
         p.fill_from(&Arc::new(Welcome::new(first.clone())));
         let dirty = BTreeMap::from([("application_name".to_owned(), "previous client".to_owned())]);
@@ -332,7 +329,7 @@ mod tests {
             "UTC".to_owned(),
         )])));
         let login = |pairs: &[(&str, &str)], welcome: &Arc<Welcome>| {
-            let mut p = ClientParams::from_startup(&params(pairs), &[], &[]).unwrap();
+            let mut p = ClientParams::from_startup(params(pairs), &[], &[]).unwrap();
             p.fill_from(welcome);
             p
         };
@@ -367,7 +364,7 @@ mod tests {
             ("server_version".to_owned(), "15.8".to_owned()),
         ]);
         let mut p = ClientParams::from_startup(
-            &params(&[("application_name", "app"), ("client_encoding", "LATIN1")]),
+            params(&[("application_name", "app"), ("client_encoding", "LATIN1")]),
             &[],
             &[],
         )

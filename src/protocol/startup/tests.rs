@@ -89,10 +89,9 @@ fn startup_message_golden() {
 fn startup_message_without_params() {
     assert_eq!(
         decode(b"\x00\x00\x00\x09\x00\x03\x00\x02\x00"),
-        Ok(Some(Startup::StartupMessage(StartupMessage {
-            protocol_version: PROTOCOL_3_2,
-            params: vec![]
-        })))
+        Ok(Some(Startup::StartupMessage(
+            StartupMessage::new(PROTOCOL_3_2, []).unwrap()
+        )))
     );
 }
 
@@ -180,7 +179,12 @@ proptest! {
         minor in 0u32..4,
         params in proptest::collection::vec(arb_param(), 0..8),
     ) {
-        let m = StartupMessage { protocol_version: PROTOCOL_3_0 | minor, params };
+        let m = StartupMessage::new(
+            PROTOCOL_3_0 | minor,
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .unwrap();
+        prop_assert!(m.params().eq(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))));
         let mut buf = BytesMut::new();
         m.encode(&mut buf).unwrap();
         prop_assert_eq!(decode_startup(&mut buf), Ok(Some(Startup::StartupMessage(m))));
@@ -197,4 +201,19 @@ proptest! {
         c.encode(&mut buf).unwrap();
         prop_assert_eq!(decode_startup(&mut buf), Ok(Some(c)));
     }
+}
+
+#[test]
+fn empty_values_are_read_in_place_in_the_clients_order() {
+    let Ok(Some(Startup::StartupMessage(m))) =
+        decode(b"\x00\x00\x00\x1c\x00\x03\x00\x00user\x00\x00a\x00b\x00options\x00\x00\x00")
+    else {
+        panic!()
+    };
+    assert_eq!(
+        m.params().collect::<Vec<_>>(),
+        [("user", ""), ("a", "b"), ("options", "")]
+    );
+    assert_eq!(m.param("a"), Some("b"));
+    assert_eq!(m.user(), Some(""));
 }
