@@ -32,3 +32,8 @@ pub mod registry;
 pub mod shutdown;
 pub mod stats;
 pub mod tls;
+
+/// The hash map of the per-login and per-Parse lookups (pools, client counts, cancel keys,
+/// prepared statements): foldhash, seeded at random per process, where std's SipHash cost a
+/// login some 2,000 instructions.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -1,7 +1,7 @@
 //! `serve`: the pooler's command line, flags compatible with `pgbouncer` (DESIGN.md §1), and the
 //! one place that wires config, pools, listeners, signals and logging together.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -124,7 +124,7 @@ fn daemonize(config: &Config) -> anyhow::Result<()> {
 
 async fn serve(
     config: Config,
-    users: HashMap<String, Secret>,
+    users: FastMap<String, Secret>,
     path: Option<PathBuf>,
     logging: super::logging::Logging,
 ) -> anyhow::Result<ExitCode> {
@@ -170,7 +170,7 @@ impl Server {
     /// Binds (`port` overrides listen_port; 0 picks a free port) and starts accepting.
     pub async fn start(
         config: Config,
-        users: HashMap<String, Secret>,
+        users: FastMap<String, Secret>,
         port: Option<u16>,
     ) -> Result<Server, String> {
         let tls = TlsSettings::from_config(&config).map_err(|e| format!("TLS: {e}"))?;

@@ -20,7 +20,8 @@ pub mod statements;
 
 pub use registry::{PoolRegistry, PoolSpec};
 
-use std::collections::{BTreeMap, HashMap};
+use crate::FastMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -98,7 +99,7 @@ pub struct Pool {
     server_ids: Arc<AtomicU64>,
     servers: Mutex<BTreeMap<u64, Arc<ServerInfo>>>,
     /// Where cancels for each logged-in server go, by server id.
-    cancel_targets: Mutex<HashMap<u64, Arc<server::CancelTarget>>>,
+    cancel_targets: Mutex<FastMap<u64, Arc<server::CancelTarget>>>,
     retry: hosts::LoginRetry,
     /// A `min_pool_size` fill runs for this pool (at most one at a time).
     filling: AtomicBool,

@@ -1,6 +1,7 @@
 //! Every pool of the process, created on first use and keyed by (database, user), with the
 //! per-database and per-user server caps they share and the janitor's sweeps over them.
 
+use crate::FastMap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,9 @@ pub struct PoolRegistry {
     /// PAUSE/DISABLE state by database.
     pub controls: Controls,
     /// Pools by database, then user: looked up by borrowed names, so a login allocates no key.
-    pools: Mutex<HashMap<String, HashMap<String, Arc<Pool>>>>,
-    db_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
-    user_caps: Mutex<HashMap<String, Arc<SharedCap>>>,
+    pools: Mutex<FastMap<String, FastMap<String, Arc<Pool>>>>,
+    db_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
+    user_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     server_ids: Arc<AtomicU64>,
 }
 
@@ -82,7 +83,7 @@ impl PoolRegistry {
             welcome: Mutex::new(None),
             server_ids: Arc::clone(&self.server_ids),
             servers: Mutex::new(BTreeMap::new()),
-            cancel_targets: Mutex::new(HashMap::new()),
+            cancel_targets: Mutex::new(FastMap::default()),
             retry: hosts::LoginRetry::default(),
             filling: AtomicBool::new(false),
         });

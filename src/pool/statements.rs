@@ -3,7 +3,7 @@
 //! parameter types one pooler-wide name, and the per-server [`ServerStatements`] LRU of the names a
 //! server has prepared. Pure data: no IO; the relay in `proxy::prepared` drives it.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -36,7 +36,7 @@ pub struct Registry {
 
 #[derive(Debug, Default)]
 struct Entries {
-    by_key: HashMap<Key, Weak<Statement>>,
+    by_key: FastMap<Key, Weak<Statement>>,
     /// Size after the last sweep of dead entries; the next sweep waits until it doubles.
     swept_at: usize,
 }
@@ -91,7 +91,7 @@ impl Registry {
 /// The pooler-wide statements one server connection holds, least recently used first out.
 #[derive(Debug, Default)]
 pub struct ServerStatements {
-    held: HashMap<u64, (u64, Arc<Statement>)>,
+    held: FastMap<u64, (u64, Arc<Statement>)>,
     tick: u64,
 }
 

@@ -2,7 +2,7 @@
 //! is forwarded, on a new socket, to the server that client holds at that moment, with the
 //! server's own key. Keys are random, so one client cannot guess another's.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ impl CancelSlot {
 /// Every live client's key, for CancelRequests arriving on new connections.
 #[derive(Debug, Default)]
 pub struct CancelMap {
-    clients: Mutex<HashMap<ClientKey, Weak<CancelSlot>>>,
+    clients: Mutex<FastMap<ClientKey, Weak<CancelSlot>>>,
 }
 
 impl CancelMap {

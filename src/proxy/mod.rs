@@ -22,7 +22,7 @@ pub mod prepared;
 pub mod reload;
 pub mod session;
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -43,7 +43,7 @@ pub struct Runtime {
     /// The validated configuration.
     pub config: Arc<Config>,
     /// `auth_file` entries by user name.
-    pub users: Arc<HashMap<String, Secret>>,
+    pub users: Arc<FastMap<String, Secret>>,
     /// TLS toward clients and servers; a reload whose files are broken keeps the previous one.
     pub tls: Arc<TlsSettings>,
     /// `auth_hba_file` rules (empty unless `auth_type = hba`).
@@ -65,8 +65,8 @@ pub struct Shared {
     pub registry_clients: Arc<ClientRegistry>,
     clients: AtomicUsize,
     client_ids: AtomicU64,
-    per_db: std::sync::Mutex<HashMap<String, usize>>,
-    per_user: std::sync::Mutex<HashMap<String, usize>>,
+    per_db: std::sync::Mutex<FastMap<String, usize>>,
+    per_user: std::sync::Mutex<FastMap<String, usize>>,
     on_reload: std::sync::OnceLock<ReloadHook>,
 }
 
@@ -114,8 +114,8 @@ impl Shared {
             registry_clients: Arc::new(ClientRegistry::default()),
             clients: AtomicUsize::new(0),
             client_ids: AtomicU64::new(1),
-            per_db: std::sync::Mutex::new(HashMap::new()),
-            per_user: std::sync::Mutex::new(HashMap::new()),
+            per_db: std::sync::Mutex::new(FastMap::default()),
+            per_user: std::sync::Mutex::new(FastMap::default()),
             on_reload: std::sync::OnceLock::new(),
         })
     }
@@ -146,7 +146,7 @@ impl Shared {
     }
 
     /// The `auth_file` users in force.
-    pub fn users(&self) -> Arc<HashMap<String, Secret>> {
+    pub fn users(&self) -> Arc<FastMap<String, Secret>> {
         self.runtime().users
     }
 

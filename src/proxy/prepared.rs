@@ -10,7 +10,7 @@
 //! After an ErrorResponse the server skips to Sync, and so does the pipeline: skipped Parses are
 //! not counted as prepared. Unnamed statements pass through untouched. No IO here.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -40,7 +40,7 @@ const MISSING: &str = "bouncectl_missing";
 /// One client's named statements: client name → pooler-wide statement.
 #[derive(Debug, Default)]
 pub struct ClientStatements {
-    names: HashMap<Vec<u8>, Arc<Statement>>,
+    names: FastMap<Vec<u8>, Arc<Statement>>,
 }
 
 impl ClientStatements {

@@ -2,7 +2,7 @@
 //! any problem, warn about changes that need a restart, and install the rest. One function for the
 //! signal and the admin console (STYLE.md §3.2).
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::Arc;
 
 use super::{Runtime, Shared};
@@ -10,15 +10,15 @@ use crate::config::userlist::{self, Secret};
 use crate::config::{AuthType, Config, Key, ProcessEnv, Source};
 
 /// Reads `auth_file` into a map (empty when the auth type needs none).
-pub fn load_users(config: &Config) -> Result<HashMap<String, Secret>, String> {
+pub fn load_users(config: &Config) -> Result<FastMap<String, Secret>, String> {
     let Some(path) = config.pgbouncer.text(Key::AuthFile) else {
-        return Ok(HashMap::new());
+        return Ok(FastMap::default());
     };
     if matches!(
         config.pgbouncer.auth_type(),
         AuthType::Any | AuthType::Passthrough
     ) {
-        return Ok(HashMap::new());
+        return Ok(FastMap::default());
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let entries = userlist::parse(&text).map_err(|e| format!("{path}:{e}"))?;
