@@ -537,9 +537,12 @@ impl Drop for Listed<'_> {
 pub struct Welcome {
     /// Name → value, as the server reported them.
     pub params: BTreeMap<String, String>,
-    /// Each of `params` as a ParameterStatus message, in the map's order (empty if it cannot be
-    /// encoded): logins copy these instead of encoding a dozen messages each.
-    pub encoded: Vec<bytes::Bytes>,
+    /// `params` as ParameterStatus messages, one after another in the map's order: logins copy
+    /// runs of these instead of encoding a dozen messages each.
+    pub encoded: bytes::Bytes,
+    /// Where each message of `encoded` ends, in the map's order (one that cannot be encoded
+    /// takes no bytes).
+    pub ends: Vec<usize>,
     /// A hash of `params`: clients fold it into their fingerprint instead of rehashing the map.
     pub digest: u64,
 }
@@ -561,19 +564,19 @@ impl Welcome {
         use std::hash::{Hash as _, Hasher as _};
         let mut h = fingerprint_hasher();
         params.hash(&mut h);
-        let encoded = params
+        let mut encoded = bytes::BytesMut::new();
+        let ends = params
             .iter()
             .map(|(name, value)| {
-                let mut out = bytes::BytesMut::new();
-                match crate::protocol::backend::parameter_status(&mut out, name, value) {
-                    Ok(()) => out.freeze(),
-                    Err(_) => bytes::Bytes::new(),
-                }
+                // A failed builder leaves the buffer as it was: that message takes no bytes.
+                let _ = crate::protocol::backend::parameter_status(&mut encoded, name, value);
+                encoded.len()
             })
             .collect();
         Welcome {
             digest: h.finish(),
-            encoded,
+            encoded: encoded.freeze(),
+            ends,
             params,
         }
     }

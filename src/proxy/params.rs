@@ -207,13 +207,24 @@ impl ClientParams {
         };
         let empty = BTreeMap::new();
         let server = self.base.as_ref().map_or(&empty, |b| &b.params);
-        let encoded = self.base.as_ref().map_or(&[][..], |b| &b.encoded);
+        let (encoded, ends) = self
+            .base
+            .as_ref()
+            .map_or((&[][..], &[][..]), |b| (&b.encoded[..], &b.ends[..]));
+        // Runs of the server's messages go out in one copy each; a message is written anew
+        // only where the client has its own value (or it could not be encoded).
+        let (mut copied_to, mut start) = (0, 0);
         for (i, (name, value)) in server.iter().enumerate() {
-            match (own_named(name), encoded.get(i)) {
-                (None, Some(message)) if !message.is_empty() => out.extend_from_slice(message),
-                (own, _) => parameter_status(out, name, own.unwrap_or(value))?,
+            let end = ends.get(i).copied().unwrap_or(start);
+            let own = own_named(name);
+            if own.is_some() || end == start {
+                out.extend_from_slice(encoded.get(copied_to..start).unwrap_or_default());
+                parameter_status(out, name, own.unwrap_or(value))?;
+                copied_to = end;
             }
+            start = end;
         }
+        out.extend_from_slice(encoded.get(copied_to..start).unwrap_or_default());
         for (slot, value) in &self.own {
             let name = self.name(*slot);
             if !server.contains_key(name) {
