@@ -1,7 +1,6 @@
 //! `serve`: the pooler's command line, flags compatible with `pgbouncer` (DESIGN.md §1), and the
 //! one place that wires config, pools, listeners, signals and logging together.
 
-use crate::FastMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use super::output;
+use crate::FastMap;
 use crate::admin;
 use crate::config::userlist::Secret;
 use crate::config::{Config, ConfigError, Key, ProcessEnv, Source};

@@ -20,7 +20,6 @@ pub mod statements;
 
 pub use registry::{PoolRegistry, PoolSpec};
 
-use crate::FastMap;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +27,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::FastMap;
 use crate::config::PoolMode;
 use crate::protocol::backend::TxStatus;
 use crate::registry::{Addr, Endpoints, ServerInfo, ServerState};

@@ -1,7 +1,6 @@
 //! Every pool of the process, created on first use and keyed by (database, user), with the
 //! per-database and per-user server caps they share and the janitor's sweeps over them.
 
-use crate::FastMap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +9,7 @@ use super::control::Controls;
 use super::queue::{Queue, SharedCap};
 use super::server::{LoginInfo, ServerConn};
 use super::{Hot, Pool, PoolSettings, hosts, lock, reasons, statements};
+use crate::FastMap;
 use crate::stats::PoolStats;
 
 /// Every pool, created on first use.

@@ -3,9 +3,10 @@
 //! parameter types one pooler-wide name, and the per-server [`ServerStatements`] LRU of the names a
 //! server has prepared. Pure data: no IO; the relay in `proxy::prepared` drives it.
 
-use crate::FastMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+use crate::FastMap;
 
 /// One distinct statement as the pooler prepares it on servers.
 #[derive(Debug, PartialEq, Eq)]

@@ -71,16 +71,12 @@ impl StartupMessage {
         protocol_version: u32,
         params: impl IntoIterator<Item = (&'p str, &'p str)>,
     ) -> Result<Self, EncodeError> {
-        let mut area = BytesMut::new();
-        for (name, value) in params {
-            if name.is_empty() {
-                return Err(EncodeError::InvalidField {
-                    field: "parameter name",
-                });
-            }
-            put_cstr(&mut area, name.as_bytes(), "parameter name")?;
-            put_cstr(&mut area, value.as_bytes(), "parameter value")?;
-        }
+        // Encoded as a client would send it, so the same checks apply; the length word, the
+        // version and the list's final NUL are then dropped.
+        let mut packet = BytesMut::new();
+        startup_message(&mut packet, protocol_version, params)?;
+        let mut area = packet.split_off(8);
+        area.truncate(area.len().saturating_sub(1));
         Ok(StartupMessage {
             protocol_version,
             params: area.freeze(),
@@ -179,7 +175,7 @@ fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
             let area = r.rest();
             check_params(area)?;
             // Without the terminating empty name (check_params saw it is there).
-            let params = body.slice_ref(area.get(..area.len() - 1).unwrap_or_default());
+            let params = body.slice_ref(area.split_last().map_or(&[][..], |(_, pairs)| pairs));
             Ok(Startup::StartupMessage(StartupMessage {
                 protocol_version: version,
                 params,

@@ -2,7 +2,6 @@
 //! is forwarded, on a new socket, to the server that client holds at that moment, with the
 //! server's own key. Keys are random, so one client cannot guess another's.
 
-use crate::FastMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::FastMap;
 use crate::pool::Pool;
 use crate::protocol::startup;
 use crate::registry::ClientInfo;

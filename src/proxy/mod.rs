@@ -22,11 +22,11 @@ pub mod prepared;
 pub mod reload;
 pub mod session;
 
-use crate::FastMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::FastMap;
 use crate::config::userlist::Secret;
 use crate::config::{Config, Database, Key};
 use crate::pool::hosts::{Balance, HostList};

@@ -10,7 +10,6 @@
 //! After an ErrorResponse the server skips to Sync, and so does the pipeline: skipped Parses are
 //! not counted as prepared. Unnamed statements pass through untouched. No IO here.
 
-use crate::FastMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -26,6 +25,7 @@ use pipeline::{
 pub use unlinked::answer as answer_unlinked;
 pub use untracked::untracked_only;
 
+use crate::FastMap;
 use crate::pool::Pool;
 use crate::pool::statements::{ServerStatements, Statement};
 use crate::protocol::EncodeError;

@@ -2,10 +2,10 @@
 //! any problem, warn about changes that need a restart, and install the rest. One function for the
 //! signal and the admin console (STYLE.md §3.2).
 
-use crate::FastMap;
 use std::sync::Arc;
 
 use super::{Runtime, Shared};
+use crate::FastMap;
 use crate::config::userlist::{self, Secret};
 use crate::config::{AuthType, Config, Key, ProcessEnv, Source};
 
