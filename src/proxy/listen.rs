@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
@@ -252,10 +254,15 @@ fn login_deadline(config: &Config) -> Option<Instant> {
     (!timeout.is_zero()).then(|| Instant::now() + timeout)
 }
 
-async fn before<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+// Not an async fn: one would hold `work` twice (as its argument and inside the timeout), and
+// the handshake is the largest part of a client's future.
+fn before<F: Future>(
+    deadline: Option<Instant>,
+    work: F,
+) -> impl Future<Output = Option<F::Output>> {
     match deadline {
-        Some(at) => tokio::time::timeout_at(at, work).await.ok(),
-        None => Some(work.await),
+        Some(at) => Either::Left(tokio::time::timeout_at(at, work).map(Result::ok)),
+        None => Either::Right(work.map(Some)),
     }
 }
 
