@@ -134,6 +134,15 @@ impl Hot {
     }
 }
 
+/// What an idle server needs before a client may use it.
+enum Fitness {
+    Ready,
+    /// Closed, for this reason (then the next one is tried).
+    Close(&'static str),
+    /// `server_check_query` first.
+    Check,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section here is a single read or assignment, so a poisoned lock is consistent.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -259,6 +268,43 @@ impl Pool {
         lock(&self.welcome).clone()
     }
 
+    /// [`Pool::acquire`] without waiting: an idle server that needs nothing before use, taken
+    /// at `now`. `None` sends the client the asynchronous way (no idle server, a login retry
+    /// pending, or one to close or check first).
+    pub fn try_acquire(&self, now: Instant) -> Option<ServerConn> {
+        if self.retry.is_failing() {
+            return None;
+        }
+        let server = self
+            .queue
+            .try_take_idle(|s| matches!(self.fitness(s, now), Fitness::Ready))?;
+        server.set_active(now);
+        Some(server)
+    }
+
+    /// What an idle server needs before a client may use it at `now`.
+    fn fitness(&self, server: &ServerConn, now: Instant) -> Fitness {
+        // Deadlines are compared, not ages computed: an addition is cheaper than a subtraction
+        // of instants, and this runs on every lease.
+        let reached = |since: Instant, us: u64| {
+            since
+                .checked_add(Duration::from_micros(us))
+                .is_some_and(|at| now >= at)
+        };
+        let lifetime = self.hot.lifetime_us.load(Relaxed);
+        if lifetime != 0 && reached(server.created, lifetime) {
+            return Fitness::Close(reasons::LIFETIME);
+        }
+        if server.is_broken() {
+            return Fitness::Close(reasons::CRASHED);
+        }
+        // server_check_delay: a connection idle this long proves itself first.
+        if reached(server.last_used, self.hot.check_delay_us.load(Relaxed)) {
+            return Fitness::Check;
+        }
+        Fitness::Ready
+    }
+
     /// Gets a server for a client: an idle one (checked for lifetime) or a new login.
     /// Returns it with the time the client waited.
     pub async fn acquire(&self, started: Instant) -> Result<(ServerConn, Instant), PoolError> {
@@ -277,29 +323,18 @@ impl Pool {
             again = true;
             match lease {
                 Lease::Ready(mut server) => {
-                    // Deadlines are compared, not ages computed: an addition is cheaper than a
-                    // subtraction of instants, and this runs on every lease.
-                    let reached = |since: Instant, us: u64| {
-                        since
-                            .checked_add(Duration::from_micros(us))
-                            .is_some_and(|at| now >= at)
-                    };
-                    let lifetime = self.hot.lifetime_us.load(Relaxed);
-                    let expired = lifetime != 0 && reached(server.created, lifetime);
-                    if expired || server.is_broken() {
-                        let reason = match expired {
-                            true => reasons::LIFETIME,
-                            false => reasons::CRASHED,
-                        };
-                        self.close(server, reason);
-                        continue;
-                    }
-                    // server_check_delay: a connection idle this long proves itself first.
-                    if reached(server.last_used, self.hot.check_delay_us.load(Relaxed)) {
-                        if let Some((query, _)) = &self.settings().check {
-                            if self.own_query(&mut server, query).await.is_err() {
-                                self.close(server, reasons::CHECK_FAILED);
-                                continue;
+                    match self.fitness(&server, now) {
+                        Fitness::Ready => {}
+                        Fitness::Close(reason) => {
+                            self.close(server, reason);
+                            continue;
+                        }
+                        Fitness::Check => {
+                            if let Some((query, _)) = &self.settings().check {
+                                if self.own_query(&mut server, query).await.is_err() {
+                                    self.close(server, reasons::CHECK_FAILED);
+                                    continue;
+                                }
                             }
                         }
                     }

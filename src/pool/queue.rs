@@ -309,6 +309,19 @@ impl<T: Send + 'static> Queue<T> {
         }
     }
 
+    /// The idle connection a client may take at once, if `usable` accepts it: the
+    /// synchronous fast path of [`Queue::checkout_since`], never ahead of a waiter.
+    pub fn try_take_idle(&self, usable: impl FnOnce(&T) -> bool) -> Option<T> {
+        if self.is_paused() {
+            return None;
+        }
+        let mut state = lock(&self.state);
+        if state.closed || !state.waiters.is_empty() || !usable(&state.idle.last()?.conn) {
+            return None;
+        }
+        state.idle.pop().map(|idle| idle.conn)
+    }
+
     /// Fails waiters whose `query_wait_timeout` has passed, oldest first, sleeping until the
     /// next one is due; ends when nobody waits (the next waiter starts another).
     async fn sweep(queue: std::sync::Weak<Self>) {

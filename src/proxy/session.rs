@@ -277,10 +277,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(entry) = &self.entry {
             entry.waiting(wall_us(asked.into_std()));
         }
-        let acquired = tokio::select! {
-            biased;
-            r = pool.acquire(asked) => r,
-            () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
+        let acquired = match pool.try_acquire(asked) {
+            Some(server) => Ok((server, asked)),
+            None => tokio::select! {
+                biased;
+                r = pool.acquire(asked) => r,
+                () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
+            },
         };
         let (mut server, linked_at) = acquired.map_err(pool_error)?;
         let waited = match linked_at == asked {
