@@ -7,7 +7,7 @@ pub const LIFETIME: &str = "server lifetime over";
 /// The connection broke or stopped answering.
 pub const CRASHED: &str = "server conn crashed?";
 /// `server_check_query` failed.
-pub const CHECK_FAILED: &str = "server check query failed";
+pub const CHECK_FAILED: &str = "test query failed";
 /// The client left with a transaction open.
 pub const NOT_READY: &str = "client disconnect while server was not ready";
 /// The client left with replies still owed.
@@ -15,9 +15,9 @@ pub const IN_PROGRESS: &str = "client disconnected with queries in progress";
 /// RECONNECT, or a reload that moved the database.
 pub const CONFIG_CHANGED: &str = "database configuration changed";
 /// `server_reset_query` failed.
-pub const RESET_FAILED: &str = "server reset query failed";
+pub const RESET_FAILED: &str = "reset query failed";
 /// The SETs carrying a client's parameters failed.
-pub const SYNC_FAILED: &str = "could not apply client parameters";
+pub const SYNC_FAILED: &str = "var change failed";
 /// `query_timeout` ended the client's query.
 pub const QUERY_TIMEOUT: &str = "query timeout";
 /// `idle_transaction_timeout` ended the client's transaction.

@@ -220,6 +220,31 @@ fn rename(bin: &Binary, from: &str, to: &str) {
 }
 
 #[tokio::test]
+async fn a_failed_server_check_is_logged_in_pgbouncers_words() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Every lease runs a check that fails: the server is closed and the client gets a new one.
+    let bin = Binary::start(
+        &pg,
+        "pool_mode = transaction\nserver_check_delay = 0\nserver_check_query = SELECT 1/0\n",
+        false,
+    );
+    let client = connect(&bin.url(PASSWORD)).await.unwrap();
+    assert!(select_one(&client).await);
+    assert!(select_one(&client).await, "the second lease is checked");
+    until(
+        "the failed check is logged",
+        Duration::from_secs(10),
+        || {
+            bin.read("stderr.log")
+                .contains("closing because: test query failed")
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn logfile_is_reopened_on_sighup_and_reload() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
