@@ -121,6 +121,52 @@ async fn forced_user_databases_log_in_with_their_own_password() {
     assert_eq!(whoami(&bouncer.url(MD5_USER, "forced")).await, PASS_USER);
 }
 
+/// The user a client's server runs as, and that server's backend pid.
+async fn who(client: &tokio_postgres::Client) -> (String, i32) {
+    let row = client
+        .query_one("SELECT current_user::text, pg_backend_pid()", &[])
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_forced_user_moves_new_clients_only() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dbs = format!(
+        "forced = host=127.0.0.1 port={} dbname=postgres user={PASS_USER} password={PASSWORD}\n",
+        pg.port()
+    );
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "").await;
+    let url = bouncer.url(MD5_USER, "forced");
+    let before = support::connect(&url).await.unwrap();
+    let (user, old_pid) = who(&before).await;
+    assert_eq!(user, PASS_USER);
+
+    let ini = std::fs::read_to_string(&bouncer.ini).unwrap();
+    std::fs::write(
+        &bouncer.ini,
+        ini.replace(&format!("user={PASS_USER}"), &format!("user={MD5_USER}")),
+    )
+    .unwrap();
+    let reload = bouncer
+        .console(crate::support::bouncer::ADMIN_USER)
+        .await
+        .query("RELOAD")
+        .await;
+    assert_eq!(reload.error, None);
+
+    // A new client logs in as the new forced user...
+    assert_eq!(whoami(&url).await, MD5_USER);
+    // ...one already in keeps the user it logged in under, on a fresh server (the old one was
+    // closed as the database changed).
+    let (user, pid) = who(&before).await;
+    assert_eq!(user, PASS_USER);
+    assert_ne!(pid, old_pid, "the server from before the reload is reused");
+}
+
 #[tokio::test]
 async fn auth_query_serves_users_missing_from_the_userlist() {
     let Some(pg) = TempPostgres::start_or_skip() else {
