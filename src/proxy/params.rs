@@ -199,38 +199,42 @@ impl ClientParams {
     /// encoded them once), with the client's own values in their place, then the client's own
     /// values the server did not report.
     pub fn write_welcome(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
-        let own_named = |k: &str| {
-            self.own
-                .iter()
-                .find(|(slot, _)| self.name(*slot) == k)
-                .map(|(_, v)| v.as_str())
-        };
-        let empty = BTreeMap::new();
-        let server = self.base.as_ref().map_or(&empty, |b| &b.params);
-        let (encoded, ends) = self
-            .base
-            .as_ref()
-            .map_or((&[][..], &[][..]), |b| (&b.encoded[..], &b.ends[..]));
-        // Runs of the server's messages go out in one copy each; a message is written anew
-        // only where the client has its own value (or it could not be encoded).
-        let (mut copied_to, mut start) = (0, 0);
-        for (i, (name, value)) in server.iter().enumerate() {
-            let end = ends.get(i).copied().unwrap_or(start);
-            let own = own_named(name);
-            if own.is_some() || end == start {
-                out.extend_from_slice(encoded.get(copied_to..start).unwrap_or_default());
-                parameter_status(out, name, own.unwrap_or(value))?;
-                copied_to = end;
-            }
-            start = end;
+        let base = self.base.as_deref();
+        let (encoded, ends) = base.map_or((&[][..], &[][..]), |b| (&b.encoded[..], &b.ends[..]));
+        // Each own value at the index of the server's message it replaces (`usize::MAX` when the
+        // server reported none: those go last, in the client's order, as the sort is stable).
+        // A client has a few own values at most, the server a dozen: looking each up is cheaper
+        // than checking every server message against them.
+        let mut own: Vec<(usize, &str, &str)> = self
+            .own
+            .iter()
+            .map(|(slot, value)| {
+                let name = self.name(*slot);
+                let at = base
+                    .and_then(|b| b.params.keys().position(|k| k == name))
+                    .unwrap_or(usize::MAX);
+                (at, name, value.as_str())
+            })
+            .collect();
+        own.sort_by_key(|&(at, ..)| at);
+        // The server's messages between them go out in one copy per run. (One the pool could
+        // not encode takes no bytes, so it is left out.)
+        let mut copied_to = 0;
+        for (at, name, value) in own {
+            let (start, end) = match at {
+                usize::MAX => (encoded.len(), encoded.len()),
+                i => (
+                    i.checked_sub(1)
+                        .and_then(|before| ends.get(before))
+                        .map_or(0, |&e| e),
+                    ends.get(i).map_or(0, |&e| e),
+                ),
+            };
+            out.extend_from_slice(encoded.get(copied_to..start).unwrap_or_default());
+            parameter_status(out, name, value)?;
+            copied_to = copied_to.max(end);
         }
-        out.extend_from_slice(encoded.get(copied_to..start).unwrap_or_default());
-        for (slot, value) in &self.own {
-            let name = self.name(*slot);
-            if !server.contains_key(name) {
-                parameter_status(out, name, value)?;
-            }
-        }
+        out.extend_from_slice(encoded.get(copied_to..).unwrap_or_default());
         Ok(())
     }
 
@@ -389,6 +393,41 @@ mod tests {
             ("application_name", "app"),
             ("server_version", "15.8"),
             ("client_encoding", "LATIN1"),
+        ] {
+            parameter_status(&mut want, name, value).unwrap();
+        }
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn own_values_replace_the_first_and_last_server_messages_in_place() {
+        let server = BTreeMap::from([
+            ("DateStyle".to_owned(), "ISO, MDY".to_owned()),
+            ("server_version".to_owned(), "15.8".to_owned()),
+            ("standard_conforming_strings".to_owned(), "on".to_owned()),
+        ]);
+        // Startup order differs from the server's (name) order on purpose.
+        let mut p = ClientParams::from_startup(
+            params(&[
+                ("standard_conforming_strings", "off"),
+                ("IntervalStyle", "iso_8601"),
+                ("DateStyle", "German"),
+                ("application_name", "app"),
+            ]),
+            &[],
+            &[],
+        )
+        .unwrap();
+        p.fill_from(&Arc::new(Welcome::new(server)));
+        let mut got = BytesMut::new();
+        p.write_welcome(&mut got).unwrap();
+        let mut want = BytesMut::new();
+        for (name, value) in [
+            ("DateStyle", "German"),
+            ("server_version", "15.8"),
+            ("standard_conforming_strings", "off"),
+            ("IntervalStyle", "iso_8601"),
+            ("application_name", "app"),
         ] {
             parameter_status(&mut want, name, value).unwrap();
         }
