@@ -102,6 +102,13 @@ pub struct Session<S> {
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// A server's buffer offers every read at least this much room.
+const SERVER_READ_ROOM: usize = READ_CHUNK / 4;
+
+/// A client's buffer (1 KB from its login) takes a chunk only once less than this is free: a
+/// client of small queries, or one that leaves after a few, never needs more.
+const CLIENT_READ_ROOM: usize = 512;
+
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
@@ -392,7 +399,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let entry = self.entry.as_deref();
         // Fixed order, server first: its replies are what the client waits for.
         let woke = poll_fn(|cx| {
-            if let Poll::Ready(n) = poll_read_more(&mut server.stream, &mut server.buf, cx) {
+            if let Poll::Ready(n) =
+                poll_read_more(&mut server.stream, &mut server.buf, SERVER_READ_ROOM, cx)
+            {
                 return Poll::Ready(Woke::Server(n));
             }
             poll_client_side(client, cbuf, timer.as_mut(), entry, || false, cx)
@@ -478,7 +487,7 @@ fn poll_client_side<S: AsyncRead + Unpin>(
     give_up: impl Fn() -> bool,
     cx: &mut Context<'_>,
 ) -> Poll<Woke> {
-    if let Poll::Ready(n) = poll_read_more(client, cbuf, cx) {
+    if let Poll::Ready(n) = poll_read_more(client, cbuf, CLIENT_READ_ROOM, cx) {
         return Poll::Ready(Woke::Client(n));
     }
     if let Some(t) = timer.as_pin_mut() {
@@ -492,13 +501,14 @@ fn poll_client_side<S: AsyncRead + Unpin>(
     }
 }
 
-/// Reads what `r` has into `buf`, growing it by a chunk when little room is left.
+/// Reads what `r` has into `buf`, making room for a chunk when less than `least_room` is left.
 fn poll_read_more<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut BytesMut,
+    least_room: usize,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<usize>> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+    if buf.capacity() - buf.len() < least_room {
         buf.reserve(READ_CHUNK);
     }
     tokio_util::io::poll_read_buf(Pin::new(r), cx, buf)
