@@ -118,14 +118,22 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     if !unix && !encrypted && !shared.tls().client_may_skip_tls() {
         return Err(ClientError::SslRequired);
     }
-    let user = startup.user().unwrap_or_default().to_owned();
+    // Both names in one pass over the packet (the first of each, as `StartupMessage::param`).
+    let (mut user, mut database) = (None, None);
+    for (name, value) in startup.params() {
+        match name {
+            "user" => user = user.or(Some(value)),
+            "database" => database = database.or(Some(value)),
+            _ => {}
+        }
+    }
+    let user = user.unwrap_or_default().to_owned();
     if user.is_empty() {
         return Err(ClientError::Protocol(
             "no user name in startup packet".into(),
         ));
     }
-    let database = startup
-        .database()
+    let database = database
         .filter(|d| !d.is_empty())
         .unwrap_or(&user)
         .to_owned();
@@ -142,9 +150,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     }
     let config = shared.config();
     let settings = &config.pgbouncer;
-    let extra = settings.list(Key::TrackExtraParameters);
-    let ignored = settings.list(Key::IgnoreStartupParameters);
-    let mut params = ClientParams::from_startup(startup.params(), &extra, &ignored)?;
+    let mut params = ClientParams::from_startup(
+        startup.params(),
+        settings.text(Key::TrackExtraParameters).unwrap_or_default(),
+        settings
+            .text(Key::IgnoreStartupParameters)
+            .unwrap_or_default(),
+    )?;
 
     let method = match settings.auth_type() {
         AuthType::Hba => super::hba::method_for(&shared.hba(), peer, encrypted, &database, &user)?,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
+use crate::config::keys::split_list;
 use crate::error::ClientError;
 use crate::pool::Welcome;
 use crate::protocol::EncodeError;
@@ -45,15 +46,17 @@ pub struct ClientParams {
 impl ClientParams {
     /// Reads the startup parameters: tracked ones are kept, ignored ones dropped, `options`
     /// may carry `-c name=value`; anything else is PgBouncer's "unsupported startup parameter".
+    /// `extra_tracked` and `ignored` are the config's comma lists as written: split here, where
+    /// they are read, instead of into vectors on every login.
     pub fn from_startup<'a>(
         params: impl IntoIterator<Item = (&'a str, &'a str)>,
-        extra_tracked: &[&str],
-        ignored: &[&str],
+        extra_tracked: &str,
+        ignored: &str,
     ) -> Result<Self, ClientError> {
         let mut out = ClientParams::default();
-        for extra in extra_tracked {
+        for extra in split_list(extra_tracked) {
             if out.slot(extra).is_none() {
-                out.extra.push((*extra).to_owned());
+                out.extra.push(extra.to_owned());
             }
         }
         for (name, value) in params {
@@ -76,22 +79,22 @@ impl ClientParams {
         &mut self,
         name: &str,
         value: &str,
-        ignored: &[&str],
+        ignored: &str,
         refuse: fn(String) -> ClientError,
     ) -> Result<(), ClientError> {
         if let Some(slot) = self.slot(name) {
             self.set_own(slot, value);
             return Ok(());
         }
-        let is_ignored = |list: &[&str]| list.iter().any(|i| i.eq_ignore_ascii_case(name));
-        if is_ignored(ignored) || is_ignored(ALWAYS_IGNORED) {
+        let is_ignored = |i: &str| i.eq_ignore_ascii_case(name);
+        if split_list(ignored).any(is_ignored) || ALWAYS_IGNORED.iter().copied().any(is_ignored) {
             return Ok(());
         }
         Err(refuse(name.to_owned()))
     }
 
     /// `options` as PgBouncer ≥ 1.20 reads it: only `-c name=value` and `--name=value`.
-    fn apply_options(&mut self, options: &str, ignored: &[&str]) -> Result<(), ClientError> {
+    fn apply_options(&mut self, options: &str, ignored: &str) -> Result<(), ClientError> {
         let mut words = options.split_whitespace();
         while let Some(word) = words.next() {
             let setting = if word == "-c" {
@@ -292,8 +295,8 @@ mod tests {
                 ("datestyle", "ISO, DMY"),
                 ("extra_float_digits", "3"),
             ]),
-            &[],
-            &[],
+            "",
+            "",
         )
         .unwrap();
         let server = BTreeMap::from([("DateStyle".to_owned(), "ISO, MDY".to_owned())]);
@@ -304,17 +307,17 @@ mod tests {
     fn unknown_parameters_are_refused_unless_ignored() {
         let bad = params(&[("search_path", "x")]);
         assert_eq!(
-            ClientParams::from_startup(bad.clone(), &[], &[]).unwrap_err(),
+            ClientParams::from_startup(bad.clone(), "", "").unwrap_err(),
             ClientError::UnsupportedStartupParameter("search_path".into())
         );
-        assert!(ClientParams::from_startup(bad.clone(), &[], &["search_path"]).is_ok());
-        assert!(ClientParams::from_startup(bad.clone(), &["search_path"], &[]).is_ok());
+        assert!(ClientParams::from_startup(bad.clone(), "", "search_path").is_ok());
+        assert!(ClientParams::from_startup(bad.clone(), "search_path", "").is_ok());
     }
 
     #[test]
     fn options_accept_only_c_settings() {
         let ok = params(&[("options", "-c timezone=UTC --application-name=x")]);
-        let p = ClientParams::from_startup(ok, &[], &[]).unwrap();
+        let p = ClientParams::from_startup(ok, "", "").unwrap();
         let sql = p.sync_sql(&BTreeMap::new()).unwrap();
         assert!(
             sql.contains("SET TimeZone = 'UTC';") && sql.contains("SET application_name = 'x';"),
@@ -322,14 +325,14 @@ mod tests {
         );
         let bad = params(&[("options", "-E")]);
         assert_eq!(
-            ClientParams::from_startup(bad.clone(), &[], &[]).unwrap_err(),
+            ClientParams::from_startup(bad.clone(), "", "").unwrap_err(),
             ClientError::UnsupportedOption("-E".into())
         );
     }
 
     #[test]
     fn unset_values_come_from_the_first_server() {
-        let mut p = ClientParams::from_startup([], &[], &[]).unwrap();
+        let mut p = ClientParams::from_startup([], "", "").unwrap();
         let first = BTreeMap::from([("application_name".to_owned(), String::new())]);
         p.fill_from(&Arc::new(Welcome::new(first.clone())));
         let dirty = BTreeMap::from([("application_name".to_owned(), "previous client".to_owned())]);
@@ -344,7 +347,7 @@ mod tests {
             "UTC".to_owned(),
         )])));
         let login = |pairs: &[(&str, &str)], welcome: &Arc<Welcome>| {
-            let mut p = ClientParams::from_startup(params(pairs), &[], &[]).unwrap();
+            let mut p = ClientParams::from_startup(params(pairs), "", "").unwrap();
             p.fill_from(welcome);
             p
         };
@@ -380,8 +383,8 @@ mod tests {
         ]);
         let mut p = ClientParams::from_startup(
             params(&[("application_name", "app"), ("client_encoding", "LATIN1")]),
-            &[],
-            &[],
+            "",
+            "",
         )
         .unwrap();
         p.fill_from(&Arc::new(Welcome::new(server)));
@@ -414,8 +417,8 @@ mod tests {
                 ("DateStyle", "German"),
                 ("application_name", "app"),
             ]),
-            &[],
-            &[],
+            "",
+            "",
         )
         .unwrap();
         p.fill_from(&Arc::new(Welcome::new(server)));
