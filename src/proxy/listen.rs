@@ -13,15 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
-use futures_util::FutureExt as _;
-use futures_util::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 
-use super::Shared;
 use super::handshake::{self, Outcome};
 use super::session::{End, Session, Timeouts};
+use super::{Shared, before};
 use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
@@ -252,18 +250,6 @@ impl std::fmt::Display for Peer {
 fn login_deadline(config: &Config) -> Option<Instant> {
     let timeout = config.pgbouncer.duration(Key::ClientLoginTimeout);
     (!timeout.is_zero()).then(|| Instant::now() + timeout)
-}
-
-// Not an async fn: one would hold `work` twice (as its argument and inside the timeout), and
-// the handshake is the largest part of a client's future.
-fn before<F: Future>(
-    deadline: Option<Instant>,
-    work: F,
-) -> impl Future<Output = Option<F::Output>> {
-    match deadline {
-        Some(at) => Either::Left(tokio::time::timeout_at(at, work).map(Result::ok)),
-        None => Either::Right(work.map(Some)),
-    }
 }
 
 /// A TCP client: peeks its first byte for direct TLS, then runs [`client`].

@@ -26,6 +26,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
+use futures_util::future::Either;
+use tokio::time::Instant;
+
 use crate::FastMap;
 use crate::config::userlist::Secret;
 use crate::config::{Config, Database, Key};
@@ -461,6 +465,20 @@ fn login_info(
 
 fn nonzero(d: Duration, fallback: Duration) -> Duration {
     if d.is_zero() { fallback } else { d }
+}
+
+/// Runs `work` until `deadline` (none: to the end); `None` when the deadline came first.
+///
+/// Not an async fn: one would hold `work` twice, as its argument and inside the timeout, and
+/// the futures given here (a login's handshake, a relay write) sit in every client's task.
+pub(crate) fn before<F: Future>(
+    deadline: Option<Instant>,
+    work: F,
+) -> impl Future<Output = Option<F::Output>> {
+    match deadline {
+        Some(at) => Either::Left(tokio::time::timeout_at(at, work).map(Result::ok)),
+        None => Either::Right(work.map(Some)),
+    }
 }
 
 #[cfg(test)]

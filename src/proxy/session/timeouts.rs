@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::time::Instant;
 
@@ -102,16 +103,13 @@ impl Timeouts {
 /// `transaction_timeout`): a peer that stops reading must not hold the relay, and with it a
 /// server, past the limit that would end it if it were merely slow. The outer error is the
 /// deadline's; the inner one the write's own.
-pub(super) async fn within<T>(
+pub(super) fn within<T>(
     deadline: Option<(Instant, Limit)>,
     io: impl Future<Output = std::io::Result<T>>,
-) -> Result<std::io::Result<T>, ClientError> {
-    match deadline {
-        None => Ok(io.await),
-        Some((at, limit)) => tokio::time::timeout_at(at, io)
-            .await
-            .map_err(|_| limit.error()),
-    }
+) -> impl Future<Output = Result<std::io::Result<T>, ClientError>> {
+    let limit = deadline.map(|(_, limit)| limit);
+    crate::proxy::before(deadline.map(|(at, _)| at), io)
+        .map(move |done| done.ok_or_else(|| limit.map_or(ClientError::QueryTimeout, Limit::error)))
 }
 
 /// Writes all of `bytes` and flushes, under the link's deadline as [`within`].
