@@ -108,9 +108,18 @@ impl StartupMessage {
         self.param("user")
     }
 
-    /// The `database` parameter; PostgreSQL defaults it to the user name when absent.
-    pub fn database(&self) -> Option<&str> {
-        self.param("database")
+    /// The `user` and `database` parameters, read in one pass (the first of each, as
+    /// [`StartupMessage::param`]); PostgreSQL defaults the database to the user name.
+    pub fn user_and_database(&self) -> (Option<&str>, Option<&str>) {
+        let (mut user, mut database) = (None, None);
+        for (name, value) in self.params() {
+            match name {
+                "user" => user = user.or(Some(value)),
+                "database" => database = database.or(Some(value)),
+                _ => {}
+            }
+        }
+        (user, database)
     }
 
     /// Writes this message, e.g. to forward a login to a server.

@@ -118,15 +118,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     if !unix && !encrypted && !shared.tls().client_may_skip_tls() {
         return Err(ClientError::SslRequired);
     }
-    // Both names in one pass over the packet (the first of each, as `StartupMessage::param`).
-    let (mut user, mut database) = (None, None);
-    for (name, value) in startup.params() {
-        match name {
-            "user" => user = user.or(Some(value)),
-            "database" => database = database.or(Some(value)),
-            _ => {}
-        }
-    }
+    let (user, database) = startup.user_and_database();
     let user = user.unwrap_or_default().to_owned();
     if user.is_empty() {
         return Err(ClientError::Protocol(

@@ -80,7 +80,7 @@ fn startup_message_golden() {
     };
     assert_eq!(m.protocol_version, PROTOCOL_3_0);
     assert_eq!(
-        (m.user(), m.database(), m.param("options")),
+        (m.user(), m.user_and_database().1, m.param("options")),
         (Some("bob"), Some("db"), None)
     );
 }
