@@ -20,16 +20,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::protocol::startup::{Startup, decode_startup};
 use crate::protocol::{DEFAULT_MAX_MESSAGE_LEN, DecodeError, EncodeError, Frame, decode_frame};
 
+// Both buffers start at what a login reads (startup packet, password) and writes (the
+// authentication request, then AuthenticationOk, ParameterStatus, BackendKeyData,
+// ReadyForQuery). Buffers this small come from the allocator's per-thread cache, where 8 KB
+// ones cost a trip to its bins on every connection.
+
 /// Initial capacity of the read buffer, and the room a read gets once less than half is free.
-/// What a login reads fits, and a buffer this small comes from the allocator's per-thread cache
-/// (an 8 KB one costs a trip to its bins on every connection). Larger messages reserve their
-/// own room; the relay grows a client's buffer when its traffic needs more.
+/// Larger messages reserve their own room; the relay grows a client's buffer when it needs more.
 const READ_CAPACITY: usize = 1024;
 
-/// Initial capacity of the write buffer. What a login writes (the authentication request, then
-/// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery) fits; a buffer this small
-/// comes from the allocator's per-thread cache, where an 8 KB one costs a trip to its bins on
-/// every connection. Larger output (a SHOW) grows it.
+/// Initial capacity of the write buffer; larger output (a SHOW) grows it.
 const WRITE_CAPACITY: usize = 1024;
 
 /// Why reading or writing a connection failed.
