@@ -374,66 +374,70 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_welcome_is_the_servers_set_with_the_clients_own_values() {
-        let server = BTreeMap::from([
-            ("TimeZone".to_owned(), "UTC".to_owned()),
-            ("application_name".to_owned(), String::new()),
-            ("server_version".to_owned(), "15.8".to_owned()),
-        ]);
-        let mut p = ClientParams::from_startup(
-            params(&[("application_name", "app"), ("client_encoding", "LATIN1")]),
-            "",
-            "",
-        )
-        .unwrap();
+    /// What `write_welcome` sends a client that logged in with `startup` to a pool whose first
+    /// server reported `server`, and the ParameterStatus messages of `expected`.
+    fn welcome(
+        server: &[(&str, &str)],
+        startup: &[(&str, &str)],
+        expected: &[(&str, &str)],
+    ) -> (BytesMut, BytesMut) {
+        let server = server
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut p = ClientParams::from_startup(params(startup), "", "").unwrap();
         p.fill_from(&Arc::new(Welcome::new(server)));
         let mut got = BytesMut::new();
         p.write_welcome(&mut got).unwrap();
         let mut want = BytesMut::new();
-        for (name, value) in [
-            ("TimeZone", "UTC"),
-            ("application_name", "app"),
-            ("server_version", "15.8"),
-            ("client_encoding", "LATIN1"),
-        ] {
+        for (name, value) in expected {
             parameter_status(&mut want, name, value).unwrap();
         }
+        (got, want)
+    }
+
+    #[test]
+    fn the_welcome_is_the_servers_set_with_the_clients_own_values() {
+        let (got, want) = welcome(
+            &[
+                ("TimeZone", "UTC"),
+                ("application_name", ""),
+                ("server_version", "15.8"),
+            ],
+            &[("application_name", "app"), ("client_encoding", "LATIN1")],
+            &[
+                ("TimeZone", "UTC"),
+                ("application_name", "app"),
+                ("server_version", "15.8"),
+                ("client_encoding", "LATIN1"),
+            ],
+        );
         assert_eq!(got, want);
     }
 
     #[test]
     fn own_values_replace_the_first_and_last_server_messages_in_place() {
-        let server = BTreeMap::from([
-            ("DateStyle".to_owned(), "ISO, MDY".to_owned()),
-            ("server_version".to_owned(), "15.8".to_owned()),
-            ("standard_conforming_strings".to_owned(), "on".to_owned()),
-        ]);
-        // Startup order differs from the server's (name) order on purpose.
-        let mut p = ClientParams::from_startup(
-            params(&[
+        let (got, want) = welcome(
+            &[
+                ("DateStyle", "ISO, MDY"),
+                ("server_version", "15.8"),
+                ("standard_conforming_strings", "on"),
+            ],
+            // Startup order differs from the server's (name) order on purpose.
+            &[
                 ("standard_conforming_strings", "off"),
                 ("IntervalStyle", "iso_8601"),
                 ("DateStyle", "German"),
                 ("application_name", "app"),
-            ]),
-            "",
-            "",
-        )
-        .unwrap();
-        p.fill_from(&Arc::new(Welcome::new(server)));
-        let mut got = BytesMut::new();
-        p.write_welcome(&mut got).unwrap();
-        let mut want = BytesMut::new();
-        for (name, value) in [
-            ("DateStyle", "German"),
-            ("server_version", "15.8"),
-            ("standard_conforming_strings", "off"),
-            ("IntervalStyle", "iso_8601"),
-            ("application_name", "app"),
-        ] {
-            parameter_status(&mut want, name, value).unwrap();
-        }
+            ],
+            &[
+                ("DateStyle", "German"),
+                ("server_version", "15.8"),
+                ("standard_conforming_strings", "off"),
+                ("IntervalStyle", "iso_8601"),
+                ("application_name", "app"),
+            ],
+        );
         assert_eq!(got, want);
     }
 

@@ -108,16 +108,21 @@ async fn passthrough_lets_postgres_judge_the_password() {
     );
 }
 
+/// A pooler whose database `forced` logs in to `postgres` as [`PASS_USER`], whoever the client.
+async fn forced_as_pass_user(pg: &TempPostgres) -> TestBouncer {
+    let dbs = format!(
+        "forced = host=127.0.0.1 port={} dbname=postgres user={PASS_USER} password={PASSWORD}\n",
+        pg.port()
+    );
+    TestBouncer::start_with(pg, &dbs, "").await
+}
+
 #[tokio::test]
 async fn forced_user_databases_log_in_with_their_own_password() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let dbs = format!(
-        "forced = host=127.0.0.1 port={} dbname=postgres user={PASS_USER} password={PASSWORD}\n",
-        pg.port()
-    );
-    let bouncer = TestBouncer::start_with(&pg, &dbs, "").await;
+    let bouncer = forced_as_pass_user(&pg).await;
     assert_eq!(whoami(&bouncer.url(MD5_USER, "forced")).await, PASS_USER);
 }
 
@@ -135,11 +140,7 @@ async fn a_reload_that_changes_the_forced_user_moves_new_clients_only() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let dbs = format!(
-        "forced = host=127.0.0.1 port={} dbname=postgres user={PASS_USER} password={PASSWORD}\n",
-        pg.port()
-    );
-    let bouncer = TestBouncer::start_with(&pg, &dbs, "").await;
+    let bouncer = forced_as_pass_user(&pg).await;
     let url = bouncer.url(MD5_USER, "forced");
     let before = support::connect(&url).await.unwrap();
     let (user, old_pid) = who(&before).await;
