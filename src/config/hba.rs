@@ -3,8 +3,9 @@
 //! `replication`, `@file`, names and comma lists (no `samerole`/`samegroup`); users `all`,
 //! `@file`, names and lists (no `+group`); addresses `all`, `ip/len` or `ip mask` (no
 //! `samehost`/`samenet`/host names); the methods of `auth_type` plus `peer` and `reject` (not
-//! `any` or `pam`); trailing `name=value` options such as `map=`. [`load`] also reads the
-//! `@file` name lists; matching a connection against the rules is `auth::hba`.
+//! `any` or `pam`); trailing `name=value` options such as `map=` (peer and cert only, naming a
+//! map of `auth_ident_file`). [`load`] also reads the `@file` name lists; matching a connection
+//! against the rules is `auth::hba`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -100,6 +101,28 @@ pub struct Rule {
     pub options: BTreeMap<String, String>,
 }
 
+/// The rules of `auth_hba_file` with the user name maps of `auth_ident_file` that their
+/// `map=` options name.
+#[derive(Debug, Clone, Default)]
+pub struct Hba {
+    /// The rules, in file order (the first match decides).
+    pub rules: Vec<Rule>,
+    /// The maps of `auth_ident_file` (none when it is not set).
+    pub maps: super::ident::IdentMaps,
+}
+
+impl Hba {
+    /// The `map=` names of rules that `maps` does not define, with the rules' lines: such a
+    /// rule can never let anyone in.
+    pub fn undefined_maps(&self) -> Vec<(usize, &str)> {
+        self.rules
+            .iter()
+            .filter_map(|r| Some((r.line, r.options.get("map")?.as_str())))
+            .filter(|(_, map)| !self.maps.defines(map))
+            .collect()
+    }
+}
+
 /// Parses a whole HBA file; every broken line is reported, with `file` in the messages.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Rule>, Vec<ConfigError>> {
     let mut rules = Vec::new();
@@ -172,7 +195,7 @@ fn expand(field: &[Name], dir: &Path, database: bool, depth: usize) -> Result<Ve
 }
 
 /// Splits a line into whitespace-separated tokens, quotes kept; `#` starts a comment.
-fn tokens(line: &str) -> Result<Vec<String>, String> {
+pub(super) fn tokens(line: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut in_quotes = false;
@@ -257,6 +280,9 @@ fn rule(tokens: &[String], line: usize) -> Result<Option<Rule>, String> {
             .split_once('=')
             .ok_or_else(|| format!("invalid option {option:?} (expected name=value)"))?;
         options.insert(name.to_owned(), value.to_owned());
+    }
+    if options.contains_key("map") && !matches!(method, Method::Peer | Method::Cert) {
+        return Err("the map option is only valid for peer and cert authentication".to_owned());
     }
     if method == Method::Peer && conn_type != ConnType::Local {
         return Err("peer authentication is only for local (Unix socket) connections".to_owned());

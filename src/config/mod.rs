@@ -32,6 +32,7 @@ pub mod diff;
 pub mod env;
 pub mod error;
 pub mod hba;
+pub mod ident;
 pub mod ini;
 pub mod keys;
 pub mod render;

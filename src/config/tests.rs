@@ -636,19 +636,23 @@ fn load_checks_the_files_it_names() {
         "hba.conf",
         "host all all all md5\nhost all all all nope\n",
     );
+    let ident = write(d, "ident.conf", "ops alice app\nops alice\n");
     let ini = write(
         d,
         "p.ini",
-        &format!("[pgbouncer]\nauth_type = hba\nauth_hba_file = {hba}\nauth_file = {users}\n"),
+        &format!(
+            "[pgbouncer]\nauth_type = hba\nauth_hba_file = {hba}\nauth_ident_file = {ident}\nauth_file = {users}\n"
+        ),
     );
     let got: Vec<String> = Config::load(Path::new(&ini), &NoEnv)
         .unwrap_err()
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[0].starts_with(&format!("{hba}:2: unsupported authentication method")));
-    assert!(got[1].starts_with(&format!("{users}:2: broken auth file")));
+    assert!(got[1].starts_with(&format!("{ident}:2: expected 3 fields")));
+    assert!(got[2].starts_with(&format!("{users}:2: broken auth file")));
 
     let ini = write(
         d,

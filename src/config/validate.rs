@@ -6,7 +6,7 @@ use std::path::Path;
 use super::error::{ConfigError, Location};
 use super::keys::Key;
 use super::settings::{AuthType, SslMode};
-use super::{Config, Section, hba, ini, userlist};
+use super::{Config, Section, hba, ident, ini, userlist};
 
 struct Checker<'a> {
     config: &'a Config,
@@ -186,18 +186,21 @@ fn check_misc(c: &mut Checker<'_>) {
     }
 }
 
-/// Reads the files `config` names (HBA file when `auth_type = hba`; `auth_file` unless the
-/// auth type ignores it) and reports their problems with their own `file:line`.
+/// Reads the files `config` names (HBA and ident files when `auth_type = hba`; `auth_file`
+/// unless the auth type ignores it) and reports their problems with their own `file:line`.
 pub fn check_files(config: &Config) -> Vec<ConfigError> {
     let s = &config.pgbouncer;
     let mut errors = Vec::new();
-    if s.auth_type() == AuthType::Hba
-        && let Some(path) = s.text(Key::AuthHbaFile)
-    {
-        if let Err(problems) = hba::load(Path::new(path)) {
+    if s.auth_type() == AuthType::Hba {
+        for key in [Key::AuthHbaFile, Key::AuthIdentFile] {
+            let Some(path) = s.text(key) else { continue };
+            let problems = match key {
+                Key::AuthHbaFile => hba::load(Path::new(path)).err(),
+                _ => ident::load(Path::new(path)).err(),
+            };
             // A file that cannot be read at all is reported at the key that names it.
-            errors.extend(problems.into_iter().map(|e| match e.line {
-                0 if e.file == path => located(config, Key::AuthHbaFile, e),
+            errors.extend(problems.into_iter().flatten().map(|e| match e.line {
+                0 if e.file == path => located(config, key, e),
                 _ => e,
             }));
         }

@@ -46,7 +46,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     } else {
         let method = match config.pgbouncer.auth_type() {
             AuthType::Hba => {
-                super::hba::method_for(&shared.hba(), peer, tls, admin::DATABASE, &user)?
+                super::hba::method_for(&shared.hba(), peer, tls, admin::DATABASE, &user)?.method
             }
             method => method,
         };

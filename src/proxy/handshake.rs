@@ -150,9 +150,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
             .unwrap_or_default(),
     )?;
 
-    let method = match settings.auth_type() {
-        AuthType::Hba => super::hba::method_for(&shared.hba(), peer, encrypted, &database, &user)?,
-        method => method,
+    let hba = shared.hba();
+    let (method, cert_map) = match settings.auth_type() {
+        AuthType::Hba => {
+            let chosen = super::hba::method_for(&hba, peer, encrypted, &database, &user)?;
+            (chosen.method, chosen.cert_map)
+        }
+        method => (method, None),
     };
     if method == AuthType::Passthrough && !(trusted_transport || encrypted) {
         return Err(ClientError::Config(
@@ -178,7 +182,11 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     }
     let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
     let proof = if method == AuthType::Cert {
-        cert_login(conn.get_ref(), &user)?;
+        let named = |cn: &str| match &cert_map {
+            Some(map) => hba.maps.allows(map, cn, &user),
+            None => cn == user,
+        };
+        cert_login(conn.get_ref(), &user, named)?;
         Proof::Nothing
     } else {
         client_auth::authenticate(conn, method, &user, secret.as_deref(), &shared.mock_key).await?
@@ -233,14 +241,19 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     })))
 }
 
-/// `auth_type = cert`: the client certificate's CN must be the user name (the certificate itself
-/// was verified against `client_tls_ca_file` during the handshake). The reason is logged; the
-/// client hears only PgBouncer's "certificate authentication failed".
-fn cert_login(stream: &impl TlsInfo, user: &str) -> Result<(), ClientError> {
+/// `auth_type = cert`: the client certificate's CN must name the user (`named`: be it, or map
+/// to it by an HBA rule's `map=`); the certificate itself was verified against
+/// `client_tls_ca_file` during the handshake. The reason is logged; the client hears only
+/// PgBouncer's "certificate authentication failed".
+fn cert_login(
+    stream: &impl TlsInfo,
+    user: &str,
+    named: impl Fn(&str) -> bool,
+) -> Result<(), ClientError> {
     let problem = match (stream.tls_state(), client_cert_common_name(stream)) {
         (None, _) => "TLS connection required",
         (Some(_), None) => "TLS client certificate required",
-        (Some(_), Some(cn)) if cn == user => return Ok(()),
+        (Some(_), Some(cn)) if named(&cn) => return Ok(()),
         (Some(_), Some(_)) => "TLS certificate name mismatch",
     };
     tracing::warn!(user, "{problem}");

@@ -50,8 +50,8 @@ pub struct Runtime {
     pub users: Arc<FastMap<String, Secret>>,
     /// TLS toward clients and servers; a reload whose files are broken keeps the previous one.
     pub tls: Arc<TlsSettings>,
-    /// `auth_hba_file` rules (empty unless `auth_type = hba`).
-    pub hba: Arc<Vec<crate::config::hba::Rule>>,
+    /// `auth_hba_file` rules and `auth_ident_file` maps (empty unless `auth_type = hba`).
+    pub hba: Arc<crate::config::hba::Hba>,
 }
 
 /// State every client task shares; built once by `serve`.
@@ -159,8 +159,8 @@ impl Shared {
         self.runtime().tls
     }
 
-    /// The `auth_hba_file` rules in force.
-    pub fn hba(&self) -> Arc<Vec<crate::config::hba::Rule>> {
+    /// The `auth_hba_file` rules and `auth_ident_file` maps in force.
+    pub fn hba(&self) -> Arc<crate::config::hba::Hba> {
         self.runtime().hba
     }
 

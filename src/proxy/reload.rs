@@ -2,10 +2,13 @@
 //! any problem, warn about changes that need a restart, and install the rest. One function for the
 //! signal and the admin console (STYLE.md §3.2).
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::{Runtime, Shared};
 use crate::FastMap;
+use crate::config::hba::{self, Hba};
+use crate::config::ident::{self, IdentMaps};
 use crate::config::userlist::{self, Secret};
 use crate::config::{AuthType, Config, Key, ProcessEnv, Source};
 
@@ -25,19 +28,31 @@ pub fn load_users(config: &Config) -> Result<FastMap<String, Secret>, String> {
     Ok(entries.into_iter().map(|e| (e.user, e.secret)).collect())
 }
 
-/// Reads `auth_hba_file` when `auth_type = hba` (no rules otherwise).
-pub fn load_hba(config: &Config) -> Result<Vec<crate::config::hba::Rule>, String> {
-    let path = match config.pgbouncer.text(Key::AuthHbaFile) {
-        Some(path) if config.pgbouncer.auth_type() == AuthType::Hba => path,
-        _ => return Ok(Vec::new()),
+/// Reads `auth_hba_file`, and `auth_ident_file` when set, if `auth_type = hba` (no rules
+/// otherwise). A rule naming a map the ident file lacks is logged: it can let nobody in.
+pub fn load_hba(config: &Config) -> Result<Hba, String> {
+    let s = &config.pgbouncer;
+    let path = match s.text(Key::AuthHbaFile) {
+        Some(path) if s.auth_type() == AuthType::Hba => path,
+        _ => return Ok(Hba::default()),
     };
-    crate::config::hba::load(std::path::Path::new(path)).map_err(|problems| {
+    let joined = |problems: Vec<crate::config::ConfigError>| {
         problems
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ")
-    })
+    };
+    let rules = hba::load(Path::new(path)).map_err(joined)?;
+    let maps = match s.text(Key::AuthIdentFile) {
+        Some(ident) => ident::load(Path::new(ident)).map_err(joined)?,
+        None => IdentMaps::default(),
+    };
+    let hba = Hba { rules, maps };
+    for (line, map) in hba.undefined_maps() {
+        tracing::warn!("{path}:{line}: map {map:?} is not defined in auth_ident_file");
+    }
+    Ok(hba)
 }
 
 /// Re-reads the file the running configuration came from; on error nothing changes and the

@@ -161,3 +161,63 @@ async fn rules_pick_the_method_by_address_database_and_user() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_with_a_map_lets_in_whom_auth_ident_file_names() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .expect("the test's OS user has a name")
+        .name;
+    let dir = unique_dir("bouncectl-ident");
+    let (hba, ident) = (dir.join("hba.conf"), dir.join("ident.conf"));
+    std::fs::write(
+        &hba,
+        "host  pgbouncer  postgres    127.0.0.1/32  md5\n\
+         local all        md5_user                  peer  map=ops\n\
+         local all        pass_user                 peer  map=ops\n\
+         local all        all                       reject\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &ident,
+        format!("# MAP  SYSTEM-USER  DATABASE-USER\nops  {me}  md5_user\nops  someone-else  all\n"),
+    )
+    .unwrap();
+    let settings = format!(
+        "auth_type = hba\nauth_hba_file = {}\nauth_ident_file = {}\nunix_socket_dir = {}\n",
+        hba.display(),
+        ident.display(),
+        dir.display()
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let port = bouncer.port;
+
+    // The map, not the name: we are not md5_user, yet the map lets us in as it.
+    assert_eq!(psql_unix(&pg, &dir, port, MD5_USER, false), MD5_USER);
+    let refused = psql_unix(&pg, &dir, port, PASS_USER, false);
+    assert!(refused.contains("unix socket login rejected"), "{refused}");
+
+    // RELOAD re-reads the ident file: `all` opens every user of the rule to us.
+    std::fs::write(&ident, format!("ops  {me}  all\n")).unwrap();
+    let console = support::connect(&url("127.0.0.1", port, ADMIN_USER, PASSWORD, "pgbouncer"))
+        .await
+        .unwrap();
+    console.simple_query("RELOAD").await.unwrap();
+    assert_eq!(psql_unix(&pg, &dir, port, PASS_USER, false), PASS_USER);
+
+    // A file PgBouncer would not read keeps the maps in force.
+    std::fs::write(&ident, format!("ops  /^{me}$  all\n")).unwrap();
+    let failed = console.simple_query("RELOAD").await.unwrap_err();
+    let message = failed.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("regular expressions")),
+        "{failed:?}"
+    );
+    assert_eq!(psql_unix(&pg, &dir, port, PASS_USER, false), PASS_USER);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,3 +105,21 @@ fn load_reads_at_file_lists_beside_the_hba_file() {
     );
     assert_eq!(rules[0].databases, [literal("app"), literal("reports")]);
 }
+
+#[test]
+fn a_map_belongs_to_peer_and_cert_rules_and_must_be_defined() {
+    let err = parse("host all all all md5 map=ops\n", "hba.conf").unwrap_err();
+    assert!(
+        err[0].message.contains("only valid for peer and cert"),
+        "{}",
+        err[0].message
+    );
+    let rules = parse(
+        "local all all peer map=ops\nhostssl all all all cert map=certs\nlocal all all peer\n",
+        "hba.conf",
+    )
+    .unwrap();
+    let maps = crate::config::ident::parse("ops alice app\n", "ident.conf").unwrap();
+    let hba = Hba { rules, maps };
+    assert_eq!(hba.undefined_maps(), [(2, "certs")]);
+}
