@@ -216,27 +216,32 @@ async fn require_toward_a_server_without_tls_is_refused() {
         .unwrap();
 }
 
+/// libpq's options for a verify-full TLS login with the test client certificate, whose key is
+/// made private first (libpq refuses a key that others can read).
+fn with_client_cert(certs: &TestCerts) -> String {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&certs.client_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "host=localhost sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+        certs.ca.display(),
+        certs.client_cert.display(),
+        certs.client_key.display()
+    )
+}
+
 #[tokio::test]
 async fn cert_auth_maps_the_certificate_cn_to_the_user() {
-    use std::os::unix::fs::PermissionsExt as _;
     let certs = TestCerts::generate();
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    // libpq refuses a client key that others can read.
-    std::fs::set_permissions(&certs.client_key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let settings = format!(
         "{}auth_type = cert\n[databases]\ncertdb = host=127.0.0.1 port={} dbname=postgres user={TRUST_USER}\n",
         client_tls("require", &certs),
         pg.port()
     );
     let bouncer = TestBouncer::start(&pg, &settings).await;
-    let cert = format!(
-        "host=localhost sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
-        certs.ca.display(),
-        certs.client_cert.display(),
-        certs.client_key.display()
-    );
+    let cert = with_client_cert(&certs);
     let run = |user: &str, tls: &str| {
         // libpq takes the last dbname given.
         let conninfo = format!("user={user} {tls} dbname=certdb");
@@ -252,6 +257,40 @@ async fn cert_auth_maps_the_certificate_cn_to_the_user() {
     let (ok, _, err) = run(CLIENT_CN, no_cert).await;
     assert!(!ok);
     assert!(err.contains("certificate authentication failed"), "{err}");
+}
+
+#[tokio::test]
+async fn an_hba_cert_rule_with_a_map_takes_the_users_auth_ident_file_gives_the_cn() {
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (hba, ident) = (dir.path().join("hba.conf"), dir.path().join("ident.conf"));
+    std::fs::write(&hba, "hostssl all all 127.0.0.1/32 cert map=certs\n").unwrap();
+    std::fs::write(&ident, format!("certs {CLIENT_CN} {MD5_USER}\n")).unwrap();
+    let settings = format!(
+        "{}auth_type = hba\nauth_hba_file = {}\nauth_ident_file = {}\n",
+        client_tls("require", &certs),
+        hba.display(),
+        ident.display()
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let cert = with_client_cert(&certs);
+    let run = |user: &str| {
+        let conninfo = format!("{cert} dbname=postgres user={user}");
+        psql(&bouncer, conninfo, "SELECT current_user")
+    };
+    // The CN is not the user, and no password is asked: the map vouches for it.
+    let (ok, out, err) = run(MD5_USER).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, MD5_USER);
+    // The map gives this CN no other user, not even its own name.
+    for user in [TRUST_USER, CLIENT_CN] {
+        let (ok, _, err) = run(user).await;
+        assert!(!ok, "{user} got in");
+        assert!(err.contains("certificate authentication failed"), "{err}");
+    }
 }
 
 #[tokio::test]
