@@ -316,6 +316,12 @@ impl<'a> Tracker<'a> {
     }
 }
 
+/// Whether a Query whose text starts with `sql` could be `DEALLOCATE ALL` or `DISCARD ALL`
+/// (the statements the tracker must see whole): blanks alone could still be either.
+pub fn may_drop_all_statements(sql: &[u8]) -> bool {
+    sql.iter().all(u8::is_ascii_whitespace) || starts_with_d(sql)
+}
+
 /// Whether the first non-blank byte is `d` or `D`: nearly every query fails this at once.
 fn starts_with_d(sql: &[u8]) -> bool {
     let first = sql.iter().find(|b| !b.is_ascii_whitespace());

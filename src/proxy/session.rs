@@ -85,6 +85,9 @@ struct Link {
     /// Bytes of a large DataRow or CopyData still to pass straight through (its start went out
     /// before the rest arrived).
     stream_left: usize,
+    /// Likewise toward the server: bytes of a large client message still to come. The server
+    /// holds a partial message until they are in, so it can go to no one else before.
+    client_stream_left: usize,
 }
 
 /// One client's relay.
@@ -232,6 +235,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(first.tag != fe::TERMINATE);
             }
             if let Some(len) = walk.incomplete_len() {
+                if len > forward::STREAM_OVER {
+                    // Linked now, the message may stream through instead of piling up here.
+                    return Ok(true);
+                }
                 let missing = len.saturating_sub(self.cbuf.len());
                 reserve_ahead(&mut self.cbuf, missing);
             }
@@ -336,6 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             max_prepared,
             expect: Pipeline::default(),
             stream_left: 0,
+            client_stream_left: 0,
         })
     }
 
@@ -359,7 +367,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Some(ClientError::IdleTransactionTimeout) => Some(reasons::IDLE_TRANSACTION_TIMEOUT),
             Some(ClientError::TransactionTimeout) => Some(reasons::TRANSACTION_TIMEOUT),
             _ if link.server.tx_status != TxStatus::Idle => Some(reasons::NOT_READY),
-            _ if link.pending > 0 || !link.expect.is_empty() => Some(reasons::IN_PROGRESS),
+            _ if link.pending > 0 || !link.expect.is_empty() || link.client_stream_left > 0 => {
+                Some(reasons::IN_PROGRESS)
+            }
             Some(_) => Some(reasons::NOT_READY),
             None => None,
         };

@@ -18,13 +18,31 @@ use crate::registry::wall_us;
 /// A buffer that carried a batch larger than this is replaced once the batch is out.
 const KEEP_CAPACITY: usize = 1024 * 1024;
 
-/// A server message larger than this that the pooler need not read (a row, a COPY chunk) is
-/// passed on as it arrives instead of being held whole, as PgBouncer does.
-const STREAM_OVER: usize = 256 * 1024;
+/// A message larger than this that the pooler need not read whole (a row, a COPY chunk, a
+/// client's large query or parameter) is passed on as it arrives instead of being held whole,
+/// as PgBouncer does.
+pub(super) const STREAM_OVER: usize = 256 * 1024;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends every complete client message to the server; `false` when the client said Terminate.
     pub(super) async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
+        if link.client_stream_left > 0 {
+            // The rest of a large message: straight on, as far as it goes.
+            let n = link.client_stream_left.min(self.cbuf.len());
+            if n > 0 {
+                let deadline = self.deadline(link);
+                let bytes = self.cbuf.get(..n).unwrap_or_default();
+                send_all(&mut link.server.stream, bytes, deadline)
+                    .await?
+                    .map_err(|_| ClientError::ServerCrashed)?;
+                self.login.pool.stats.traffic(n as u64, 0);
+                self.cbuf.advance(n);
+                link.client_stream_left -= n;
+            }
+            if link.client_stream_left > 0 || self.cbuf.is_empty() {
+                return Ok(true);
+            }
+        }
         let server = &mut *link.server;
         // Batches of plain simple queries (and COPY data) need no rewriting: they go out as the
         // client's own bytes unless tracked replies are still owed before them.
@@ -41,11 +59,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         // One clock read per batch, and only for a batch that starts a request; the first batch
         // after link() takes link()'s reading, which also stamped the request in the registry.
         let mut now = None;
-        let take_now = |fresh: &mut Option<Instant>| {
-            fresh
-                .take()
-                .map_or_else(|| (Instant::now(), false), |at| (at, true))
-        };
         let mut tracker = tracking.then(|| {
             Tracker::new(
                 &mut link.expect,
@@ -59,23 +72,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .next_message()
             .map_err(|e| ClientError::Protocol(e.to_string()))?
         {
-            match msg.tag {
-                fe::QUERY | fe::SYNC | fe::FUNCTION_CALL => {
-                    if link.pending == 0 {
-                        let (at, _) = *now.get_or_insert_with(|| take_now(&mut link.fresh));
-                        link.query_since = Some(at);
-                    }
-                    link.pending += 1;
-                    link.sync_after_execute |= msg.tag == fe::SYNC;
-                }
-                fe::EXECUTE => link.sync_after_execute = false,
-                fe::TERMINATE => {
-                    terminate_at =
-                        Some(walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len());
-                    break;
-                }
-                _ => {}
+            if msg.tag == fe::TERMINATE {
+                terminate_at = Some(walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len());
+                break;
             }
+            count_request(
+                msg.tag,
+                &mut link.pending,
+                &mut link.query_since,
+                &mut link.sync_after_execute,
+                || now.get_or_insert_with(|| stamp(&mut link.fresh)).0,
+            );
             if let Some(t) = tracker.as_mut() {
                 if passthrough {
                     if msg.tag == fe::QUERY {
@@ -89,9 +96,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     .map_err(|e| ClientError::Protocol(e.to_string()))?;
             }
         }
-        let upto = terminate_at.unwrap_or_else(|| walk.consumed());
-        if let Some(len) = walk.incomplete_len() {
-            reserve_ahead(&mut self.cbuf, len);
+        // Known before the batch goes out, so that `link` is free again for what follows.
+        let mut reply = BytesMut::new();
+        if let Some(mut t) = tracker {
+            // Replies the pooler owes with nothing before them (a Parse the server already had).
+            t.emit_ready(&mut reply);
+            t.finish();
+        }
+        let mut upto = terminate_at.unwrap_or_else(|| walk.consumed());
+        match walk.incomplete_len() {
+            // The start of a large message goes out with what precedes it and the rest follows
+            // read by read, as toward the client: a 100 MB parameter does not sit here whole.
+            // Messages the tracker would rewrite or must read whole wait for their end.
+            Some(total)
+                if total > STREAM_OVER
+                    && terminate_at.is_none()
+                    && passthrough
+                    && (!tracking
+                        || passes_untracked(self.cbuf.get(upto..).unwrap_or_default())) =>
+            {
+                let tag = self.cbuf.get(upto).copied().unwrap_or_default();
+                count_request(
+                    tag,
+                    &mut link.pending,
+                    &mut link.query_since,
+                    &mut link.sync_after_execute,
+                    || now.get_or_insert_with(|| stamp(&mut link.fresh)).0,
+                );
+                link.client_stream_left = total - (self.cbuf.len() - upto);
+                upto = self.cbuf.len();
+            }
+            Some(len) => reserve_ahead(&mut self.cbuf, len),
+            None => {}
         }
         // Taken after the batch was counted: a query that starts here is already timed.
         let deadline = self.timeouts.deadline(
@@ -102,7 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         );
         if upto > 0 {
             if let Some(entry) = &self.entry {
-                let (at, stamped) = *now.get_or_insert_with(|| take_now(&mut link.fresh));
+                let (at, stamped) = *now.get_or_insert_with(|| stamp(&mut link.fresh));
                 if !stamped {
                     entry.requested(wall_us(at.into_std()));
                 }
@@ -120,14 +156,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let_go_if_huge(&mut self.cbuf, upto);
         }
         link.fresh = None;
-        if let Some(mut t) = tracker {
-            // Replies the pooler owes with nothing before them (a Parse the server already had).
-            let mut reply = BytesMut::new();
-            t.emit_ready(&mut reply);
-            t.finish();
-            if !reply.is_empty() && send_all(&mut self.client, &reply, deadline).await?.is_err() {
-                return Ok(false);
-            }
+        if !reply.is_empty() && send_all(&mut self.client, &reply, deadline).await?.is_err() {
+            return Ok(false);
         }
         Ok(terminate_at.is_none())
     }
@@ -264,13 +294,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if refuse_at.is_some() {
             return Err(ClientError::StatementModeTransaction);
         }
-        if !ready || !server.buf.is_empty() || !link.expect.is_empty() || link.stream_left > 0 {
+        let streaming = link.stream_left > 0 || link.client_stream_left > 0;
+        if !ready || !server.buf.is_empty() || !link.expect.is_empty() || streaming {
             return Ok(Step::Continue);
         }
         match release_after(self.mode, server.tx_status, link.pending) {
             Release::Keep | Release::Refuse => Ok(Step::Continue),
             Release::Release => Ok(Step::Release),
         }
+    }
+}
+
+/// Counts what client message `tag` asks of the server: Query, Sync and FunctionCall each
+/// draw a ReadyForQuery (the first one of a quiet link starts the query's clock, read by
+/// `now`); an Execute after a Sync is what a COPY FROM STDIN can start.
+fn count_request(
+    tag: u8,
+    pending: &mut usize,
+    query_since: &mut Option<Instant>,
+    sync_after_execute: &mut bool,
+    now: impl FnOnce() -> Instant,
+) {
+    match tag {
+        fe::QUERY | fe::SYNC | fe::FUNCTION_CALL => {
+            if *pending == 0 {
+                *query_since = Some(now());
+            }
+            *pending += 1;
+            *sync_after_execute |= tag == fe::SYNC;
+        }
+        fe::EXECUTE => *sync_after_execute = false,
+        _ => {}
+    }
+}
+
+/// The clock reading for a batch: the one `link()` took for the first batch (`true`: the
+/// request is stamped already), a new one after.
+fn stamp(fresh: &mut Option<Instant>) -> (Instant, bool) {
+    fresh
+        .take()
+        .map_or_else(|| (Instant::now(), false), |at| (at, true))
+}
+
+/// Whether the message starting `raw` (its header and the bytes that are in) passes the
+/// prepared-statement tracker untouched whatever its end holds: COPY data, and a Query that
+/// cannot be `DEALLOCATE ALL` or `DISCARD ALL`.
+fn passes_untracked(raw: &[u8]) -> bool {
+    match raw.split_first() {
+        Some((&fe::COPY_DATA, _)) => true,
+        Some((&fe::QUERY, rest)) => !crate::proxy::prepared::may_drop_all_statements(
+            rest.get(crate::protocol::HEADER_LEN - 1..)
+                .unwrap_or_default(),
+        ),
+        _ => false,
     }
 }
 

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::{Baseline, backends, fill_pool, fresh_client_is_clean, until};
 use crate::support::binary::Binary;
+use crate::support::client::RawClient;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
-use crate::support::wire::{Wire, query_bytes, startup_bytes};
-use crate::support::{self, select_one};
+use crate::support::wire::{Wire, extended_bytes, query_bytes, startup_bytes};
+use crate::support::{self, rows, select_one};
 
 /// Sends `bytes` one at a time, `every` apart; stops early when the pooler hangs up.
 async fn trickle(wire: &mut Wire, bytes: &[u8], every: Duration) -> bool {
@@ -279,4 +280,88 @@ async fn a_huge_row_and_a_huge_parameter_leave_no_huge_buffer_behind() {
     assert!(select_one(&client).await);
     base.assert_back(&mut bin, 1).await;
     drop(client);
+}
+
+/// A client's 64 MB query goes to the server as it arrives, as PgBouncer passes it, and so does a
+/// 64 MB parameter where statements pass through untracked: the pooler's memory never held either
+/// whole. (With max_prepared_statements on, a Bind waits for its end: the tracker may rename its
+/// statement.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_query_or_parameter_streams_to_the_server() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    const BIG: usize = 64 * 1024 * 1024;
+    let text = "y".repeat(BIG);
+    for untracked in [false, true] {
+        let settings = match untracked {
+            false => "default_pool_size = 1",
+            true => "default_pool_size = 1\nmax_prepared_statements = 0",
+        };
+        let mut bin = Binary::start(&pg, pg.port(), settings).await;
+        let url = bin.url(MD5_USER, "postgres");
+        fill_pool(&url, 1).await;
+        let base = Baseline::of(&bin);
+        let peak_before = bin.peak_rss_kib();
+        let client = support::connect(&url).await.unwrap();
+        let answer = client
+            .simple_query(&format!("SELECT length('{text}')"))
+            .await
+            .unwrap();
+        assert_eq!(rows(&answer), [BIG.to_string()]);
+        if untracked {
+            let length: i32 = client
+                .query_one("SELECT length($1::text)", &[&text])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(usize::try_from(length).unwrap(), BIG);
+        }
+        let peak = bin.peak_rss_kib();
+        eprintln!("peak RSS {peak_before} KiB before, {peak} KiB after (untracked: {untracked})");
+        assert!(
+            peak < peak_before + 32 * 1024,
+            "the pooler held the message whole: peak {peak} KiB against {peak_before} KiB"
+        );
+        // The server stayed pooled and serves the next query.
+        assert!(select_one(&client).await);
+        drop(client);
+        base.assert_back(&mut bin, 1).await;
+    }
+
+    // A client gone halfway through its message: the server holds half a message, so it is
+    // closed, never handed to the next client (whose query would be read as the rest). A Parse
+    // streams only untracked, and unlike a Query it owes no reply yet.
+    let settings = "default_pool_size = 1\nmax_prepared_statements = 0";
+    let mut bin = Binary::start(&pg, pg.port(), settings).await;
+    let url = bin.url(MD5_USER, "postgres");
+    fill_pool(&url, 1).await;
+    let base = Baseline::of(&bin);
+    let mut quitter = Wire::login(bin.port, MD5_USER, "postgres", PASSWORD)
+        .await
+        .unwrap();
+    let whole = extended_bytes(&format!("SELECT length('{text}')"));
+    quitter.send(&whole[..8 * 1024 * 1024]).await;
+    // Linked means fed: the start goes out as soon as the server is there.
+    let mut console = bin.console().await;
+    let mut linked = false;
+    for _ in 0..200 {
+        let pools = console.query("SHOW POOLS").await;
+        if RawClient::column(&pools, "sv_active").contains(&Some("1")) {
+            linked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(linked, "the message's start never went to a server");
+    drop((quitter, console));
+    let client = support::connect(&url).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), select_one(&client)).await;
+    assert!(
+        next.unwrap_or(false),
+        "the next client got the half-fed server"
+    );
+    drop(client);
+    fresh_client_is_clean(&url).await;
+    base.assert_back(&mut bin, 1).await;
 }

@@ -93,6 +93,11 @@ impl Binary {
         self.status_kib("VmRSS:")
     }
 
+    /// The most resident memory the process ever had, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+
     /// Address space in KiB (VmSize): what was reserved, touched or not.
     pub fn vm_size_kib(&self) -> u64 {
         self.status_kib("VmSize:")
