@@ -81,6 +81,9 @@ pub enum ClientError {
     /// The process is shutting down.
     #[error("pooler is shutting down")]
     ShuttingDown,
+    /// A simple Query under `disable_pqexec` (only the extended protocol is let through).
+    #[error("PQexec disallowed")]
+    PqexecDisallowed,
     /// A transaction spanning statements in statement mode.
     #[error("transaction blocks not allowed in statement pooling mode")]
     StatementModeTransaction,

@@ -21,6 +21,9 @@ pub struct Limits {
     pub reserve_timeout: Duration,
     /// `query_wait_timeout`; `None` waits forever.
     pub wait_timeout: Option<Duration>,
+    /// `server_round_robin`: idle connections are reused oldest first, spreading the load
+    /// over all of them (for a load balancer behind the address), instead of newest first.
+    pub round_robin: bool,
 }
 
 /// Connections shared by every pool of one database (`max_db_connections`) or one user
@@ -417,7 +420,13 @@ impl<T: Send + 'static> Queue<T> {
                 Err(Grant::Open | Grant::TimedOut) => return,
             }
         }
-        state.idle.push(Idle { conn, since: now });
+        // Checkouts take from the end: the newest there (LIFO, PgBouncer's default), or the
+        // oldest when new ones queue up at the front.
+        let idle = Idle { conn, since: now };
+        match state.limits.round_robin {
+            false => state.idle.push(idle),
+            true => state.idle.insert(0, idle),
+        }
     }
 
     /// Takes in a connection opened outside a slot when there is room; gives it back otherwise.

@@ -51,6 +51,28 @@ pub struct Peer {
     pub ip: Option<std::net::IpAddr>,
     /// A unix-socket peer's uid.
     pub uid: Option<u32>,
+    /// A TCP client's port.
+    pub port: u16,
+    /// A unix-socket peer's pid (0: unknown).
+    pub pid: i32,
+}
+
+impl Peer {
+    /// Where the client is, as PgBouncer appends it to an application name (`pga_details`):
+    /// `ip:port`, `[ipv6]:port`, or `unix(pid@host):port` with the pooler's port.
+    fn details(&self, listen_port: i64) -> String {
+        match self.ip {
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
+            Some(ip) => format!("{ip}:{}", self.port),
+            None if self.pid != 0 => {
+                let host = nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| "somehost".to_owned());
+                format!("unix({}@{host}):{listen_port}", self.pid)
+            }
+            None => format!("unix:{listen_port}"),
+        }
+    }
 }
 
 /// How the start of a connection ended.
@@ -150,6 +172,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
             .unwrap_or_default(),
     )?;
 
+    if settings.flag(Key::ApplicationNameAddHost) {
+        params.add_host(&peer.details(settings.int(Key::ListenPort)));
+    }
     let hba = shared.hba();
     let (method, cert_map) = match settings.auth_type() {
         AuthType::Hba => {
@@ -343,5 +368,37 @@ pub fn supported(config: &Config) -> Result<(), String> {
             "auth_type = {} is not supported yet",
             other.as_str()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+
+    fn peer(ip: Option<&str>, port: u16, pid: i32) -> Peer {
+        Peer {
+            trusted: false,
+            unix: ip.is_none(),
+            is_self: false,
+            ip: ip.map(|ip| ip.parse().unwrap()),
+            uid: None,
+            port,
+            pid,
+        }
+    }
+
+    #[test]
+    fn details_place_the_client_as_pgbouncer_writes_it() {
+        assert_eq!(
+            peer(Some("10.1.2.3"), 5000, 0).details(6432),
+            "10.1.2.3:5000"
+        );
+        assert_eq!(peer(Some("::1"), 5000, 0).details(6432), "[::1]:5000");
+        assert_eq!(peer(None, 0, 0).details(6432), "unix:6432");
+        let local = peer(None, 0, 4242).details(6432);
+        assert!(
+            local.starts_with("unix(4242@") && local.ends_with("):6432"),
+            "{local}"
+        );
     }
 }

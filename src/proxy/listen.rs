@@ -330,6 +330,8 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         is_self: origin.peer_is_self,
         ip: origin.ip,
         uid: origin.uid,
+        port: origin.endpoints.port,
+        pid: origin.pid,
     };
     let config = shared.config();
     let s = &config.pgbouncer;
@@ -461,7 +463,8 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         timeouts,
         shared.shutdown.clone(),
     )
-    .with_entry(Arc::clone(&entry));
+    .with_entry(Arc::clone(&entry))
+    .refuse_simple_queries(s.flag(Key::DisablePqexec));
     let end = session.run().await;
     shared.cancels.remove(&key);
     if s.flag(Key::LogDisconnections) {

@@ -373,6 +373,7 @@ fn pool_settings(config: &Config, database: &str, user: &str, db: &Database) -> 
             reserve_size: count(reserve),
             reserve_timeout: s.duration(Key::ReservePoolTimeout),
             wait_timeout: (!wait.is_zero()).then_some(wait),
+            round_robin: s.flag(Key::ServerRoundRobin),
         },
         server_lifetime: db
             .pool

@@ -145,6 +145,15 @@ impl ClientParams {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `application_name_add_host`: the client's application name (`app` when it gave none)
+    /// followed by ` - ` and where it connected from, as PgBouncer sets it at login.
+    pub fn add_host(&mut self, details: &str) {
+        if let Some(slot) = self.slot("application_name") {
+            let named = format!("{} - {details}", self.own(slot).unwrap_or("app"));
+            self.set_own(slot, &named);
+        }
+    }
+
     fn set_own(&mut self, slot: usize, value: &str) {
         match self.own.iter_mut().find(|(s, _)| *s == slot) {
             Some((_, v)) => value.clone_into(v),

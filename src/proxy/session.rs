@@ -101,6 +101,8 @@ pub struct Session<S> {
     shutdown: Shutdown,
     entry: Option<Arc<ClientInfo>>,
     statements: ClientStatements,
+    /// `disable_pqexec`: a simple Query ends the session before it reaches a server.
+    refuse_simple: bool,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -142,7 +144,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             shutdown,
             entry: None,
             statements: ClientStatements::default(),
+            refuse_simple: false,
         }
+    }
+
+    /// Refuses the simple query protocol (`disable_pqexec`), as PgBouncer: a Query message
+    /// ends the session with "PQexec disallowed".
+    pub fn refuse_simple_queries(mut self, refuse: bool) -> Self {
+        self.refuse_simple = refuse;
+        self
     }
 
     /// Reports state changes to `entry` (SHOW CLIENTS) and obeys its KILL.
@@ -232,6 +242,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .next_message()
                 .map_err(|e| ClientError::Protocol(e.to_string()))?
             {
+                check_simple(self.refuse_simple, first.tag)?;
                 return Ok(first.tag != fe::TERMINATE);
             }
             if let Some(len) = walk.incomplete_len() {
@@ -459,6 +470,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
+}
+
+/// Under `disable_pqexec` (`refuse`), a Query is the end of the client.
+fn check_simple(refuse: bool, tag: u8) -> Result<(), ClientError> {
+    if refuse && tag == fe::QUERY {
+        tracing::error!("client used 'Q' packet type");
+        return Err(ClientError::PqexecDisallowed);
+    }
+    Ok(())
 }
 
 /// What one pump step decided.

@@ -25,6 +25,7 @@ mod modes;
 mod prepared;
 mod prepared_raw;
 mod security;
+mod settings;
 mod show;
 mod shutdown;
 mod support;

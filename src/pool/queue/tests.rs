@@ -6,6 +6,7 @@ fn limits(pool_size: usize) -> Limits {
         reserve_size: 0,
         reserve_timeout: Duration::from_secs(5),
         wait_timeout: Some(Duration::from_secs(10)),
+        round_robin: false,
     }
 }
 
@@ -48,6 +49,30 @@ async fn idle_connections_are_reused_lifo() {
     q.checkin(2);
     assert!(matches!(q.checkout().await, Ok(Lease::Ready(2))));
     assert_eq!(q.counts().idle, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_round_robin_reuses_the_longest_idle_first() {
+    let q = Queue::new(limits(3), vec![]);
+    q.set_limits(Limits {
+        round_robin: true,
+        ..limits(3)
+    });
+    for _ in 0..3 {
+        open(&q).await.fill();
+    }
+    for conn in [1, 2, 3] {
+        q.checkin(conn);
+    }
+    // Each comes back to the end of the line: 1, 2, 3, then 1 again.
+    for want in [1, 2, 3, 1] {
+        let Ok(Lease::Ready(got)) = q.checkout().await else {
+            panic!("no idle connection");
+        };
+        assert_eq!(got, want);
+        q.checkin(got);
+    }
+    assert!(matches!(q.try_take_idle(|_| true), Some(2)));
 }
 
 #[tokio::test(start_paused = true)]

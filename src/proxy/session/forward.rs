@@ -76,6 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 terminate_at = Some(walk.consumed() - crate::protocol::HEADER_LEN - msg.body.len());
                 break;
             }
+            super::check_simple(self.refuse_simple, msg.tag)?;
             count_request(
                 msg.tag,
                 &mut link.pending,

@@ -1,0 +1,102 @@
+//! PgBouncer settings that change what clients and servers see: `application_name_add_host`,
+//! `disable_pqexec` and `server_round_robin`, each against PostgreSQL with tokio-postgres.
+
+use std::collections::BTreeSet;
+
+use crate::support::bouncer::TestBouncer;
+use crate::support::postgres::{MD5_USER, TempPostgres};
+use crate::support::{self, rows};
+
+#[tokio::test]
+async fn application_name_add_host_tells_the_server_where_clients_are() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "application_name_add_host = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    for (given, name) in [(" application_name=billing", "billing"), ("", "app")] {
+        let client = support::connect(&format!("{url}{given}")).await.unwrap();
+        // What the server was told (its own setting, read back through the pooler).
+        let seen = rows(
+            &client
+                .simple_query("SELECT current_setting('application_name')")
+                .await
+                .unwrap(),
+        );
+        let port = seen[0]
+            .strip_prefix(&format!("{name} - 127.0.0.1:"))
+            .unwrap_or_else(|| panic!("{seen:?}"));
+        assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{seen:?}");
+        // A later SET is the client's own, left alone (PgBouncer adds the host at login only).
+        client
+            .batch_execute("SET application_name = 'batch'")
+            .await
+            .unwrap();
+        let now = rows(&client.simple_query("SHOW application_name").await.unwrap());
+        assert_eq!(now, ["batch"]);
+    }
+}
+
+#[tokio::test]
+async fn disable_pqexec_refuses_simple_queries_and_keeps_the_extended_protocol() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "disable_pqexec = 1\ndefault_pool_size = 1").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let client = support::connect(&url).await.unwrap();
+    let row = client
+        .query_one("SELECT $1::int * 2", &[&21i32])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+    let e = client.simple_query("SELECT 1").await.unwrap_err();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!(db.message(), "PQexec disallowed");
+    assert_eq!(db.code().code(), "08P01");
+    // The refusal never reached a server: the only one serves the next client at once.
+    let next = support::connect(&url).await.unwrap();
+    let row = next.query_one("SELECT 1::int", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_round_robin_spreads_transactions_over_every_idle_server() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    for (round_robin, backends) in [(false, 1), (true, 3)] {
+        let settings = format!(
+            "default_pool_size = 3\nserver_round_robin = {}",
+            u8::from(round_robin)
+        );
+        let bouncer = TestBouncer::start(&pg, &settings).await;
+        let url = bouncer.url(MD5_USER, "postgres");
+        // Three servers, all idle afterwards: three clients hold one each at the same time.
+        let mut holders = Vec::new();
+        for _ in 0..3 {
+            let c = support::connect(&url).await.unwrap();
+            c.batch_execute("BEGIN; SELECT 1").await.unwrap();
+            holders.push(c);
+        }
+        for c in &holders {
+            c.batch_execute("COMMIT").await.unwrap();
+        }
+        let client = support::connect(&url).await.unwrap();
+        let mut pids = BTreeSet::new();
+        for _ in 0..6 {
+            let got = rows(
+                &client
+                    .simple_query("SELECT pg_backend_pid()")
+                    .await
+                    .unwrap(),
+            );
+            pids.insert(got[0].clone());
+        }
+        assert_eq!(
+            pids.len(),
+            backends,
+            "server_round_robin = {round_robin}: {pids:?}"
+        );
+    }
+}
