@@ -448,6 +448,9 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             user_cfg.and_then(|u| u.transaction_timeout),
             Key::TransactionTimeout,
         ),
+        wait_notify: std::time::Duration::from_secs(
+            u64::try_from(s.int(Key::QueryWaitNotify)).unwrap_or(0),
+        ),
     };
     let entry = shared.registry_clients.register(Arc::clone(&info));
     login.cancel.attach(&login.pool, Arc::clone(&entry));

@@ -120,6 +120,10 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 /// Relay steps between voluntary yields to the worker's other tasks.
 const YIELD_EVERY: u32 = 64;
 
+/// PgBouncer's words to a client queued for `query_wait_notify` seconds.
+const QUEUED_NOTICE: &str =
+    "No server connection available in postgres backend, client being queued";
+
 /// How long the closing ErrorResponse may wait for a client to read it.
 const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -304,11 +308,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let acquired = match pool.try_acquire(asked) {
             Some(server) => Ok((server, asked)),
-            None => tokio::select! {
-                biased;
-                r = pool.acquire(asked) => r,
-                () = killed(self.entry.as_deref()) => return Err(ClientError::AdminForcedDisconnect),
-            },
+            None => {
+                let mut acquire = pin!(pool.acquire(asked));
+                let notify = self.timeouts.wait_notify;
+                let mut told = notify.is_zero();
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut acquire => break r,
+                        () = killed(self.entry.as_deref()) => {
+                            return Err(ClientError::AdminForcedDisconnect);
+                        }
+                        () = tokio::time::sleep_until(asked + notify), if !told => {
+                            told = true;
+                            self.tell_queued().await;
+                        }
+                    }
+                }
+            }
         };
         let (mut server, linked_at) = acquired.map_err(pool_error)?;
         let waited = match linked_at == asked {
@@ -356,6 +373,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             stream_left: 0,
             client_stream_left: 0,
         })
+    }
+
+    /// `query_wait_notify`: PgBouncer's NOTICE to a client queued that long. Best effort: a
+    /// client that does not take it now still gets its server when one frees up.
+    async fn tell_queued(&mut self) {
+        let mut notice = BytesMut::new();
+        let told = crate::protocol::backend::notice_response(
+            &mut notice,
+            crate::protocol::backend::Severity::Notice,
+            "00000",
+            QUEUED_NOTICE,
+        );
+        if told.is_ok() {
+            // Bounded: the wait for a server must not turn into a wait for the client.
+            let _ = tokio::time::timeout(ERROR_SEND_TIMEOUT, self.client.write_all(&notice)).await;
+        }
     }
 
     /// Gives the server back, or closes it when the link did not end clean (`ended_by` an

@@ -1,5 +1,6 @@
 //! PgBouncer settings that change what clients and servers see: `application_name_add_host`,
-//! `disable_pqexec` and `server_round_robin`, each against PostgreSQL with tokio-postgres.
+//! `disable_pqexec`, `server_round_robin` and `query_wait_notify`, each against PostgreSQL with
+//! tokio-postgres or psql.
 
 use std::collections::BTreeSet;
 
@@ -99,4 +100,37 @@ async fn server_round_robin_spreads_transactions_over_every_idle_server() {
             "server_round_robin = {round_robin}: {pids:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_wait_notify_tells_a_queued_psql_why_it_waits() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 1\nquery_wait_notify = 1").await;
+    let holder = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let url = bouncer.url(MD5_USER, "postgres");
+    let queued = tokio::task::spawn_blocking(move || {
+        let psql = support::postgres::bindir().unwrap().join("psql");
+        std::process::Command::new(psql)
+            .args(["-X", "-tA", "-c", "SELECT 'served'", &url])
+            .output()
+            .unwrap()
+    });
+    // Queued past query_wait_notify, then given the server.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let out = queued.await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(support::stdout(&out).trim(), "served");
+    let said = support::stderr(&out);
+    assert!(
+        said.contains(
+            "NOTICE:  No server connection available in postgres backend, client being queued"
+        ),
+        "{said}"
+    );
 }

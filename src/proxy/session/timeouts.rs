@@ -25,6 +25,8 @@ pub struct Timeouts {
     pub query: Duration,
     /// `transaction_timeout`: a transaction open for this long, busy or not.
     pub transaction: Duration,
+    /// `query_wait_notify`: queued this long for a server, the client hears why (a NOTICE).
+    pub wait_notify: Duration,
 }
 
 /// Which timer a deadline belongs to: small and `Copy`, as it goes with every relay write.
