@@ -57,12 +57,13 @@ impl Listeners {
             };
             for host in hosts {
                 let target = format!("{}:{port}", bracket(&host));
-                let listener = TcpListener::bind(&target)
-                    .await
-                    .map_err(|source| ListenError {
-                        addr: target.clone(),
-                        source,
-                    })?;
+                let listener =
+                    listen_tcp(&target, s.int(Key::ListenBacklog), s.flag(Key::SoReuseport))
+                        .await
+                        .map_err(|source| ListenError {
+                            addr: target.clone(),
+                            source,
+                        })?;
                 tcp.push(listener);
             }
         }
@@ -244,6 +245,33 @@ impl std::fmt::Display for Peer {
             port => write!(f, "{}:{port}", self.0),
         }
     }
+}
+
+/// Listens on the first address `target` resolves to that binds, with `listen_backlog` and,
+/// when `reuseport`, SO_REUSEPORT (several poolers on one port, for a restart without a gap).
+async fn listen_tcp(target: &str, backlog: i64, reuseport: bool) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
+    for addr in tokio::net::lookup_host(target).await? {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => {
+                // IPv6 only, as PgBouncer: `*` listens on 0.0.0.0 and on ::, and a dual-stack
+                // :: would claim the IPv4 port as well.
+                let socket = tokio::net::TcpSocket::new_v6()?;
+                nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6V6Only, &true)
+                    .map_err(std::io::Error::from)?;
+                socket
+            }
+        };
+        // As std's bind: a restart may reuse the port while old connections linger.
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(reuseport)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(u32::try_from(backlog).unwrap_or(128)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// The login deadline (`client_login_timeout`; none when zero).

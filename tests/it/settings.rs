@@ -3,7 +3,9 @@
 //! tokio-postgres or psql.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
+use crate::support::binary::Binary;
 use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, TempPostgres};
 use crate::support::{self, rows};
@@ -133,4 +135,66 @@ async fn query_wait_notify_tells_a_queued_psql_why_it_waits() {
         ),
         "{said}"
     );
+}
+
+/// The listening sockets on `port` as `ss` reports them: (Send-Q, the backlog of a listener).
+fn listeners(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    support::stdout(&out)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn so_reuseport_lets_a_second_pooler_share_the_port_with_its_backlog() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let first = Binary::start(&pg, pg.port(), "so_reuseport = 1\nlisten_backlog = 37").await;
+    assert_eq!(listeners(first.port), ["37"]);
+    // The same file again: the same port, which only SO_REUSEPORT on both lets it bind.
+    let mut second = std::process::Command::new(support::bin())
+        .args(["serve", "-q"])
+        .arg(first.ini())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let shared =
+        support::eventually(Duration::from_secs(10), || listeners(first.port).len() == 2).await;
+    let running = second.try_wait().unwrap().is_none();
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(
+        shared && running,
+        "the second pooler could not listen on the port"
+    );
+    assert_eq!(listeners(first.port), ["37"]);
+    let client = support::connect(&first.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&client).await);
+}
+
+/// `listen_addr = *` listens on 0.0.0.0 and on :: (IPv6-only, as PgBouncer: a dual-stack :: would
+/// collide with the IPv4 listener). Only loopback is used to connect.
+#[tokio::test]
+async fn listen_addr_star_serves_ipv4_and_ipv6() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, pg.port(), "listen_addr = *").await;
+    let mut ends = listeners(bin.port);
+    ends.sort();
+    assert_eq!(ends, ["128", "128"], "one listener each for 0.0.0.0 and ::");
+    for host in ["127.0.0.1", "::1"] {
+        let url = bin.url(MD5_USER, "postgres").replace("127.0.0.1", host);
+        let client = support::connect(&url).await.unwrap();
+        assert!(support::select_one(&client).await, "{host}");
+    }
 }
