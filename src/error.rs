@@ -81,6 +81,10 @@ pub enum ClientError {
     /// The process is shutting down.
     #[error("pooler is shutting down")]
     ShuttingDown,
+    /// `server_fast_close` in session mode: the server must go (RECONNECT, or a reload that
+    /// moved the database), so the client goes with it between transactions.
+    #[error("database configuration changed")]
+    ConfigChanged,
     /// A simple Query under `disable_pqexec` (only the extended protocol is let through).
     #[error("PQexec disallowed")]
     PqexecDisallowed,

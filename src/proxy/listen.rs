@@ -495,7 +495,8 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         shared.shutdown.clone(),
     )
     .with_entry(Arc::clone(&entry))
-    .refuse_simple_queries(s.flag(Key::DisablePqexec));
+    .refuse_simple_queries(s.flag(Key::DisablePqexec))
+    .fast_close(s.flag(Key::ServerFastClose));
     let end = session.run().await;
     shared.cancels.remove(&key);
     if s.flag(Key::LogDisconnections) {

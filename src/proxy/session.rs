@@ -90,6 +90,17 @@ struct Link {
     client_stream_left: usize,
 }
 
+impl Link {
+    /// Between transactions, owing and streaming nothing.
+    fn is_quiet(&self) -> bool {
+        self.pending == 0
+            && self.server.tx_status == TxStatus::Idle
+            && self.expect.is_empty()
+            && self.stream_left == 0
+            && self.client_stream_left == 0
+    }
+}
+
 /// One client's relay.
 pub struct Session<S> {
     client: S,
@@ -103,6 +114,9 @@ pub struct Session<S> {
     statements: ClientStatements,
     /// `disable_pqexec`: a simple Query ends the session before it reaches a server.
     refuse_simple: bool,
+    /// `server_fast_close` (session mode): a server marked close_needed is closed, with its
+    /// client, at the end of the transaction instead of the session.
+    fast_close: bool,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -119,6 +133,10 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// Relay steps between voluntary yields to the worker's other tasks.
 const YIELD_EVERY: u32 = 64;
+
+/// How often an idle session-mode link looks for its server's close_needed mark
+/// (`server_fast_close`), as PgBouncer's janitor does.
+const FAST_CLOSE_EVERY: Duration = Duration::from_secs(1);
 
 /// PgBouncer's words to a client queued for `query_wait_notify` seconds.
 const QUEUED_NOTICE: &str =
@@ -149,7 +167,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             entry: None,
             statements: ClientStatements::default(),
             refuse_simple: false,
+            fast_close: false,
         }
+    }
+
+    /// `server_fast_close`: in session mode, a server marked close_needed ends its session
+    /// between transactions (checked at each boundary and every second while idle).
+    pub fn fast_close(mut self, on: bool) -> Self {
+        self.fast_close = on && self.mode == PoolMode::Session;
+        self
     }
 
     /// Refuses the simple query protocol (`disable_pqexec`), as PgBouncer: a Query message
@@ -410,6 +436,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Some(ClientError::QueryTimeout) => Some(reasons::QUERY_TIMEOUT),
             Some(ClientError::IdleTransactionTimeout) => Some(reasons::IDLE_TRANSACTION_TIMEOUT),
             Some(ClientError::TransactionTimeout) => Some(reasons::TRANSACTION_TIMEOUT),
+            Some(ClientError::ConfigChanged) => Some(reasons::CONFIG_CHANGED),
             _ if link.server.tx_status != TxStatus::Idle => Some(reasons::NOT_READY),
             _ if link.pending > 0 || !link.expect.is_empty() || link.client_stream_left > 0 => {
                 Some(reasons::IN_PROGRESS)
@@ -444,9 +471,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Waits for traffic from either side and moves it on.
     async fn pump(&mut self, link: &mut Link) -> Result<Step, ClientError> {
         let deadline = self.deadline(link);
-        let timer = deadline
-            .as_ref()
-            .map(|(at, _)| tokio::time::sleep_until(*at));
+        let recheck = self.fast_close && link.is_quiet();
+        if recheck && link.server.info.as_ref().is_some_and(|i| i.close_needed()) {
+            return Err(ClientError::ConfigChanged);
+        }
+        let wake_at = match (deadline, recheck) {
+            (Some((at, _)), false) => Some(at),
+            (Some((at, _)), true) => Some(at.min(Instant::now() + FAST_CLOSE_EVERY)),
+            (None, true) => Some(Instant::now() + FAST_CLOSE_EVERY),
+            (None, false) => None,
+        };
+        let timer = wake_at.map(tokio::time::sleep_until);
         let mut timer = pin!(timer);
         let server = &mut *link.server;
         let (client, cbuf) = (&mut self.client, &mut self.cbuf);
@@ -470,7 +505,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Woke::Client(Ok(0) | Err(_)) => Ok(Step::ClientGone),
             Woke::Client(Ok(_)) => Ok(Step::Continue),
-            Woke::Deadline => Err(deadline.map_or(ClientError::QueryTimeout, |(_, l)| l.error())),
+            Woke::Deadline => match deadline {
+                // server_fast_close's look came first: back to the top of the loop, which
+                // checks again.
+                Some((at, _)) if recheck && Instant::now() < at => Ok(Step::Continue),
+                Some((_, limit)) => Err(limit.error()),
+                None if recheck => Ok(Step::Continue),
+                None => Err(ClientError::QueryTimeout),
+            },
             Woke::Interrupted(_) => Err(ClientError::AdminForcedDisconnect),
         }
     }

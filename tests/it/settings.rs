@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::binary::Binary;
-use crate::support::bouncer::TestBouncer;
-use crate::support::postgres::{MD5_USER, TempPostgres};
+use crate::support::bouncer::{ADMIN_USER, TestBouncer};
+use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
+use crate::support::wire::Wire;
 use crate::support::{self, rows};
 
 #[tokio::test]
@@ -197,4 +198,52 @@ async fn listen_addr_star_serves_ipv4_and_ipv6() {
         let client = support::connect(&url).await.unwrap();
         assert!(support::select_one(&client).await, "{host}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_fast_close_ends_a_session_at_the_transaction_after_reconnect() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let settings = "pool_mode = session\nserver_fast_close = 1";
+    let bouncer = TestBouncer::start(&pg, settings).await;
+    let mut client = Wire::login(bouncer.port, MD5_USER, "postgres", PASSWORD)
+        .await
+        .unwrap();
+    let pid = client.query("SELECT pg_backend_pid()").await.unwrap();
+    client.query("BEGIN").await.unwrap();
+    let mut console = bouncer.console(ADMIN_USER).await;
+    assert!(console.query("RECONNECT postgres").await.error.is_none());
+    // The open transaction is left to finish on its server: no word for two seconds...
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(client.query("SELECT pg_backend_pid()").await.unwrap(), pid);
+    client.query("COMMIT").await.unwrap();
+    // ...and at its end the session goes with the server, as PgBouncer's janitor does it.
+    let said = tokio::time::timeout(Duration::from_secs(5), client.next_error())
+        .await
+        .expect("no word within 5 s of the transaction's end");
+    assert_eq!(
+        said,
+        Some((
+            "08P01".to_owned(),
+            "database configuration changed".to_owned()
+        ))
+    );
+    // A new client gets a new server.
+    let mut next = Wire::login(bouncer.port, MD5_USER, "postgres", PASSWORD)
+        .await
+        .unwrap();
+    assert_ne!(next.query("SELECT pg_backend_pid()").await.unwrap(), pid);
+    // An idle session is looked at every second: it goes without sending anything.
+    assert!(console.query("RECONNECT postgres").await.error.is_none());
+    let said = tokio::time::timeout(Duration::from_secs(5), next.next_error())
+        .await
+        .expect("an idle session kept its close_needed server");
+    assert_eq!(
+        said,
+        Some((
+            "08P01".to_owned(),
+            "database configuration changed".to_owned()
+        ))
+    );
 }
