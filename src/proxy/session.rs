@@ -142,8 +142,9 @@ const FAST_CLOSE_EVERY: Duration = Duration::from_secs(1);
 const QUEUED_NOTICE: &str =
     "No server connection available in postgres backend, client being queued";
 
-/// How long the closing ErrorResponse may wait for a client to read it.
-const ERROR_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a message of the pooler's own (the closing ErrorResponse, a NOTICE) may wait for
+/// a client to read it.
+const OWN_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// A session over `client`, with whatever the handshake had already read in `cbuf`.
@@ -401,8 +402,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         })
     }
 
-    /// `query_wait_notify`: PgBouncer's NOTICE to a client queued that long. Best effort: a
-    /// client that does not take it now still gets its server when one frees up.
+    /// `query_wait_notify`: PgBouncer's NOTICE to a client queued that long. A client that
+    /// does not take it still gets its server when one frees up.
     async fn tell_queued(&mut self) {
         let mut notice = BytesMut::new();
         let told = crate::protocol::backend::notice_response(
@@ -412,8 +413,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             QUEUED_NOTICE,
         );
         if told.is_ok() {
-            // Bounded: the wait for a server must not turn into a wait for the client.
-            let _ = tokio::time::timeout(ERROR_SEND_TIMEOUT, self.client.write_all(&notice)).await;
+            let _ = self.send_own(&notice).await;
         }
     }
 
@@ -535,13 +535,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             e.sqlstate(),
             e.to_string(),
         );
-        // Best effort, as PgBouncer's: a client that stopped reading does not get to keep its
-        // task (and socket) alive by never taking its last message.
+        self.send_own(&out).await
+    }
+
+    /// Writes and flushes a message of the pooler's own. Best effort, as PgBouncer's: a client
+    /// that stopped reading does not get to keep its task (and socket, or its wait for a
+    /// server) by never taking it.
+    async fn send_own(&mut self, out: &[u8]) -> std::io::Result<()> {
         let send = async {
-            self.client.write_all(&out).await?;
+            self.client.write_all(out).await?;
             self.client.flush().await
         };
-        tokio::time::timeout(ERROR_SEND_TIMEOUT, send)
+        tokio::time::timeout(OWN_SEND_TIMEOUT, send)
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
