@@ -112,6 +112,15 @@ pub struct Hba {
 }
 
 impl Hba {
+    /// Whether `system` (an OS user for `peer`, a certificate's CN for `cert`) may log in as
+    /// `user`: by the rule's map when it names one, else only as itself.
+    pub fn names_user(&self, map: Option<&str>, system: &str, user: &str) -> bool {
+        match map {
+            Some(map) => self.maps.allows(map, system, user),
+            None => system == user,
+        }
+    }
+
     /// The `map=` names of rules that `maps` does not define, with the rules' lines: such a
     /// rule can never let anyone in.
     pub fn undefined_maps(&self) -> Vec<(usize, &str)> {
@@ -245,7 +254,7 @@ fn items(field: &str) -> Vec<(String, bool)> {
     out
 }
 
-fn unquoted(token: &str) -> String {
+pub(super) fn unquoted(token: &str) -> String {
     token.replace('"', "")
 }
 

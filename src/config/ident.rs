@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::error::{ConfigError, Location};
+use super::hba::unquoted;
 use super::ini;
 
 /// The maps of one ident file.
@@ -89,17 +90,13 @@ fn entry(tokens: &[String]) -> Result<Option<Entry>, String> {
     // A quoted "all" is a user called all, as in pg_ident.conf.
     let database = match database.as_str() {
         "all" => None,
-        quoted => Some(unquote(quoted)),
+        quoted => Some(unquoted(quoted)),
     };
     Ok(Some(Entry {
-        map: unquote(map),
-        system: unquote(system),
+        map: unquoted(map),
+        system: unquoted(system),
         database,
     }))
-}
-
-fn unquote(token: &str) -> String {
-    token.replace('"', "")
 }
 
 #[cfg(test)]

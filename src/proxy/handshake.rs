@@ -207,10 +207,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     }
     let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
     let proof = if method == AuthType::Cert {
-        let named = |cn: &str| match &cert_map {
-            Some(map) => hba.maps.allows(map, cn, &user),
-            None => cn == user,
-        };
+        let named = |cn: &str| hba.names_user(cert_map.as_deref(), cn, &user);
         cert_login(conn.get_ref(), &user, named)?;
         Proof::Nothing
     } else {

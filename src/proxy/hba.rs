@@ -39,7 +39,7 @@ pub fn method_for(
         tracing::debug!(database, user, "no hba rule matches");
         return Err(ClientError::LoginRejected);
     };
-    let map = rule.options.get("map");
+    let map = rule.options.get("map").map(String::as_str);
     let method = match rule.method {
         Method::Trust => AuthType::Trust,
         Method::Md5 => AuthType::Md5,
@@ -48,20 +48,19 @@ pub fn method_for(
         Method::Cert => {
             return Ok(Chosen {
                 method: AuthType::Cert,
-                cert_map: map.cloned(),
+                cert_map: map.map(str::to_owned),
             });
         }
         Method::Peer => {
             let system = peer.unix.then(|| peer_user(peer.uid)).flatten();
-            let allowed = system.as_deref().is_some_and(|system| match map {
-                Some(map) => hba.maps.allows(map, system, user),
-                None => system == user,
-            });
+            let allowed = system
+                .as_deref()
+                .is_some_and(|system| hba.names_user(map, system, user));
             if !allowed {
                 tracing::debug!(
                     user,
                     system = system.as_deref(),
-                    map = map.map(String::as_str),
+                    map,
                     line = rule.line,
                     "peer check failed"
                 );
