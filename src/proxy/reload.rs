@@ -10,7 +10,7 @@ use crate::FastMap;
 use crate::config::hba::{self, Hba};
 use crate::config::ident::{self, IdentMaps};
 use crate::config::userlist::{self, Secret};
-use crate::config::{AuthType, Config, Key, ProcessEnv, Source};
+use crate::config::{AuthType, Config, ConfigError, Key, ProcessEnv, Source};
 
 /// Reads `auth_file` into a map (empty when the auth type needs none).
 pub fn load_users(config: &Config) -> Result<FastMap<String, Secret>, String> {
@@ -36,13 +36,6 @@ pub fn load_hba(config: &Config) -> Result<Hba, String> {
         Some(path) if s.auth_type() == AuthType::Hba => path,
         _ => return Ok(Hba::default()),
     };
-    let joined = |problems: Vec<crate::config::ConfigError>| {
-        problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     let rules = hba::load(Path::new(path)).map_err(joined)?;
     let maps = match s.text(Key::AuthIdentFile) {
         Some(ident) => ident::load(Path::new(ident)).map_err(joined)?,
@@ -53,6 +46,15 @@ pub fn load_hba(config: &Config) -> Result<Hba, String> {
         tracing::warn!("{path}:{line}: map {map:?} is not defined in auth_ident_file");
     }
     Ok(hba)
+}
+
+/// A file's problems as one line, for the log and the console's error.
+fn joined(problems: Vec<ConfigError>) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Re-reads the file the running configuration came from; on error nothing changes and the
@@ -66,13 +68,7 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
         return Ok(());
     };
     let loaded = Config::load(path, &ProcessEnv)
-        .map_err(|problems| {
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        .map_err(joined)
         .and_then(|config| load_users(&config).map(|users| (config, users)))
         .and_then(|(config, users)| load_hba(&config).map(|hba| (config, users, hba)));
     let (config, users, hba) = match loaded {
