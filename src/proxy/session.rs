@@ -265,7 +265,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Waits until the client buffer holds a complete message; `false` when the client left.
+    /// Waits until the client buffer holds a complete message, or the start of one large enough
+    /// to stream; `false` when the client left.
     async fn wait_for_request(&mut self) -> Result<bool, ClientError> {
         loop {
             let mut walk = Walk::new(&self.cbuf, self.max_len);
