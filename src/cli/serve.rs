@@ -262,9 +262,23 @@ async fn janitor(shared: Arc<Shared>) {
                 crate::registry::resync_wall_clock();
                 shared.registry.close_expired();
                 shared.registry.fill_min();
+                drop_unused_auto(&shared);
             }
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
         }
+    }
+}
+
+/// `autodb_idle_timeout`: databases the `*` entry made, unused that long, are forgotten.
+fn drop_unused_auto(shared: &Shared) {
+    let config = shared.config();
+    if !config.databases.contains_key("*") {
+        return;
+    }
+    let timeout = config.pgbouncer.duration(Key::AutodbIdleTimeout);
+    let is_auto = |db: &str| !config.databases.contains_key(db);
+    for db in shared.registry.drop_unused_auto(timeout, is_auto) {
+        tracing::info!(database = %db, "auto-database unused for autodb_idle_timeout: dropped");
     }
 }
 

@@ -4,6 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::control::Controls;
 use super::queue::{Queue, SharedCap};
@@ -22,6 +25,8 @@ pub struct PoolRegistry {
     db_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     user_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     server_ids: Arc<AtomicU64>,
+    /// Auto-created databases with no client and no server, since when.
+    unused_auto: Mutex<FastMap<String, Instant>>,
 }
 
 /// What the registry needs to create a pool.
@@ -126,6 +131,47 @@ impl PoolRegistry {
                 }
             });
         }
+    }
+
+    /// Drops the pools of databases made from the `*` entry (`is_auto`) that have had no client
+    /// and no server for `timeout` (`autodb_idle_timeout`; zero keeps them), as PgBouncer's
+    /// janitor does; a paused database stays. Returns the names dropped.
+    pub fn drop_unused_auto(
+        &self,
+        timeout: Duration,
+        is_auto: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let mut unused = lock(&self.unused_auto);
+        if timeout.is_zero() {
+            unused.clear();
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut pools = lock(&self.pools);
+        // Under the registry lock no login can pick a pool up: one held by the registry alone
+        // (strong count 1) has no client, and the count of open servers covers the rest.
+        let in_use = |by_user: &FastMap<String, Arc<Pool>>| {
+            by_user
+                .values()
+                .any(|pool| Arc::strong_count(pool) > 1 || pool.queue.counts().open > 0)
+        };
+        unused.retain(|db, _| pools.get(db).is_some_and(|by_user| !in_use(by_user)));
+        let mut dropped = Vec::new();
+        for (db, by_user) in pools.iter() {
+            if !is_auto(db) || self.controls.is_paused(db) || in_use(by_user) {
+                continue;
+            }
+            let since = *unused.entry(db.clone()).or_insert(now);
+            if now.saturating_duration_since(since) >= timeout {
+                dropped.push(db.clone());
+            }
+        }
+        for db in &dropped {
+            pools.remove(db);
+            unused.remove(db);
+            lock(&self.db_caps).remove(db);
+        }
+        dropped
     }
 
     /// Closes idle servers past `server_idle_timeout` or `server_lifetime` (the janitor's job).

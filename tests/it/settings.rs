@@ -1,12 +1,13 @@
 //! PgBouncer settings that change what clients and servers see: `application_name_add_host`,
-//! `disable_pqexec`, `server_round_robin` and `query_wait_notify`, each against PostgreSQL with
-//! tokio-postgres or psql.
+//! `disable_pqexec`, `server_round_robin`, `query_wait_notify` and `autodb_idle_timeout`, each
+//! against PostgreSQL with tokio-postgres or psql.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::support::binary::Binary;
 use crate::support::bouncer::{ADMIN_USER, TestBouncer};
+use crate::support::client::RawClient;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
 use crate::support::wire::Wire;
 use crate::support::{self, rows};
@@ -241,5 +242,69 @@ async fn closed_for_config_change(client: &mut Wire, otherwise: &str) {
             "08P01".to_owned(),
             "database configuration changed".to_owned()
         ))
+    );
+}
+
+/// The databases SHOW DATABASES lists.
+async fn listed_databases(console: &mut RawClient) -> Vec<String> {
+    let shown = console.query("SHOW DATABASES").await;
+    RawClient::column(&shown, "name")
+        .into_iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn autodb_idle_timeout_forgets_auto_databases_nobody_uses() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Idle servers count as use (as PgBouncer's): they time out first, after a second.
+    let settings = "autodb_idle_timeout = 1\nserver_idle_timeout = 1";
+    let bouncer = TestBouncer::start(&pg, settings).await;
+    let mut console = bouncer.console(ADMIN_USER).await;
+    // template1 is not in [databases]: the `*` entry makes it.
+    let client = support::connect(&bouncer.url(MD5_USER, "template1"))
+        .await
+        .unwrap();
+    client.simple_query("SELECT 1").await.unwrap();
+    assert!(
+        listed_databases(&mut console)
+            .await
+            .contains(&"template1".to_owned())
+    );
+
+    // A client that stays keeps its database, long past both timeouts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        listed_databases(&mut console)
+            .await
+            .contains(&"template1".to_owned())
+    );
+    client.simple_query("SELECT 1").await.unwrap();
+
+    drop(client);
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = listed_databases(&mut console).await;
+        if !listed.contains(&"template1".to_owned()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!listed.contains(&"template1".to_owned()), "{listed:?}");
+    // Configured databases stay however idle.
+    assert!(listed.contains(&"postgres".to_owned()), "{listed:?}");
+
+    // The next client makes it again.
+    let back = support::connect(&bouncer.url(MD5_USER, "template1"))
+        .await
+        .unwrap();
+    back.simple_query("SELECT 1").await.unwrap();
+    assert!(
+        listed_databases(&mut console)
+            .await
+            .contains(&"template1".to_owned())
     );
 }
