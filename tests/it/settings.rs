@@ -245,14 +245,24 @@ async fn closed_for_config_change(client: &mut Wire, otherwise: &str) {
     );
 }
 
-/// The databases SHOW DATABASES lists.
-async fn listed_databases(console: &mut RawClient) -> Vec<String> {
+/// Whether SHOW DATABASES lists `name`, with the list.
+async fn lists(console: &mut RawClient, name: &str) -> (bool, Vec<String>) {
     let shown = console.query("SHOW DATABASES").await;
-    RawClient::column(&shown, "name")
+    let names: Vec<String> = RawClient::column(&shown, "name")
         .into_iter()
         .flatten()
         .map(str::to_owned)
-        .collect()
+        .collect();
+    (names.iter().any(|n| n == name), names)
+}
+
+/// A client of `dbname` that has run a query.
+async fn querying(bouncer: &TestBouncer, dbname: &str) -> tokio_postgres::Client {
+    let client = support::connect(&bouncer.url(MD5_USER, dbname))
+        .await
+        .unwrap();
+    client.simple_query("SELECT 1").await.unwrap();
+    client
 }
 
 #[tokio::test]
@@ -265,46 +275,29 @@ async fn autodb_idle_timeout_forgets_auto_databases_nobody_uses() {
     let bouncer = TestBouncer::start(&pg, settings).await;
     let mut console = bouncer.console(ADMIN_USER).await;
     // template1 is not in [databases]: the `*` entry makes it.
-    let client = support::connect(&bouncer.url(MD5_USER, "template1"))
-        .await
-        .unwrap();
-    client.simple_query("SELECT 1").await.unwrap();
-    assert!(
-        listed_databases(&mut console)
-            .await
-            .contains(&"template1".to_owned())
-    );
+    let client = querying(&bouncer, "template1").await;
+    assert!(lists(&mut console, "template1").await.0);
 
     // A client that stays keeps its database, long past both timeouts.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(
-        listed_databases(&mut console)
-            .await
-            .contains(&"template1".to_owned())
-    );
+    assert!(lists(&mut console, "template1").await.0);
     client.simple_query("SELECT 1").await.unwrap();
 
     drop(client);
-    let mut listed = Vec::new();
+    let mut listed = lists(&mut console, "template1").await;
     for _ in 0..100 {
-        listed = listed_databases(&mut console).await;
-        if !listed.contains(&"template1".to_owned()) {
+        if !listed.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+        listed = lists(&mut console, "template1").await;
     }
-    assert!(!listed.contains(&"template1".to_owned()), "{listed:?}");
+    let (still, names) = listed;
+    assert!(!still, "{names:?}");
     // Configured databases stay however idle.
-    assert!(listed.contains(&"postgres".to_owned()), "{listed:?}");
+    assert!(names.iter().any(|n| n == "postgres"), "{names:?}");
 
     // The next client makes it again.
-    let back = support::connect(&bouncer.url(MD5_USER, "template1"))
-        .await
-        .unwrap();
-    back.simple_query("SELECT 1").await.unwrap();
-    assert!(
-        listed_databases(&mut console)
-            .await
-            .contains(&"template1".to_owned())
-    );
+    let _back = querying(&bouncer, "template1").await;
+    assert!(lists(&mut console, "template1").await.0);
 }
