@@ -13,6 +13,7 @@ use crate::FastMap;
 use crate::admin;
 use crate::config::userlist::Secret;
 use crate::config::{Config, ConfigError, Key, ProcessEnv, Source};
+use crate::pool::{Forgotten, UnusedLimits};
 use crate::proxy::listen::Listeners;
 use crate::proxy::{Runtime, Shared, handshake};
 use crate::shutdown::{Phase, Shutdown};
@@ -262,23 +263,36 @@ async fn janitor(shared: Arc<Shared>) {
                 crate::registry::resync_wall_clock();
                 shared.registry.close_expired();
                 shared.registry.fill_min();
-                drop_unused_auto(&shared);
+                forget_unused(&shared);
             }
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
         }
     }
 }
 
-/// `autodb_idle_timeout`: databases the `*` entry made, unused that long, are forgotten.
-fn drop_unused_auto(shared: &Shared) {
+/// `pool_idle_timeout` and `autodb_idle_timeout`: unused pools, and databases the `*` entry
+/// made, are forgotten.
+fn forget_unused(shared: &Shared) {
     let config = shared.config();
-    if !config.databases.contains_key("*") {
-        return;
-    }
-    let timeout = config.pgbouncer.duration(Key::AutodbIdleTimeout);
+    let s = &config.pgbouncer;
+    let limits = UnusedLimits {
+        pool: s.duration(Key::PoolIdleTimeout),
+        // Only while `*` is there to make them again.
+        auto_database: match config.databases.contains_key("*") {
+            true => s.duration(Key::AutodbIdleTimeout),
+            false => Duration::ZERO,
+        },
+    };
     let is_auto = |db: &str| !config.databases.contains_key(db);
-    for db in shared.registry.drop_unused_auto(timeout, is_auto) {
-        tracing::info!(database = %db, "auto-database unused for autodb_idle_timeout: dropped");
+    for gone in shared.registry.forget_unused(limits, is_auto) {
+        match gone {
+            Forgotten::Pool(db, user) => {
+                tracing::info!(database = %db, user = %user, "pool unused for pool_idle_timeout: freed");
+            }
+            Forgotten::AutoDatabase(db) => {
+                tracing::info!(database = %db, "auto-database unused for autodb_idle_timeout: dropped");
+            }
+        }
     }
 }
 

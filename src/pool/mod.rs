@@ -18,7 +18,7 @@ mod registry;
 pub mod server;
 pub mod statements;
 
-pub use registry::{PoolRegistry, PoolSpec};
+pub use registry::{Forgotten, PoolRegistry, PoolSpec, UnusedLimits};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
@@ -103,6 +103,8 @@ pub struct Pool {
     retry: hosts::LoginRetry,
     /// A `min_pool_size` fill runs for this pool (at most one at a time).
     filling: AtomicBool,
+    /// Since when the janitor has found the pool without clients and servers.
+    unused_since: Mutex<Option<Instant>>,
 }
 
 /// The settings every lease and release reads, mirrored in atomics: reading them takes no lock
@@ -303,6 +305,20 @@ impl Pool {
             return Fitness::Check;
         }
         Fitness::Ready
+    }
+
+    /// The janitor's look at the pool: since when it has had no client and no server, if so.
+    /// Called under the registry's lock, where no login can pick the pool up: one the registry
+    /// alone holds (strong count 1) has no client, and the count of open servers covers the rest.
+    fn mark_unused(self: &Arc<Self>, now: Instant) -> Option<Instant> {
+        let unused = Arc::strong_count(self) == 1 && self.queue.counts().open == 0;
+        let mut since = lock(&self.unused_since);
+        *since = match *since {
+            _ if !unused => None,
+            None => Some(now),
+            kept => kept,
+        };
+        *since
     }
 
     /// Gets a server for a client: an idle one (checked for lifetime) or a new login.

@@ -25,8 +25,24 @@ pub struct PoolRegistry {
     db_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     user_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     server_ids: Arc<AtomicU64>,
-    /// Auto-created databases with no client and no server, since when.
-    unused_auto: Mutex<FastMap<String, Instant>>,
+}
+
+/// What [`PoolRegistry::forget_unused`] let go.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forgotten {
+    /// A (database, user) pool past `pool_idle_timeout`.
+    Pool(String, String),
+    /// A database the `*` entry made, past `autodb_idle_timeout`, with all its pools.
+    AutoDatabase(String),
+}
+
+/// How long pools and auto-created databases may stay unused (zero: for ever).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnusedLimits {
+    /// `pool_idle_timeout`.
+    pub pool: Duration,
+    /// `autodb_idle_timeout`.
+    pub auto_database: Duration,
 }
 
 /// What the registry needs to create a pool.
@@ -91,6 +107,7 @@ impl PoolRegistry {
             cancel_targets: Mutex::new(FastMap::default()),
             retry: hosts::LoginRetry::default(),
             filling: AtomicBool::new(false),
+            unused_since: Mutex::new(None),
         });
         pool.queue.set_paused(self.controls.is_paused(database));
         pools
@@ -133,45 +150,55 @@ impl PoolRegistry {
         }
     }
 
-    /// Drops the pools of databases made from the `*` entry (`is_auto`) that have had no client
-    /// and no server for `timeout` (`autodb_idle_timeout`; zero keeps them), as PgBouncer's
-    /// janitor does; a paused database stays. Returns the names dropped.
-    pub fn drop_unused_auto(
+    /// Forgets pools, with their stats, that have had no client and no server for
+    /// `pool_idle_timeout`, and databases made from the `*` entry (`is_auto`) whose pools all
+    /// have been so for `autodb_idle_timeout`, as PgBouncer's janitor does. A paused database
+    /// keeps its pools.
+    pub fn forget_unused(
         &self,
-        timeout: Duration,
+        limits: UnusedLimits,
         is_auto: impl Fn(&str) -> bool,
-    ) -> Vec<String> {
-        let mut unused = lock(&self.unused_auto);
-        if timeout.is_zero() {
-            unused.clear();
-            return Vec::new();
-        }
+    ) -> Vec<Forgotten> {
         let now = Instant::now();
-        let mut pools = lock(&self.pools);
-        // Under the registry lock no login can pick a pool up: one held by the registry alone
-        // (strong count 1) has no client, and the count of open servers covers the rest.
-        let in_use = |by_user: &FastMap<String, Arc<Pool>>| {
-            by_user
-                .values()
-                .any(|pool| Arc::strong_count(pool) > 1 || pool.queue.counts().open > 0)
+        let past = |since: Option<Instant>, limit: Duration| {
+            !limit.is_zero() && since.is_some_and(|s| now.saturating_duration_since(s) >= limit)
         };
-        unused.retain(|db, _| pools.get(db).is_some_and(|by_user| !in_use(by_user)));
-        let mut dropped = Vec::new();
-        for (db, by_user) in pools.iter() {
-            if !is_auto(db) || self.controls.is_paused(db) || in_use(by_user) {
+        let mut forgotten = Vec::new();
+        // Under the registry lock no login can pick a pool up (see [`Pool::mark_unused`]).
+        let mut pools = lock(&self.pools);
+        for (db, by_user) in pools.iter_mut() {
+            let paused = self.controls.is_paused(db);
+            // When the last of its pools fell unused; none while one is in use.
+            // Every pool is looked at: collecting into an Option would stop at the first in use.
+            let sinces: Vec<_> = by_user.values().map(|pool| pool.mark_unused(now)).collect();
+            let db_since = sinces
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .and_then(|all| all.into_iter().max());
+            if paused {
                 continue;
             }
-            let since = *unused.entry(db.clone()).or_insert(now);
-            if now.saturating_duration_since(since) >= timeout {
-                dropped.push(db.clone());
+            if is_auto(db) && past(db_since, limits.auto_database) {
+                by_user.clear();
+                forgotten.push(Forgotten::AutoDatabase(db.clone()));
+                continue;
             }
+            by_user.retain(|user, pool| {
+                let expired = past(*lock(&pool.unused_since), limits.pool);
+                if expired {
+                    forgotten.push(Forgotten::Pool(db.clone(), user.clone()));
+                }
+                !expired
+            });
         }
-        for db in &dropped {
-            pools.remove(db);
-            unused.remove(db);
-            lock(&self.db_caps).remove(db);
-        }
-        dropped
+        pools.retain(|db, by_user| {
+            let keep = !by_user.is_empty();
+            if !keep {
+                lock(&self.db_caps).remove(db);
+            }
+            keep
+        });
+        forgotten
     }
 
     /// Closes idle servers past `server_idle_timeout` or `server_lifetime` (the janitor's job).

@@ -1,6 +1,6 @@
 //! PgBouncer settings that change what clients and servers see: `application_name_add_host`,
-//! `disable_pqexec`, `server_round_robin`, `query_wait_notify` and `autodb_idle_timeout`, each
-//! against PostgreSQL with tokio-postgres or psql.
+//! `disable_pqexec`, `server_round_robin`, `query_wait_notify`, `autodb_idle_timeout` and
+//! `pool_idle_timeout`, each against PostgreSQL with tokio-postgres or psql.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -245,15 +245,28 @@ async fn closed_for_config_change(client: &mut Wire, otherwise: &str) {
     );
 }
 
-/// Whether SHOW DATABASES lists `name`, with the list.
-async fn lists(console: &mut RawClient, name: &str) -> (bool, Vec<String>) {
-    let shown = console.query("SHOW DATABASES").await;
-    let names: Vec<String> = RawClient::column(&shown, "name")
+/// Column `column` of `SHOW <what>`.
+async fn shown(console: &mut RawClient, what: &str, column: &str) -> Vec<String> {
+    let result = console.query(&format!("SHOW {what}")).await;
+    RawClient::column(&result, column)
         .into_iter()
         .flatten()
         .map(str::to_owned)
-        .collect();
-    (names.iter().any(|n| n == name), names)
+        .collect()
+}
+
+/// Waits (10 s at most) for `value` to leave column `column` of `SHOW <what>`; returns the
+/// column as last seen.
+async fn until_gone(console: &mut RawClient, what: &str, column: &str, value: &str) -> Vec<String> {
+    let mut seen = shown(console, what, column).await;
+    for _ in 0..100 {
+        if !seen.iter().any(|v| v == value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = shown(console, what, column).await;
+    }
+    seen
 }
 
 /// A client of `dbname` that has run a query.
@@ -274,30 +287,60 @@ async fn autodb_idle_timeout_forgets_auto_databases_nobody_uses() {
     let settings = "autodb_idle_timeout = 1\nserver_idle_timeout = 1";
     let bouncer = TestBouncer::start(&pg, settings).await;
     let mut console = bouncer.console(ADMIN_USER).await;
+    let template1 = "template1".to_owned();
     // template1 is not in [databases]: the `*` entry makes it.
     let client = querying(&bouncer, "template1").await;
-    assert!(lists(&mut console, "template1").await.0);
+    assert!(
+        shown(&mut console, "DATABASES", "name")
+            .await
+            .contains(&template1)
+    );
 
     // A client that stays keeps its database, long past both timeouts.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert!(lists(&mut console, "template1").await.0);
+    assert!(
+        shown(&mut console, "DATABASES", "name")
+            .await
+            .contains(&template1)
+    );
     client.simple_query("SELECT 1").await.unwrap();
 
     drop(client);
-    let mut listed = lists(&mut console, "template1").await;
-    for _ in 0..100 {
-        if !listed.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        listed = lists(&mut console, "template1").await;
-    }
-    let (still, names) = listed;
-    assert!(!still, "{names:?}");
+    let names = until_gone(&mut console, "DATABASES", "name", "template1").await;
+    assert!(!names.contains(&template1), "{names:?}");
     // Configured databases stay however idle.
     assert!(names.iter().any(|n| n == "postgres"), "{names:?}");
 
     // The next client makes it again.
     let _back = querying(&bouncer, "template1").await;
-    assert!(lists(&mut console, "template1").await.0);
+    assert!(
+        shown(&mut console, "DATABASES", "name")
+            .await
+            .contains(&template1)
+    );
+}
+
+#[tokio::test]
+async fn pool_idle_timeout_frees_pools_without_clients_or_servers() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let settings = "pool_idle_timeout = 1\nserver_idle_timeout = 1";
+    let bouncer = TestBouncer::start(&pg, settings).await;
+    let mut console = bouncer.console(ADMIN_USER).await;
+    let user = MD5_USER.to_owned();
+    let client = querying(&bouncer, "postgres").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Its client keeps the pool (and its server goes after server_idle_timeout).
+    assert!(shown(&mut console, "POOLS", "user").await.contains(&user));
+    assert!(shown(&mut console, "SERVERS", "user").await.is_empty());
+
+    drop(client);
+    let users = until_gone(&mut console, "POOLS", "user", MD5_USER).await;
+    assert!(!users.contains(&user), "{users:?}");
+    // The database is configured: it stays listed without a pool.
+    let names = shown(&mut console, "DATABASES", "name").await;
+    assert!(names.iter().any(|n| n == "postgres"), "{names:?}");
+    let _back = querying(&bouncer, "postgres").await;
+    assert!(shown(&mut console, "POOLS", "user").await.contains(&user));
 }
