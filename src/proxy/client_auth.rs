@@ -26,6 +26,15 @@ pub enum Proof {
     Scram(ScramKeys),
 }
 
+/// What the pooler's side of SCRAM uses where it makes up the salt.
+#[derive(Clone, Copy)]
+pub struct ScramPolicy<'a> {
+    /// The per-process key behind unknown users' mock salts.
+    pub mock_key: &'a [u8],
+    /// `scram_iterations`: for verifiers derived from a cleartext password, and mock ones.
+    pub iterations: u32,
+}
+
 /// Runs the exchange `method` asks for against `secret` (`None`: unknown user, which fails after
 /// a mock exchange).
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
@@ -33,7 +42,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     method: AuthType,
     user: &str,
     secret: Option<&Secret>,
-    mock_key: &[u8],
+    scram: ScramPolicy<'_>,
 ) -> Result<Proof, ClientError> {
     match method {
         AuthType::Trust | AuthType::Any => Ok(Proof::Nothing),
@@ -46,19 +55,18 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 None => {
                     // An unknown user costs what a SCRAM secret (PostgreSQL's default) costs:
                     // the time of the refusal must not tell whether the user exists.
-                    let salt = scram::mock_salt(user, mock_key);
-                    let derived =
-                        scram::Verifier::derive(&password, &salt, scram::DEFAULT_ITERATIONS);
+                    let salt = scram::mock_salt(user, scram.mock_key);
+                    let derived = scram::Verifier::derive(&password, &salt, scram.iterations);
                     std::hint::black_box(derived);
                     Err(ClientError::PasswordFailed)
                 }
             }
         }
         AuthType::Md5 => match secret {
-            Some(Secret::Scram(_)) => scram_exchange(conn, user, secret, mock_key).await,
+            Some(Secret::Scram(_)) => scram_exchange(conn, user, secret, scram).await,
             _ => md5_exchange(conn, user, secret).await,
         },
-        AuthType::ScramSha256 => scram_exchange(conn, user, secret, mock_key).await,
+        AuthType::ScramSha256 => scram_exchange(conn, user, secret, scram).await,
         other => Err(ClientError::Config(format!(
             "auth_type {} is not supported yet",
             other.as_str()
@@ -122,13 +130,20 @@ async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
     user: &str,
     secret: Option<&Secret>,
-    mock_key: &[u8],
+    policy: ScramPolicy<'_>,
 ) -> Result<Proof, ClientError> {
     let nonce = Nonce::random().map_err(|_| ClientError::SaslFailed)?;
     let mut server = match secret {
-        Some(Secret::Plain(p)) => ScramServer::new(ServerSecret::Password(p), nonce),
+        Some(Secret::Plain(p)) => {
+            ScramServer::new(ServerSecret::Password(p, policy.iterations), nonce)
+        }
         Some(Secret::Scram(v)) => ScramServer::new(ServerSecret::Verifier(v), nonce),
-        _ => Ok(ScramServer::mock(user, mock_key, nonce)),
+        _ => Ok(ScramServer::mock(
+            user,
+            policy.mock_key,
+            policy.iterations,
+            nonce,
+        )),
     }
     .map_err(|_| ClientError::SaslFailed)?;
     authmsg::authentication_sasl(conn.write_buf_mut(), [scram::MECHANISM]).map_err(encode)?;

@@ -55,7 +55,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let secret = shared.users().get(&user).cloned();
         let proof =
-            client_auth::authenticate(conn, method, &user, secret.as_ref(), &shared.mock_key)
+            client_auth::authenticate(conn, method, &user, secret.as_ref(), shared.scram(&config))
                 .await?;
         if secret.is_none() && method == AuthType::Trust {
             return Err(ClientError::PasswordFailed);

@@ -211,7 +211,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         cert_login(conn.get_ref(), &user, named)?;
         Proof::Nothing
     } else {
-        client_auth::authenticate(conn, method, &user, secret.as_deref(), &shared.mock_key).await?
+        let scram = shared.scram(&config);
+        client_auth::authenticate(conn, method, &user, secret.as_deref(), scram).await?
     };
     if !known && method == AuthType::Trust {
         return Err(ClientError::TrustFailed);

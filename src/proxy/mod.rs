@@ -273,6 +273,15 @@ impl Shared {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// How client SCRAM exchanges make up salts: the mock key and `scram_iterations`.
+    pub fn scram<'a>(&'a self, config: &Config) -> client_auth::ScramPolicy<'a> {
+        client_auth::ScramPolicy {
+            mock_key: &self.mock_key,
+            iterations: u32::try_from(config.pgbouncer.int(Key::ScramIterations))
+                .unwrap_or(crate::auth::scram::DEFAULT_ITERATIONS),
+        }
+    }
+
     /// The pool for a client of `database` as `user`; created on first use.
     pub fn pool_for(
         &self,

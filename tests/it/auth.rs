@@ -1,9 +1,15 @@
 //! Client authentication through the pooler: md5 and SCRAM clients against md5, SCRAM and plain
 //! userlist entries, passthrough, and PgBouncer's errors for a wrong password, an unknown user
-//! and an unknown database.
+//! and an unknown database; `scram_iterations`.
+
+use bouncectl::auth::scram::{ClientCredential, MECHANISM, ScramClient};
+use bouncectl::protocol::backend::Authentication;
+use bouncectl::protocol::frontend;
+use bytes::BytesMut;
 
 use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, PASS_USER, PASSWORD, SCRAM_USER, TempPostgres};
+use crate::support::wire::{Wire, startup_bytes};
 use crate::support::{self};
 
 async fn login_error(url: &str) -> String {
@@ -187,4 +193,49 @@ async fn auth_query_serves_users_missing_from_the_userlist() {
     assert_eq!(login_error(&ghost).await, "no such user");
     // Userlist users still come from the file.
     assert_eq!(whoami(&bouncer.url(MD5_USER, "postgres")).await, MD5_USER);
+}
+
+/// The iteration count the pooler's SCRAM challenge offers `user`.
+async fn offered_iterations(port: u16, user: &str) -> u32 {
+    let mut wire = Wire::connect(port).await;
+    wire.send(&startup_bytes(user, "postgres")).await;
+    let (_, body) = wire.recv().await.unwrap();
+    assert!(
+        matches!(Authentication::parse(&body), Ok(Authentication::Sasl(_))),
+        "{body:?}"
+    );
+    let client = ScramClient::new(ClientCredential::Password(PASSWORD.into())).unwrap();
+    let mut out = BytesMut::new();
+    frontend::sasl_initial_response(&mut out, MECHANISM, Some(&client.client_first())).unwrap();
+    wire.send(&out).await;
+    let (_, body) = wire.recv().await.unwrap();
+    let Ok(Authentication::SaslContinue(first)) = Authentication::parse(&body) else {
+        panic!("expected SASLContinue, got {body:?}");
+    };
+    let first = String::from_utf8_lossy(first).into_owned();
+    first
+        .split(',')
+        .find_map(|part| part.strip_prefix("i="))
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("no iteration count in {first}"))
+}
+
+#[tokio::test]
+async fn scram_iterations_is_what_the_pooler_offers_for_the_secrets_it_derives() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer =
+        TestBouncer::start(&pg, "auth_type = scram-sha-256\nscram_iterations = 1234").await;
+    // A cleartext entry and an unknown user get scram_iterations; a stored verifier keeps its
+    // own count (PostgreSQL's 4096).
+    for (user, count) in [(PASS_USER, 1234), ("nobody", 1234), (SCRAM_USER, 4096)] {
+        assert_eq!(
+            offered_iterations(bouncer.port, user).await,
+            count,
+            "{user}"
+        );
+    }
+    // tokio-postgres completes the exchange at that count.
+    assert_eq!(whoami(&bouncer.url(PASS_USER, "postgres")).await, PASS_USER);
 }

@@ -33,7 +33,7 @@ pub fn fuzz_entry(data: &[u8]) {
             return;
         };
         let mut server = if mock {
-            ScramServer::mock(&stored_text, b"key", nonce)
+            ScramServer::mock(&stored_text, b"key", super::DEFAULT_ITERATIONS, nonce)
         } else {
             match ScramServer::new(ServerSecret::Verifier(verifier), nonce) {
                 Ok(server) => server,

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::message::{Gs2Flag, parse_client_final, parse_client_first};
-use super::{DEFAULT_ITERATIONS, Nonce, SALT_LEN, ScramKeys, Verifier, hmac, sha256, xor};
+use super::{Nonce, SALT_LEN, ScramKeys, Verifier, hmac, sha256, xor};
 use crate::auth::{AuthError, ScramMessage, constant_time_eq};
 
 /// The salt a mock exchange shows for `username`: stable across attempts, yet unpredictable
@@ -26,8 +26,9 @@ pub fn mock_salt(username: &str, mock_key: &[u8]) -> Vec<u8> {
 /// What the pooler knows of a user for SCRAM.
 #[derive(Clone, Copy)]
 pub enum ServerSecret<'a> {
-    /// A cleartext password: a verifier is derived with a random salt and 4096 iterations.
-    Password(&'a str),
+    /// A cleartext password: a verifier is derived with a random salt and this many iterations
+    /// (`scram_iterations`).
+    Password(&'a str, u32),
     /// A stored SCRAM-SHA-256 verifier (userlist.txt or `auth_query`).
     Verifier(&'a Verifier),
 }
@@ -35,7 +36,9 @@ pub enum ServerSecret<'a> {
 impl std::fmt::Debug for ServerSecret<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ServerSecret::Password(_) => f.write_str("ServerSecret::Password(..)"),
+            ServerSecret::Password(_, iterations) => {
+                write!(f, "ServerSecret::Password(.., {iterations})")
+            }
             ServerSecret::Verifier(_) => f.write_str("ServerSecret::Verifier(..)"),
         }
     }
@@ -95,8 +98,8 @@ impl ScramServer {
     /// only when a plaintext secret needs a random salt and the OS has no randomness.
     pub fn new(secret: ServerSecret<'_>, server_nonce: Nonce) -> Result<Self, AuthError> {
         let verifier = match secret {
-            ServerSecret::Password(password) => {
-                Verifier::derive_random(password, DEFAULT_ITERATIONS)?
+            ServerSecret::Password(password, iterations) => {
+                Verifier::derive_random(password, iterations)?
             }
             ServerSecret::Verifier(v) => v.clone(),
         };
@@ -112,11 +115,12 @@ impl ScramServer {
     /// Starts a mock exchange for an unknown user (or one without a usable SCRAM secret), as
     /// PostgreSQL's `scram_mock_salt`: the salt is derived from `username` under `mock_key`
     /// (a random per-process secret of the caller's), so it is stable across attempts yet
-    /// unpredictable; the exchange fails with [`AuthError::InvalidProof`] at the end.
-    pub fn mock(username: &str, mock_key: &[u8], server_nonce: Nonce) -> Self {
+    /// unpredictable; the exchange fails with [`AuthError::InvalidProof`] at the end. It offers
+    /// `iterations`, as a user whose verifier the pooler derived would.
+    pub fn mock(username: &str, mock_key: &[u8], iterations: u32, server_nonce: Nonce) -> Self {
         let salt = mock_salt(username, mock_key);
         let verifier = Verifier {
-            iterations: DEFAULT_ITERATIONS,
+            iterations,
             salt,
             stored_key: [0; 32],
             server_key: [0; 32],

@@ -96,7 +96,8 @@ fn plaintext_secret_gets_a_fresh_random_salt_each_time() {
     let mut firsts = Vec::new();
     for _ in 0..2 {
         let nonce = Nonce::random().unwrap();
-        let mut server = ScramServer::new(ServerSecret::Password("pw"), nonce).unwrap();
+        let mut server =
+            ScramServer::new(ServerSecret::Password("pw", DEFAULT_ITERATIONS), nonce).unwrap();
         let mut client = ScramClient::new(ClientCredential::Password("pw".into())).unwrap();
         let first = server.handle_client_first(&client.client_first()).unwrap();
         assert!(String::from_utf8_lossy(&first).ends_with(",i=4096"));
@@ -112,7 +113,8 @@ fn plaintext_secret_gets_a_fresh_random_salt_each_time() {
 #[test]
 fn mock_exchange_fails_at_the_proof_with_a_stable_salt() {
     let first_of = |user: &str, key: &[u8]| {
-        let mut server = ScramServer::mock(user, key, Nonce::fixed("SRV").unwrap());
+        let mut server =
+            ScramServer::mock(user, key, DEFAULT_ITERATIONS, Nonce::fixed("SRV").unwrap());
         let first = server.handle_client_first(b"n,,n=,r=abc").unwrap();
         let text = String::from_utf8(first).unwrap();
         // Whatever password the client tries, the exchange fails only at the end.
