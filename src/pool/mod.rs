@@ -361,7 +361,9 @@ impl Pool {
                     if self.retry.is_failing() {
                         self.login_retry(true).await?;
                     }
-                    let server = self.login_server(true).await?;
+                    // Boxed: a login (TLS, SCRAM) is rare next to a lease, and inline it would
+                    // add its 2 KB to every waiting client's task.
+                    let server = Box::pin(self.login_server(true)).await?;
                     slot.fill();
                     let now = Instant::now();
                     server.set_active(now);

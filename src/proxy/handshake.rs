@@ -126,7 +126,8 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
                     .map(|s| (req.process_id, s));
                 if let Some(target) = key.and_then(|k| shared.cancels.target(&k)) {
                     let timeout = shared.config().pgbouncer.duration(Key::CancelWaitTimeout);
-                    if let Err(e) = cancel::forward(&target, timeout).await {
+                    // Boxed: a cancel's server connection must not size every client's task.
+                    if let Err(e) = Box::pin(cancel::forward(&target, timeout)).await {
                         tracing::warn!(error = %e, "cancel request not forwarded");
                     }
                 }

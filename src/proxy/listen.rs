@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 
-use super::handshake::{self, Outcome};
+use super::handshake::{self, LoggedIn, Outcome};
 use super::session::{End, Session, Timeouts};
 use super::{Shared, before};
 use crate::config::{Config, Key};
@@ -431,15 +431,7 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     };
     // The session needs neither name: they move to the client's entry, listed once registered.
     let key = login.key;
-    let mut info = ClientInfo::new(
-        id,
-        std::mem::take(&mut login.user),
-        std::mem::take(&mut login.database),
-        origin.endpoints,
-    );
-    info.remote_pid = origin.pid;
-    info.set_pool_user(&login.pool.user);
-    let info = Arc::new(info);
+    let info = client_entry(id, &mut login, origin.endpoints, origin.pid);
     let (db, user) = (info.database.as_str(), info.user.as_str());
     let _admitted = match shared.admit(&config, db, user) {
         Ok(admitted) => admitted,
@@ -460,9 +452,74 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
             "login attempt: db={db} user={user} tls={tls}"
         );
     }
+    let entry = shared.registry_clients.register(Arc::clone(&info));
+    login.cancel.attach(&login.pool, Arc::clone(&entry));
+    if let Some(app) = login.params.get("application_name") {
+        entry.set_application_name(app);
+    }
+    let mut session = session_of(conn, *login, &entry, &config, &shared);
+    let end = session.run().await;
+    shared.cancels.remove(&key);
+    if s.flag(Key::LogDisconnections) {
+        let reason = match &end {
+            End::ClientClosed => "client close request".to_owned(),
+            End::Error(e) => e.to_string(),
+        };
+        tracing::info!(
+            client = format_args!("C-{id:#x}"),
+            db,
+            user,
+            addr = %peer,
+            "closing because: {reason}"
+        );
+    }
+}
+
+/// The registry entry of a logged-in client; the login's names move into it. Built outside the
+/// async [`client`], so the struct is not kept in every client's task as well as in the `Arc`.
+fn client_entry(id: u64, login: &mut LoggedIn, endpoints: Endpoints, pid: i32) -> Arc<ClientInfo> {
+    let mut info = ClientInfo::new(
+        id,
+        std::mem::take(&mut login.user),
+        std::mem::take(&mut login.database),
+        endpoints,
+    );
+    info.remote_pid = pid;
+    info.set_pool_user(&login.pool.user);
+    Arc::new(info)
+}
+
+/// The session of a registered client, over the socket and the bytes its login left unread.
+/// Built outside the async [`client`], as [`client_entry`].
+fn session_of<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: Conn<ClientStream<S>>,
+    login: LoggedIn,
+    entry: &Arc<ClientInfo>,
+    config: &Config,
+    shared: &Shared,
+) -> Session<ClientStream<S>> {
+    let s = &config.pgbouncer;
+    let max_len = conn.max_message_len();
+    let parts = conn.into_parts();
+    Session::new(
+        parts.stream,
+        parts.read_buf,
+        login,
+        max_len,
+        timeouts_for(config, &entry.user),
+        shared.shutdown.clone(),
+    )
+    .with_entry(Arc::clone(entry))
+    .refuse_simple_queries(s.flag(Key::DisablePqexec))
+    .fast_close(s.flag(Key::ServerFastClose))
+}
+
+/// The session timers of `user`: its `[users]` values, else the global ones.
+fn timeouts_for(config: &Config, user: &str) -> Timeouts {
+    let s = &config.pgbouncer;
     let user_cfg = config.users.get(user);
     let pick = |own: Option<std::time::Duration>, key: Key| own.unwrap_or_else(|| s.duration(key));
-    let timeouts = Timeouts {
+    Timeouts {
         client_idle: pick(
             user_cfg.and_then(|u| u.client_idle_timeout),
             Key::ClientIdleTimeout,
@@ -479,38 +536,6 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         wait_notify: std::time::Duration::from_secs(
             u64::try_from(s.int(Key::QueryWaitNotify)).unwrap_or(0),
         ),
-    };
-    let entry = shared.registry_clients.register(Arc::clone(&info));
-    login.cancel.attach(&login.pool, Arc::clone(&entry));
-    if let Some(app) = login.params.get("application_name") {
-        entry.set_application_name(app);
-    }
-    let parts = conn.into_parts();
-    let mut session = Session::new(
-        parts.stream,
-        parts.read_buf,
-        *login,
-        max_len,
-        timeouts,
-        shared.shutdown.clone(),
-    )
-    .with_entry(Arc::clone(&entry))
-    .refuse_simple_queries(s.flag(Key::DisablePqexec))
-    .fast_close(s.flag(Key::ServerFastClose));
-    let end = session.run().await;
-    shared.cancels.remove(&key);
-    if s.flag(Key::LogDisconnections) {
-        let reason = match &end {
-            End::ClientClosed => "client close request".to_owned(),
-            End::Error(e) => e.to_string(),
-        };
-        tracing::info!(
-            client = format_args!("C-{id:#x}"),
-            db,
-            user,
-            addr = %peer,
-            "closing because: {reason}"
-        );
     }
 }
 

@@ -373,7 +373,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         if server.synced_with != fingerprint {
             if let Some(sql) = self.login.params.sync_sql(&server.params) {
-                if let Err(e) = pool.own_query(&mut server, &sql).await {
+                // Boxed: kept inline, this rare round trip would be the largest part of
+                // every client's task.
+                if let Err(e) = Box::pin(pool.own_query(&mut server, &sql)).await {
                     tracing::warn!(error = %e, "could not apply client parameters");
                     pool.close(server, reasons::SYNC_FAILED);
                     return Err(ClientError::ServerCrashed);
