@@ -1,6 +1,6 @@
 //! The real binary's log output: `log_format = json` lines (who, never a password), `logfile`
-//! reopened on SIGHUP and RELOAD (logrotate's move-then-HUP), and the metrics endpoint of a
-//! `bouncectl serve` process.
+//! reopened on SIGHUP and RELOAD (logrotate's move-then-HUP), `syslog = 1`, and the metrics
+//! endpoint of a `bouncectl serve` process.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -318,4 +318,53 @@ async fn logfile_is_reopened_on_sighup_and_reload() {
         );
     }
     drop((first, second));
+}
+
+#[tokio::test]
+async fn syslog_gets_each_line_with_ident_facility_and_severity() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let syslog = tokio::net::UnixDatagram::bind(&path).unwrap();
+    let databases = format!("postgres = host=127.0.0.1 port={}\n", pg.port());
+    let settings =
+        "syslog = 1\nsyslog_ident = bctest\nsyslog_facility = local3\nlog_connections = 1";
+    let env = [("BOUNCECTL_SYSLOG_SOCKET", path.to_str().unwrap())];
+    let bin =
+        crate::support::binary::Binary::start_with(&pg, &databases, settings, &["-q"], &env).await;
+    select_one(&connect(&bin.url(MD5_USER, "postgres")).await.unwrap()).await;
+    let wrong = format!(
+        "host=127.0.0.1 port={} user={MD5_USER} password=wrong dbname=postgres",
+        bin.port
+    );
+    assert!(connect(&wrong).await.is_err());
+
+    // local3 (19) * 8 + info (6) and + warning (4), tagged as syslog(3) would.
+    let (info, warning) = (
+        format!("<158>bctest[{}]: C-0x", bin.pid()),
+        format!("<156>bctest[{}]: C-0x", bin.pid()),
+    );
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(seen
+        .iter()
+        .any(|l: &String| l.starts_with(&info) && l.contains("login attempt: db=postgres"))
+        && seen
+            .iter()
+            .any(|l| l.starts_with(&warning) && l.contains("password authentication failed")))
+    {
+        match tokio::time::timeout_at(deadline, syslog.recv(&mut buf)).await {
+            Ok(Ok(n)) => seen.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            _ => panic!("missing syslog lines; got {seen:#?}"),
+        }
+    }
+    // In addition to the log file, not instead of it.
+    assert!(
+        bin.log().contains("login attempt: db=postgres"),
+        "{}",
+        bin.log()
+    );
 }

@@ -153,7 +153,19 @@ fn json(timestamp: &str, level: &str, fields: Fields) -> String {
 /// `TIME LEVEL [C-0x1: db/user@addr ]message key=value…`, as PgBouncer prefixes its lines about
 /// one connection.
 fn text(timestamp: &str, level: &str, fields: &Fields) -> String {
-    let mut line = format!("{timestamp} {level:>5} ");
+    format!("{timestamp} {level:>5} {}", text_body(fields))
+}
+
+/// An event as a text line without time and level: what syslog, which has its own, is sent.
+pub(super) fn body(event: &Event<'_>) -> String {
+    let mut fields = Fields::default();
+    event.record(&mut fields);
+    text_body(&fields)
+}
+
+/// `[C-0x1: db/user@addr ]message key=value…`.
+fn text_body(fields: &Fields) -> String {
+    let mut line = String::new();
     let who = fields.get("client").or_else(|| fields.get("server"));
     let mut used: &[&str] = &[];
     if let Some(id) = who {

@@ -1,9 +1,11 @@
 //! Log output for `serve`: one line per event through tracing, to `logfile` or stderr, as text
 //! (PgBouncer's wording) or JSON (`log_format`), with the level from `verbose` and `-v`/`-q`
-//! (`RUST_LOG` overrides). A reload (SIGHUP or RELOAD) reopens `logfile`, so logrotate's
-//! move-then-HUP works, and applies a changed `log_format`.
+//! (`RUST_LOG` overrides), and to syslog as well with `syslog = 1`. A reload (SIGHUP or RELOAD)
+//! reopens `logfile`, so logrotate's move-then-HUP works, and applies a changed `log_format` and
+//! syslog settings.
 
 mod format;
+mod syslog;
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{Config, Key, LogFormat};
 
@@ -26,6 +30,7 @@ enum Target {
 pub struct Logging {
     target: Arc<Mutex<Target>>,
     json: Arc<AtomicBool>,
+    syslog: syslog::Syslog,
     quiet: bool,
 }
 
@@ -46,8 +51,10 @@ fn open(path: &str) -> std::io::Result<File> {
 impl Logging {
     /// Reopens `logfile` (the same path after a logrotate move gives a fresh file) or goes back to
     /// stderr when it was unset, and applies `log_format`. On an open error the old target stays
-    /// and the error is logged there.
+    /// and the error is logged there. Syslog follows `syslog`, `syslog_ident` and
+    /// `syslog_facility`.
     pub fn apply(&self, config: &Config) {
+        self.syslog.apply(config);
         self.json.store(
             config.pgbouncer.log_format() == LogFormat::Json,
             Ordering::Relaxed,
@@ -118,12 +125,17 @@ pub fn init(config: &Config, verbose_flags: u8, quiet: bool) -> anyhow::Result<L
         json: Arc::new(AtomicBool::new(
             config.pgbouncer.log_format() == LogFormat::Json,
         )),
+        syslog: syslog::Syslog::default(),
         quiet,
     };
-    let result = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    logging.syslog.apply(config);
+    let lines = tracing_subscriber::fmt::layer()
         .event_format(format::Lines::new(Arc::clone(&logging.json)))
-        .with_writer(logging.clone())
+        .with_writer(logging.clone());
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .with(logging.syslog.clone())
         .try_init();
     // A second init (tests starting several servers) keeps the first subscriber.
     let _ = result;
