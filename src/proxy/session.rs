@@ -128,6 +128,14 @@ const SERVER_READ_ROOM: usize = READ_CHUNK / 4;
 /// client of small queries, or one that leaves after a few, never needs more.
 const CLIENT_READ_ROOM: usize = 512;
 
+/// An empty client buffer larger than this (a big message or a burst grew it) goes back to
+/// [`CLIENT_START`]: an idle client keeps 1 KB, not the most it ever sent, as PgBouncer frees
+/// an empty buffer.
+const CLIENT_KEEP: usize = 4 * 1024;
+
+/// The size of a client buffer started afresh.
+const CLIENT_START: usize = 1024;
+
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
@@ -600,6 +608,15 @@ fn poll_client_side<S: AsyncRead + Unpin>(
     give_up: impl Fn() -> bool,
     cx: &mut Context<'_>,
 ) -> Poll<Woke> {
+    if cbuf.is_empty() {
+        if cbuf.capacity() > CLIENT_KEEP {
+            *cbuf = BytesMut::with_capacity(CLIENT_START);
+        } else {
+            // Back to the start of its allocation (nothing to copy), instead of a new chunk
+            // once the consumed bytes have used up the room.
+            cbuf.reserve(CLIENT_READ_ROOM);
+        }
+    }
     if let Poll::Ready(n) = poll_read_more(client, cbuf, CLIENT_READ_ROOM, cx) {
         return Poll::Ready(Woke::Client(n));
     }
