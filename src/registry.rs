@@ -344,6 +344,18 @@ impl ClientRegistry {
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         lock(&self.clients).get(&id).cloned()
     }
+
+    /// Wakes every client queued for a server since `at_or_before` (µs, [`wall_us`]) or
+    /// earlier, so it can say why it waits (`query_wait_notify`). A timer per wait would cost
+    /// every queued transaction; this look, once a second, costs one pass over the clients.
+    pub fn nudge_queued_since(&self, at_or_before: u64) {
+        for client in lock(&self.clients).values() {
+            let since = client.wait_since.load(Relaxed);
+            if since != 0 && since <= at_or_before {
+                client.nudge();
+            }
+        }
+    }
 }
 
 /// A server connection's state, with PgBouncer's SHOW SERVERS names.

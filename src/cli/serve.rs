@@ -263,10 +263,25 @@ async fn janitor(shared: Arc<Shared>) {
                 crate::registry::resync_wall_clock();
                 shared.registry.close_expired();
                 shared.registry.fill_min();
+                nudge_queued(&shared);
                 forget_unused(&shared);
             }
             r = phase.changed() => if r.is_err() || *phase.borrow() == Phase::Immediate { return },
         }
+    }
+}
+
+/// `query_wait_notify`: clients queued that long are woken to tell their client why.
+fn nudge_queued(shared: &Shared) {
+    let notify = shared.config().pgbouncer.int(Key::QueryWaitNotify);
+    let Ok(secs) = u64::try_from(notify) else {
+        return;
+    };
+    if secs > 0 {
+        let now = crate::registry::wall_us(std::time::Instant::now());
+        shared
+            .registry_clients
+            .nudge_queued_since(now.saturating_sub(secs * 1_000_000));
     }
 }
 

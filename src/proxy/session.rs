@@ -347,15 +347,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             None => {
                 let mut acquire = pin!(pool.acquire(asked));
                 let notify = self.timeouts.wait_notify;
+                let notice_at = asked + notify;
                 let mut told = notify.is_zero();
                 loop {
+                    // The janitor wakes a client queued for query_wait_notify: no timer per
+                    // wait, which most transactions of a busy pool have.
+                    let due = || !told && Instant::now() >= notice_at;
                     tokio::select! {
                         biased;
                         r = &mut acquire => break r,
-                        () = killed(self.entry.as_deref()) => {
-                            return Err(ClientError::AdminForcedDisconnect);
-                        }
-                        () = tokio::time::sleep_until(asked + notify), if !told => {
+                        killed = killed_or(self.entry.as_deref(), due) => {
+                            if killed {
+                                return Err(ClientError::AdminForcedDisconnect);
+                            }
                             told = true;
                             self.tell_queued().await;
                         }
@@ -644,10 +648,11 @@ fn poll_read_more<R: AsyncRead + Unpin>(
     tokio_util::io::poll_read_buf(Pin::new(r), cx, buf)
 }
 
-/// Resolves when the admin console kills this client; never without a registry entry.
-async fn killed(entry: Option<&ClientInfo>) {
+/// Resolves with `true` when the admin console kills this client, or `false` once `give_up`
+/// holds when a nudge wakes it ([`ClientInfo::killed_or`]); never without a registry entry.
+async fn killed_or(entry: Option<&ClientInfo>, give_up: impl Fn() -> bool) -> bool {
     match entry {
-        Some(entry) => entry.killed().await,
+        Some(entry) => entry.killed_or(give_up).await,
         None => std::future::pending().await,
     }
 }

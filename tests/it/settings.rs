@@ -124,8 +124,9 @@ async fn query_wait_notify_tells_a_queued_psql_why_it_waits() {
             .output()
             .unwrap()
     });
-    // Queued past query_wait_notify, then given the server.
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // Queued past query_wait_notify (the janitor's once-a-second look may add a second), then
+    // given the server.
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
     holder.batch_execute("COMMIT").await.unwrap();
     let out = queued.await.unwrap();
     assert!(out.status.success(), "{out:?}");
