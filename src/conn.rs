@@ -27,7 +27,7 @@ use crate::protocol::{DEFAULT_MAX_MESSAGE_LEN, DecodeError, EncodeError, Frame, 
 
 /// Initial capacity of the read buffer, and the room a read gets once less than half is free.
 /// Larger messages reserve their own room; the relay grows a client's buffer when it needs more.
-const READ_CAPACITY: usize = 1024;
+pub(crate) const READ_CAPACITY: usize = 1024;
 
 /// Initial capacity of the write buffer; larger output (a SHOW) grows it.
 const WRITE_CAPACITY: usize = 1024;

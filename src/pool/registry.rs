@@ -168,13 +168,13 @@ impl PoolRegistry {
         let mut pools = lock(&self.pools);
         for (db, by_user) in pools.iter_mut() {
             let paused = self.controls.is_paused(db);
-            // When the last of its pools fell unused; none while one is in use.
-            // Every pool is looked at: collecting into an Option would stop at the first in use.
+            // When the last of its pools fell unused; none while one is in use. Every pool is
+            // marked, in use or not.
             let sinces: Vec<_> = by_user.values().map(|pool| pool.mark_unused(now)).collect();
-            let db_since = sinces
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .and_then(|all| all.into_iter().max());
+            let db_since = match sinces.iter().all(Option::is_some) {
+                true => sinces.into_iter().flatten().max(),
+                false => None,
+            };
             if paused {
                 continue;
             }

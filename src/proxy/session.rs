@@ -128,13 +128,10 @@ const SERVER_READ_ROOM: usize = READ_CHUNK / 4;
 /// client of small queries, or one that leaves after a few, never needs more.
 const CLIENT_READ_ROOM: usize = 512;
 
-/// An empty client buffer larger than this (a big message or a burst grew it) goes back to
-/// [`CLIENT_START`]: an idle client keeps 1 KB, not the most it ever sent, as PgBouncer frees
-/// an empty buffer.
+/// An empty client buffer larger than this (a big message or a burst grew it) goes back to its
+/// login size ([`crate::conn::READ_CAPACITY`]): an idle client keeps 1 KB, not the most it ever
+/// sent, as PgBouncer frees an empty buffer.
 const CLIENT_KEEP: usize = 4 * 1024;
-
-/// The size of a client buffer started afresh.
-const CLIENT_START: usize = 1024;
 
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
@@ -614,7 +611,7 @@ fn poll_client_side<S: AsyncRead + Unpin>(
 ) -> Poll<Woke> {
     if cbuf.is_empty() {
         if cbuf.capacity() > CLIENT_KEEP {
-            *cbuf = BytesMut::with_capacity(CLIENT_START);
+            *cbuf = BytesMut::with_capacity(crate::conn::READ_CAPACITY);
         } else {
             // Back to the start of its allocation (nothing to copy), instead of a new chunk
             // once the consumed bytes have used up the room.
