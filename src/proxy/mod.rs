@@ -137,31 +137,38 @@ impl Shared {
     }
 
     fn runtime(&self) -> Runtime {
-        // Readers copy two Arcs; a poisoned lock still holds a whole Runtime.
-        self.runtime
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.read(Runtime::clone)
     }
+
+    /// Runs `f` under the read lock; a poisoned lock still holds a whole Runtime.
+    fn read<T>(&self, f: impl FnOnce(&Runtime) -> T) -> T {
+        f(&self
+            .runtime
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    // Each accessor clones just its own Arc: these run several times per login, and every
+    // clone and drop is an atomic on a cache line that all cores share.
 
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
-        self.runtime().config
+        self.read(|r| Arc::clone(&r.config))
     }
 
     /// The `auth_file` users in force.
     pub fn users(&self) -> Arc<FastMap<String, Secret>> {
-        self.runtime().users
+        self.read(|r| Arc::clone(&r.users))
     }
 
     /// The TLS settings in force.
     pub fn tls(&self) -> Arc<TlsSettings> {
-        self.runtime().tls
+        self.read(|r| Arc::clone(&r.tls))
     }
 
     /// The `auth_hba_file` rules and `auth_ident_file` maps in force.
     pub fn hba(&self) -> Arc<crate::config::hba::Hba> {
-        self.runtime().hba
+        self.read(|r| Arc::clone(&r.hba))
     }
 
     /// Installs a new configuration (reload); existing pools take the new limits and TLS
