@@ -1,8 +1,8 @@
 //! Listening sockets (`listen_addr` list and the unix socket `.s.PGSQL.<port>` in
 //! `unix_socket_dir`) and the accept loop that starts one task per client.
 //!
-//! A TCP client's first byte is peeked: 0x16 is PostgreSQL 17's direct TLS (a ClientHello with no
-//! SSLRequest), handshaken before anything is read. After an SSLRequest answered `S`, the TLS
+//! With client TLS on, a TCP client's first byte is peeked: 0x16 is PostgreSQL 17's direct TLS (a
+//! ClientHello with no SSLRequest), handshaken before anything is read. After an SSLRequest answered `S`, the TLS
 //! handshake runs here too, where the connection is owned, and the handshake resumes on the
 //! encrypted stream ([`ClientStream`]) for the rest of the session.
 
@@ -280,8 +280,14 @@ fn login_deadline(config: &Config) -> Option<Instant> {
     (!timeout.is_zero()).then(|| Instant::now() + timeout)
 }
 
-/// A TCP client: peeks its first byte for direct TLS, then runs [`client`].
+/// A TCP client: peeks its first byte for direct TLS when client TLS is on, then runs
+/// [`client`].
 async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
+    let Some(config) = shared.tls().client.clone() else {
+        // No peek (a syscall per login) when there is no TLS to accept: a ClientHello then
+        // fails as a startup packet would.
+        return client(ClientStream::Plain(stream), shared, origin, false).await;
+    };
     let peer = origin.peer();
     let deadline = login_deadline(&shared.config());
     let mut first = [0u8; 1];
@@ -290,13 +296,6 @@ async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
     };
     let [first] = first;
     let stream = if tls::peek_direct_tls(first) {
-        let Some(config) = shared.tls().client.clone() else {
-            tracing::debug!(
-                addr = %peer,
-                "direct TLS without client_tls_sslmode, closing"
-            );
-            return;
-        };
         // Boxed: TLS handshakes are large futures, and most clients never run one.
         let accepted = before(deadline, Box::pin(tls::accept_client_tls(stream, &config))).await;
         match accepted {
