@@ -32,3 +32,4 @@ mod support;
 mod tls;
 mod tls_pooler;
 mod tls_serve;
+mod training;

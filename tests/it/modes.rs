@@ -336,34 +336,7 @@ async fn psql_and_pgbench_work_in_every_mode() {
         } else {
             vec!["-N"]
         };
-        let mut args = vec![
-            "-n",
-            "-c",
-            "8",
-            "-j",
-            "2",
-            "-t",
-            "50",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            MD5_USER,
-        ];
-        args.extend(script);
-        args.push("postgres");
-        let bench = pg.run_tool("pgbench", &args);
-        let out = String::from_utf8_lossy(&bench.stdout);
-        assert!(
-            bench.status.success(),
-            "{mode}: {out}{}",
-            String::from_utf8_lossy(&bench.stderr)
-        );
-        assert!(
-            out.contains("number of transactions actually processed: 400/400"),
-            "{mode}: {out}"
-        );
+        pg.pgbench_clean(bouncer.port, (8, 50), &script, &|| mode.to_owned());
     }
 }
 

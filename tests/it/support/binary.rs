@@ -148,6 +148,21 @@ impl Binary {
         .unwrap_or_else(|e| panic!("console login: {e:?}"))
     }
 
+    /// Sends SIGINT (safe shutdown) and waits up to `timeout` for the exit; `None` if it is
+    /// still running. An instrumented build writes its profile on this exit, not on SIGKILL.
+    pub async fn interrupt(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
     /// Polls until the fd count is at most `limit`; returns the last count seen.
     pub async fn fds_settle(&self, limit: usize, timeout: Duration) -> usize {
         let mut last = self.fds();

@@ -18,9 +18,13 @@ pub use certs::TestCerts;
 pub use pgbouncer::TempPgbouncer;
 pub use postgres::TempPostgres;
 
-/// The `bouncectl` binary cargo built for these tests.
+/// The `bouncectl` binary cargo built for these tests, or the one `BOUNCECTL_BIN` names
+/// (`.ci/release` runs its training workload on an instrumented build that way).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_bouncectl"))
+    std::env::var_os("BOUNCECTL_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_bouncectl")),
+        PathBuf::from,
+    )
 }
 
 /// Runs `bouncectl ARGS` with `stdin` fed in, the environment cleared of libpq variables.

@@ -277,6 +277,50 @@ impl TempPostgres {
             .expect("cannot run a PostgreSQL client tool")
     }
 
+    /// `pgbench -n -j 2 -c CLIENTS -t PER_CLIENT EXTRA` as the md5 user on database `postgres`
+    /// through 127.0.0.1:`port`; panics (with `context`) unless every transaction is processed.
+    pub fn pgbench_clean(
+        &self,
+        port: u16,
+        (clients, per_client): (u32, u32),
+        extra: &[&str],
+        context: &dyn Fn() -> String,
+    ) -> String {
+        let (port, c, t) = (
+            port.to_string(),
+            clients.to_string(),
+            per_client.to_string(),
+        );
+        let mut args = vec![
+            "-n",
+            "-j",
+            "2",
+            "-c",
+            &c,
+            "-t",
+            &t,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            MD5_USER,
+        ];
+        args.extend_from_slice(extra);
+        args.push("postgres");
+        let run = self.run_tool("pgbench", &args);
+        let out = String::from_utf8_lossy(&run.stdout).into_owned();
+        let total = clients * per_client;
+        let processed = format!("number of transactions actually processed: {total}/{total}");
+        assert!(
+            run.status.success() && out.contains(&processed),
+            "pgbench {extra:?}: {out}{}\n{}",
+            String::from_utf8_lossy(&run.stderr),
+            context()
+        );
+        out
+    }
+
     /// `pgbench -i -s 1` into database `postgres`, with its tables granted to the md5 role the
     /// pooler tests log in as.
     pub fn pgbench_init(&self) {
