@@ -105,7 +105,13 @@ pub fn table(
             t
         }
         "PEER_POOLS" => Table::new(PEER_POOLS),
-        "DNS_HOSTS" => Table::new(DNS_HOSTS),
+        "DNS_HOSTS" => {
+            let mut t = Table::new(DNS_HOSTS);
+            for name in host.pools().dns().names() {
+                t.row(vec![v(name.hostname), v(name.ttl), v(name.addrs)]);
+            }
+            t
+        }
         "DNS_ZONES" => Table::new(DNS_ZONES),
         "HELP" => {
             help(out)?;
@@ -324,6 +330,7 @@ fn lists(host: &dyn Host, config: &Config) -> Table {
     let used_clients = host.clients().snapshot().len();
     let servers: usize = pools.iter().map(|p| p.servers().len()).sum();
     let users = users(host, config).len();
+    let dns = host.pools().dns();
     let items = [
         ("databases", database_list(host, config).len()),
         ("users", users),
@@ -338,9 +345,9 @@ fn lists(host: &dyn Host, config: &Config) -> Table {
         ),
         ("free_servers", 0),
         ("used_servers", servers),
-        ("dns_names", 0),
+        ("dns_names", dns.names().len()),
         ("dns_zones", 0),
-        ("dns_queries", 0),
+        ("dns_queries", dns.queries()),
         ("dns_pending", 0),
     ];
     let mut t = Table::new(LISTS);

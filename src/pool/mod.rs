@@ -11,6 +11,7 @@
 )]
 
 pub mod control;
+pub mod dns;
 pub mod hosts;
 pub mod queue;
 pub mod reasons;

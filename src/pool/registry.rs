@@ -25,6 +25,7 @@ pub struct PoolRegistry {
     db_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     user_caps: Mutex<FastMap<String, Arc<SharedCap>>>,
     server_ids: Arc<AtomicU64>,
+    dns: Arc<super::dns::DnsCache>,
 }
 
 /// What [`PoolRegistry::forget_unused`] let go.
@@ -64,6 +65,11 @@ impl PoolRegistry {
             server_ids: Arc::new(AtomicU64::new(1)),
             ..Default::default()
         }
+    }
+
+    /// The server host names resolved lately (`dns_max_ttl`).
+    pub fn dns(&self) -> &Arc<super::dns::DnsCache> {
+        &self.dns
     }
 
     /// The pool for (database, user), created from `spec()` when missing.

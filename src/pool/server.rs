@@ -6,6 +6,7 @@
 //! TCP only: unix sockets stay plaintext, as in PgBouncer.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -46,6 +47,8 @@ pub struct LoginInfo {
     pub connect_query: Option<String>,
     /// `server_tls_*` in force (swapped on reload; open connections keep their session).
     pub tls: Arc<TlsSettings>,
+    /// How host names become addresses (`dns_max_ttl`, `dns_nxdomain_ttl`).
+    pub resolver: super::dns::Resolver,
 }
 
 impl std::fmt::Debug for LoginInfo {
@@ -292,7 +295,7 @@ impl ServerConn {
         host: &Host,
         id: u64,
     ) -> Result<ServerConn, ServerError> {
-        let (stream, addr) = open_socket(&host.host, host.port).await?;
+        let (stream, addr) = open_socket(&host.host, host.port, &info.resolver).await?;
         let stream = match stream {
             ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &host.host).await? {
                 MaybeTls::Plain(tcp) => ServerStream::Tcp(tcp),
@@ -464,7 +467,11 @@ impl ServerConn {
     }
 }
 
-async fn open_socket(host: &str, port: u16) -> Result<(ServerStream, String), ServerError> {
+async fn open_socket(
+    host: &str,
+    port: u16,
+    resolver: &super::dns::Resolver,
+) -> Result<(ServerStream, String), ServerError> {
     if host.starts_with('/') {
         let path = format!("{host}/.s.PGSQL.{port}");
         let stream = UnixStream::connect(&path)
@@ -476,12 +483,22 @@ async fn open_socket(host: &str, port: u16) -> Result<(ServerStream, String), Se
         return Ok((ServerStream::Unix(stream), path));
     }
     let addr = format!("{host}:{port}");
-    let stream = TcpStream::connect((host, port))
-        .await
-        .map_err(|source| ServerError::Connect {
-            addr: addr.clone(),
-            source,
-        })?;
+    let failed = |source| ServerError::Connect {
+        addr: addr.clone(),
+        source,
+    };
+    let targets: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => resolver
+            .resolve(host)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect(),
+    };
+    // Each address in turn, as PostgreSQL's clients do with a name that has several.
+    let stream = TcpStream::connect(&targets[..]).await.map_err(failed)?;
     // Small request/response messages: Nagle would add 40 ms stalls.
     let _ = stream.set_nodelay(true);
     Ok((ServerStream::Tcp(stream), addr))

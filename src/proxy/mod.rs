@@ -202,6 +202,7 @@ impl Shared {
                     &pool.user,
                     db,
                     Arc::clone(&tls),
+                    self.registry.dns(),
                 ));
             }
             if old
@@ -272,7 +273,14 @@ impl Shared {
         server_user: &str,
         db: &Database,
     ) -> LoginInfo {
-        login_info(config, database, server_user, db, self.tls())
+        login_info(
+            config,
+            database,
+            server_user,
+            db,
+            self.tls(),
+            self.registry.dns(),
+        )
     }
 
     /// Clients connected now.
@@ -302,7 +310,7 @@ impl Shared {
         self.registry
             .get_or_create(database, server_user, || PoolSpec {
                 settings: pool_settings(config, database, user, db),
-                login: login_info(config, database, server_user, db, tls),
+                login: login_info(config, database, server_user, db, tls, self.registry.dns()),
                 max_db_connections: count(
                     db.pool
                         .max_db_connections
@@ -431,6 +439,7 @@ fn login_info(
     server_user: &str,
     db: &Database,
     tls: Arc<TlsSettings>,
+    dns: &Arc<crate::pool::dns::DnsCache>,
 ) -> LoginInfo {
     let s = &config.pgbouncer;
     let host = db.target.host.clone().unwrap_or_else(|| {
@@ -477,6 +486,13 @@ fn login_info(
         ),
         connect_query: db.target.connect_query.clone(),
         tls,
+        resolver: crate::pool::dns::Resolver {
+            cache: Arc::clone(dns),
+            ttl: crate::pool::dns::DnsTtl {
+                found: s.duration(Key::DnsMaxTtl),
+                failed: s.duration(Key::DnsNxdomainTtl),
+            },
+        },
     }
 }
 

@@ -225,3 +225,45 @@ async fn a_reload_that_changes_the_host_moves_the_pool_to_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_host_name_is_cached_for_dns_max_ttl_and_listed_in_show_dns_hosts() {
+    use crate::support::client::RawClient;
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dbs = format!("postgres = host=localhost port={}\n", pg.port());
+    for (ttl, cached) in [("15", true), ("0", false)] {
+        let settings = format!("default_pool_size = 3\ndns_max_ttl = {ttl}");
+        let bouncer = TestBouncer::start_with(&pg, &dbs, &settings).await;
+        let origins = server_origins(&bouncer.url(MD5_USER, "postgres"), 3).await;
+        assert_eq!(origins.len(), 3, "dns_max_ttl = {ttl}");
+
+        let mut console = bouncer.console(ADMIN_USER).await;
+        let hosts = console.query("SHOW DNS_HOSTS").await;
+        let lists = console.query("SHOW LISTS").await;
+        let names = RawClient::column(&lists, "list");
+        let items = RawClient::column(&lists, "items");
+        let dns_names = names
+            .iter()
+            .position(|n| *n == Some("dns_names"))
+            .and_then(|i| items[i]);
+        if cached {
+            assert_eq!(RawClient::column(&hosts, "hostname"), [Some("localhost")]);
+            let ttl_left: u64 = RawClient::column(&hosts, "ttl")[0]
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((10..=15).contains(&ttl_left), "{hosts:?}");
+            let addrs = RawClient::column(&hosts, "addrs")[0].unwrap();
+            assert!(addrs.split(',').any(|a| a == "127.0.0.1:0"), "{addrs}");
+            assert_eq!(dns_names, Some("1"));
+        } else {
+            assert!(
+                hosts.rows.is_empty(),
+                "dns_max_ttl = 0 caches nothing: {hosts:?}"
+            );
+            assert_eq!(dns_names, Some("0"));
+        }
+    }
+}
