@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::BytesMut;
+use futures_util::future::Either;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
@@ -231,12 +232,16 @@ impl Origin {
     /// The peer as log lines name it (`addr:port`, or `unix`), formatted only when a line is
     /// written.
     fn peer(&self) -> Peer {
-        Peer(self.endpoints.addr.clone(), self.endpoints.port)
+        peer_of(&self.endpoints)
     }
 }
 
 /// A client's address for log lines.
 struct Peer(Addr, u16);
+
+fn peer_of(endpoints: &Endpoints) -> Peer {
+    Peer(endpoints.addr.clone(), endpoints.port)
+}
 
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -280,14 +285,27 @@ fn login_deadline(config: &Config) -> Option<Instant> {
     (!timeout.is_zero()).then(|| Instant::now() + timeout)
 }
 
-/// A TCP client: peeks its first byte for direct TLS when client TLS is on, then runs
-/// [`client`].
-async fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) {
-    let Some(config) = shared.tls().client.clone() else {
-        // No peek (a syscall per login) when there is no TLS to accept: a ClientHello then
-        // fails as a startup packet would.
-        return client(ClientStream::Plain(stream), shared, origin, false).await;
-    };
+/// A TCP client's task: [`client`] itself, or with client TLS on, [`direct_tls_or_client`].
+///
+/// Not an async fn: one would keep its arguments beside the moved copies in every client's
+/// task. Without client TLS there is no peek (a syscall per login): a ClientHello then fails
+/// as a startup packet would.
+fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) -> impl Future<Output = ()> {
+    match shared.tls().client.clone() {
+        None => Either::Left(client(ClientStream::Plain(stream), shared, origin, false)),
+        Some(config) => Either::Right(Box::pin(direct_tls_or_client(
+            stream, shared, origin, config,
+        ))),
+    }
+}
+
+/// Peeks a TCP client's first byte for direct TLS, handshakes if so, then runs [`client`].
+async fn direct_tls_or_client(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    origin: Origin,
+    config: Arc<rustls::ServerConfig>,
+) {
     let peer = origin.peer();
     let deadline = login_deadline(&shared.config());
     let mut first = [0u8; 1];
@@ -344,14 +362,142 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn client<S: AsyncRead + AsyncWrite + Unpin>(
+/// A client's whole life: handshake, then the session or the console.
+///
+/// An async block, not an async fn: an async fn keeps each argument twice (as given and as the
+/// local it moves into), and this future is most of every idle client's memory.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future is bigger, see above"
+)]
+fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: ClientStream<S>,
     shared: Arc<Shared>,
     origin: Origin,
     unix: bool,
-) {
-    let peer = origin.peer();
-    let who = handshake::Peer {
+) -> impl Future<Output = ()> {
+    async move {
+        let config = shared.config();
+        let s = &config.pgbouncer;
+        let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
+        let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
+        let _guard = ClientGuard(Arc::clone(&shared));
+        let id = shared.client_ids.fetch_add(1, Ordering::Relaxed);
+        // Refused only once its startup packet is read (as PgBouncer): the refusal goes out on a
+        // drained socket, and the admin console stays reachable.
+        let over_limit = count > max_clients;
+        let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
+        let mut conn = Conn::with_max_message_len(stream, max_len);
+        let deadline = login_deadline(&config);
+        // Locals the session does not need are scoped to the login, so they take no room in the
+        // task while the session runs.
+        let outcome = loop {
+            let who = handshake_peer(&origin, unix);
+            let outcome = before(
+                deadline,
+                handshake::run(&mut conn, &shared, &who, over_limit),
+            )
+            .await
+            .unwrap_or(Err(ClientError::ClientLoginTimeout));
+            if !matches!(outcome, Ok(Outcome::StartTls)) {
+                break outcome;
+            }
+            conn = match before(deadline, Box::pin(start_tls(conn, &shared))).await {
+                Some(Ok(conn)) => conn,
+                Some(Err(e)) => return tls_failed(&shared, &origin.peer(), &e),
+                None => return,
+            };
+        };
+        let mut login = match outcome {
+            Ok(Outcome::Client(login)) => login,
+            Ok(Outcome::Cancelled | Outcome::StartTls) => return,
+            Ok(Outcome::Console(login)) => {
+                let mut info = ClientInfo::new(
+                    id,
+                    login.user,
+                    crate::admin::DATABASE.to_owned(),
+                    origin.endpoints,
+                );
+                info.remote_pid = origin.pid;
+                let entry = shared.registry_clients.register(info);
+                if let Some(app) = login.params.get("application_name") {
+                    entry.set_application_name(app);
+                }
+                let host: Arc<dyn crate::admin::Host> =
+                    Arc::clone(&shared) as Arc<dyn crate::admin::Host>;
+                let console = crate::admin::Console::new(host, login.access, login.params);
+                Box::pin(crate::admin::serve(
+                    conn.into_parts(),
+                    max_len,
+                    console,
+                    &entry,
+                ))
+                .await;
+                return;
+            }
+            Err(e) => {
+                if s.flag(Key::LogPoolerErrors) {
+                    tracing::warn!(
+                        client = format_args!("C-{id:#x}"),
+                        addr = %origin.peer(),
+                        "pooler error: {e}"
+                    );
+                }
+                let mut parts = conn.into_parts();
+                refuse(&mut parts.stream, &e).await;
+                return;
+            }
+        };
+        // The session needs neither name: they move to the client's entry, listed once registered.
+        let key = login.key;
+        let info = client_entry(id, &mut login, origin.endpoints, origin.pid);
+        let (db, user) = (info.database.as_str(), info.user.as_str());
+        let _admitted = match shared.admit(&config, db, user) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                shared.cancels.remove(&key);
+                let mut parts = conn.into_parts();
+                refuse(&mut parts.stream, &e).await;
+                return;
+            }
+        };
+        if s.flag(Key::LogConnections) {
+            let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
+            tracing::info!(
+                client = format_args!("C-{id:#x}"),
+                db,
+                user,
+                addr = %peer_of(&info.endpoints),
+                "login attempt: db={db} user={user} tls={tls}"
+            );
+        }
+        let entry = shared.registry_clients.register(Arc::clone(&info));
+        login.cancel.attach(&login.pool, Arc::clone(&entry));
+        if let Some(app) = login.params.get("application_name") {
+            entry.set_application_name(app);
+        }
+        let mut session = session_of(conn, *login, &entry, &config, &shared);
+        let end = session.run().await;
+        shared.cancels.remove(&key);
+        if s.flag(Key::LogDisconnections) {
+            let reason = match &end {
+                End::ClientClosed => "client close request".to_owned(),
+                End::Error(e) => e.to_string(),
+            };
+            tracing::info!(
+                client = format_args!("C-{id:#x}"),
+                db,
+                user,
+                addr = %peer_of(&info.endpoints),
+                "closing because: {reason}"
+            );
+        }
+    }
+}
+
+/// What the handshake knows of a client's connection.
+fn handshake_peer(origin: &Origin, unix: bool) -> handshake::Peer {
+    handshake::Peer {
         trusted: origin.trusted,
         unix,
         is_self: origin.peer_is_self,
@@ -359,118 +505,6 @@ async fn client<S: AsyncRead + AsyncWrite + Unpin>(
         uid: origin.uid,
         port: origin.endpoints.port,
         pid: origin.pid,
-    };
-    let config = shared.config();
-    let s = &config.pgbouncer;
-    let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
-    let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
-    let _guard = ClientGuard(Arc::clone(&shared));
-    let id = shared.client_ids.fetch_add(1, Ordering::Relaxed);
-    // Refused only once its startup packet is read (as PgBouncer): the refusal goes out on a
-    // drained socket, and the admin console stays reachable.
-    let over_limit = count > max_clients;
-    let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
-    let mut conn = Conn::with_max_message_len(stream, max_len);
-    let deadline = login_deadline(&config);
-    let outcome = loop {
-        let outcome = before(
-            deadline,
-            handshake::run(&mut conn, &shared, &who, over_limit),
-        )
-        .await
-        .unwrap_or(Err(ClientError::ClientLoginTimeout));
-        if !matches!(outcome, Ok(Outcome::StartTls)) {
-            break outcome;
-        }
-        conn = match before(deadline, Box::pin(start_tls(conn, &shared))).await {
-            Some(Ok(conn)) => conn,
-            Some(Err(e)) => return tls_failed(&shared, &peer, &e),
-            None => return,
-        };
-    };
-    let mut login = match outcome {
-        Ok(Outcome::Client(login)) => login,
-        Ok(Outcome::Cancelled | Outcome::StartTls) => return,
-        Ok(Outcome::Console(login)) => {
-            let mut info = ClientInfo::new(
-                id,
-                login.user,
-                crate::admin::DATABASE.to_owned(),
-                origin.endpoints,
-            );
-            info.remote_pid = origin.pid;
-            let entry = shared.registry_clients.register(info);
-            if let Some(app) = login.params.get("application_name") {
-                entry.set_application_name(app);
-            }
-            let host: Arc<dyn crate::admin::Host> =
-                Arc::clone(&shared) as Arc<dyn crate::admin::Host>;
-            let console = crate::admin::Console::new(host, login.access, login.params);
-            Box::pin(crate::admin::serve(
-                conn.into_parts(),
-                max_len,
-                console,
-                &entry,
-            ))
-            .await;
-            return;
-        }
-        Err(e) => {
-            if s.flag(Key::LogPoolerErrors) {
-                tracing::warn!(
-                    client = format_args!("C-{id:#x}"),
-                    addr = %peer,
-                    "pooler error: {e}"
-                );
-            }
-            let mut parts = conn.into_parts();
-            refuse(&mut parts.stream, &e).await;
-            return;
-        }
-    };
-    // The session needs neither name: they move to the client's entry, listed once registered.
-    let key = login.key;
-    let info = client_entry(id, &mut login, origin.endpoints, origin.pid);
-    let (db, user) = (info.database.as_str(), info.user.as_str());
-    let _admitted = match shared.admit(&config, db, user) {
-        Ok(admitted) => admitted,
-        Err(e) => {
-            shared.cancels.remove(&key);
-            let mut parts = conn.into_parts();
-            refuse(&mut parts.stream, &e).await;
-            return;
-        }
-    };
-    if s.flag(Key::LogConnections) {
-        let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
-        tracing::info!(
-            client = format_args!("C-{id:#x}"),
-            db,
-            user,
-            addr = %peer,
-            "login attempt: db={db} user={user} tls={tls}"
-        );
-    }
-    let entry = shared.registry_clients.register(Arc::clone(&info));
-    login.cancel.attach(&login.pool, Arc::clone(&entry));
-    if let Some(app) = login.params.get("application_name") {
-        entry.set_application_name(app);
-    }
-    let mut session = session_of(conn, *login, &entry, &config, &shared);
-    let end = session.run().await;
-    shared.cancels.remove(&key);
-    if s.flag(Key::LogDisconnections) {
-        let reason = match &end {
-            End::ClientClosed => "client close request".to_owned(),
-            End::Error(e) => e.to_string(),
-        };
-        tracing::info!(
-            client = format_args!("C-{id:#x}"),
-            db,
-            user,
-            addr = %peer,
-            "closing because: {reason}"
-        );
     }
 }
 
