@@ -362,10 +362,12 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// A client's whole life: handshake, then the session or the console.
+/// A client's whole life: login, then the session.
 ///
 /// An async block, not an async fn: an async fn keeps each argument twice (as given and as the
-/// local it moves into), and this future is most of every idle client's memory.
+/// local it moves into), and this future is most of every idle client's memory. For the same
+/// reason the login is a future of its own ([`log_in`]): what only the login needs takes no
+/// room in the task while the session runs.
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn's future is bigger, see above"
@@ -386,97 +388,43 @@ fn client<S: AsyncRead + AsyncWrite + Unpin>(
         // Refused only once its startup packet is read (as PgBouncer): the refusal goes out on a
         // drained socket, and the admin console stays reachable.
         let over_limit = count > max_clients;
-        let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
-        let mut conn = Conn::with_max_message_len(stream, max_len);
-        let deadline = login_deadline(&config);
-        // Locals the session does not need are scoped to the login, so they take no room in the
-        // task while the session runs.
-        let outcome = loop {
-            let who = handshake_peer(&origin, unix);
-            let outcome = before(
-                deadline,
-                handshake::run(&mut conn, &shared, &who, over_limit),
-            )
-            .await
-            .unwrap_or(Err(ClientError::ClientLoginTimeout));
-            if !matches!(outcome, Ok(Outcome::StartTls)) {
-                break outcome;
-            }
-            conn = match before(deadline, Box::pin(start_tls(conn, &shared))).await {
-                Some(Ok(conn)) => conn,
-                Some(Err(e)) => return tls_failed(&shared, &origin.peer(), &e),
-                None => return,
-            };
-        };
-        let mut login = match outcome {
-            Ok(Outcome::Client(login)) => login,
-            Ok(Outcome::Cancelled | Outcome::StartTls) => return,
-            Ok(Outcome::Console(login)) => {
-                let mut info = ClientInfo::new(
-                    id,
-                    login.user,
-                    crate::admin::DATABASE.to_owned(),
-                    origin.endpoints,
-                );
-                info.remote_pid = origin.pid;
+        let login = log_in(stream, &shared, &origin, unix, id, over_limit, &config).await;
+        // The match arm's bindings (the login's connection) end with this statement.
+        let (mut session, key, _admitted, entry) = match login {
+            None => return,
+            Some((conn, mut login)) => {
+                // The session needs neither name: they move to the client's entry.
+                let key = login.key;
+                let info = client_entry(id, &mut login, origin.endpoints, origin.pid);
+                let admitted = match shared.admit(&config, &info) {
+                    Ok(admitted) => admitted,
+                    Err(e) => {
+                        shared.cancels.remove(&key);
+                        let mut parts = conn.into_parts();
+                        refuse(&mut parts.stream, &e).await;
+                        return;
+                    }
+                };
+                if s.flag(Key::LogConnections) {
+                    let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
+                    let (db, user) = (&info.database, &info.user);
+                    tracing::info!(
+                        client = format_args!("C-{id:#x}"),
+                        db,
+                        user,
+                        addr = %peer_of(&info.endpoints),
+                        "login attempt: db={db} user={user} tls={tls}"
+                    );
+                }
                 let entry = shared.registry_clients.register(info);
+                login.cancel.attach(&login.pool, Arc::clone(&entry));
                 if let Some(app) = login.params.get("application_name") {
                     entry.set_application_name(app);
                 }
-                let host: Arc<dyn crate::admin::Host> =
-                    Arc::clone(&shared) as Arc<dyn crate::admin::Host>;
-                let console = crate::admin::Console::new(host, login.access, login.params);
-                Box::pin(crate::admin::serve(
-                    conn.into_parts(),
-                    max_len,
-                    console,
-                    &entry,
-                ))
-                .await;
-                return;
-            }
-            Err(e) => {
-                if s.flag(Key::LogPoolerErrors) {
-                    tracing::warn!(
-                        client = format_args!("C-{id:#x}"),
-                        addr = %origin.peer(),
-                        "pooler error: {e}"
-                    );
-                }
-                let mut parts = conn.into_parts();
-                refuse(&mut parts.stream, &e).await;
-                return;
+                let session = session_of(conn, *login, &entry, &config, &shared);
+                (session, key, admitted, entry)
             }
         };
-        // The session needs neither name: they move to the client's entry, listed once registered.
-        let key = login.key;
-        let info = client_entry(id, &mut login, origin.endpoints, origin.pid);
-        let (db, user) = (info.database.as_str(), info.user.as_str());
-        let _admitted = match shared.admit(&config, db, user) {
-            Ok(admitted) => admitted,
-            Err(e) => {
-                shared.cancels.remove(&key);
-                let mut parts = conn.into_parts();
-                refuse(&mut parts.stream, &e).await;
-                return;
-            }
-        };
-        if s.flag(Key::LogConnections) {
-            let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
-            tracing::info!(
-                client = format_args!("C-{id:#x}"),
-                db,
-                user,
-                addr = %peer_of(&info.endpoints),
-                "login attempt: db={db} user={user} tls={tls}"
-            );
-        }
-        let entry = shared.registry_clients.register(Arc::clone(&info));
-        login.cancel.attach(&login.pool, Arc::clone(&entry));
-        if let Some(app) = login.params.get("application_name") {
-            entry.set_application_name(app);
-        }
-        let mut session = session_of(conn, *login, &entry, &config, &shared);
         let end = session.run().await;
         shared.cancels.remove(&key);
         if s.flag(Key::LogDisconnections) {
@@ -484,13 +432,91 @@ fn client<S: AsyncRead + AsyncWrite + Unpin>(
                 End::ClientClosed => "client close request".to_owned(),
                 End::Error(e) => e.to_string(),
             };
+            let (db, user) = (&entry.database, &entry.user);
             tracing::info!(
                 client = format_args!("C-{id:#x}"),
                 db,
                 user,
-                addr = %peer_of(&info.endpoints),
+                addr = %peer_of(&entry.endpoints),
                 "closing because: {reason}"
             );
+        }
+    }
+}
+
+/// The handshake (with TLS if asked), up to a logged-in client; `None` when it ended there: a
+/// console session that ran, a cancel, a refusal or a failure.
+async fn log_in<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: ClientStream<S>,
+    shared: &Arc<Shared>,
+    origin: &Origin,
+    unix: bool,
+    id: u64,
+    over_limit: bool,
+    config: &Config,
+) -> Option<(Conn<ClientStream<S>>, Box<LoggedIn>)> {
+    let s = &config.pgbouncer;
+    let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
+    let mut conn = Conn::with_max_message_len(stream, max_len);
+    let deadline = login_deadline(config);
+    let who = handshake_peer(origin, unix);
+    let outcome = loop {
+        let outcome = before(
+            deadline,
+            handshake::run(&mut conn, shared, &who, over_limit),
+        )
+        .await
+        .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        if !matches!(outcome, Ok(Outcome::StartTls)) {
+            break outcome;
+        }
+        conn = match before(deadline, Box::pin(start_tls(conn, shared))).await {
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => {
+                tls_failed(shared, &origin.peer(), &e);
+                return None;
+            }
+            None => return None,
+        };
+    };
+    match outcome {
+        Ok(Outcome::Client(login)) => Some((conn, login)),
+        Ok(Outcome::Cancelled | Outcome::StartTls) => None,
+        Ok(Outcome::Console(login)) => {
+            let mut info = ClientInfo::new(
+                id,
+                login.user,
+                crate::admin::DATABASE.to_owned(),
+                origin.endpoints.clone(),
+            );
+            info.remote_pid = origin.pid;
+            let entry = shared.registry_clients.register(info);
+            if let Some(app) = login.params.get("application_name") {
+                entry.set_application_name(app);
+            }
+            let host: Arc<dyn crate::admin::Host> =
+                Arc::clone(shared) as Arc<dyn crate::admin::Host>;
+            let console = crate::admin::Console::new(host, login.access, login.params);
+            Box::pin(crate::admin::serve(
+                conn.into_parts(),
+                max_len,
+                console,
+                &entry,
+            ))
+            .await;
+            None
+        }
+        Err(e) => {
+            if s.flag(Key::LogPoolerErrors) {
+                tracing::warn!(
+                    client = format_args!("C-{id:#x}"),
+                    addr = %origin.peer(),
+                    "pooler error: {e}"
+                );
+            }
+            let mut parts = conn.into_parts();
+            refuse(&mut parts.stream, &e).await;
+            None
         }
     }
 }

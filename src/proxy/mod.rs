@@ -81,23 +81,22 @@ pub type ReloadHook = Box<dyn Fn(&Config) + Send + Sync>;
 /// until dropped.
 pub struct Admitted<'a> {
     shared: &'a Shared,
-    database: &'a str,
-    user: &'a str,
+    client: Arc<crate::registry::ClientInfo>,
 }
 
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
         for (map, name) in [
-            (&self.shared.per_db, &self.database),
-            (&self.shared.per_user, &self.user),
+            (&self.shared.per_db, &self.client.database),
+            (&self.shared.per_user, &self.client.user),
         ] {
             let mut counts = map
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(n) = counts.get_mut(*name) {
+            if let Some(n) = counts.get_mut(name.as_str()) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    counts.remove(*name);
+                    counts.remove(name.as_str());
                 }
             }
         }
@@ -215,12 +214,12 @@ impl Shared {
     }
 
     /// Counts a logged-in client against its database's and user's client caps (0 = no cap).
-    pub fn admit<'a>(
-        &'a self,
+    pub fn admit(
+        &self,
         config: &Config,
-        database: &'a str,
-        user: &'a str,
-    ) -> Result<Admitted<'a>, crate::error::ClientError> {
+        client: &Arc<crate::registry::ClientInfo>,
+    ) -> Result<Admitted<'_>, crate::error::ClientError> {
+        let (database, user) = (client.database.as_str(), client.user.as_str());
         let s = &config.pgbouncer;
         let db_cap = config
             .databases
@@ -259,8 +258,7 @@ impl Shared {
         }
         Ok(Admitted {
             shared: self,
-            database,
-            user,
+            client: Arc::clone(client),
         })
     }
 
