@@ -345,7 +345,7 @@ fn lists(host: &dyn Host, config: &Config) -> Table {
         ),
         ("free_servers", 0),
         ("used_servers", servers),
-        ("dns_names", dns.names().len()),
+        ("dns_names", dns.held()),
         ("dns_zones", 0),
         ("dns_queries", dns.queries()),
         ("dns_pending", 0),

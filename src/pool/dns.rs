@@ -2,12 +2,13 @@
 //! that opens servers in a burst asks the resolver once, and SHOW DNS_HOSTS lists what is held.
 //! getaddrinfo gives no record TTL, so as in PgBouncer the configured one is all there is.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::FastMap;
 
 /// How long answers are kept: `dns_max_ttl` for addresses, `dns_nxdomain_ttl` for failures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub struct CachedName {
 /// The cache; shared by every pool.
 #[derive(Debug, Default)]
 pub struct DnsCache {
-    names: Mutex<HashMap<String, Entry>>,
+    names: Mutex<FastMap<String, Entry>>,
     in_flight: AtomicUsize,
 }
 
@@ -71,9 +72,12 @@ impl DnsCache {
         if let Some(answer) = self.cached(host, Instant::now()) {
             return into_result(answer);
         }
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        let looked_up = tokio::net::lookup_host((host, 0)).await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let looked_up = {
+            // A guard, not a pair of calls: a server connect that times out drops this future
+            // mid-lookup, and the count must still come down.
+            let _counted = InFlight::new(&self.in_flight);
+            tokio::net::lookup_host((host, 0)).await
+        };
         let answer = match looked_up {
             Ok(addrs) => {
                 let mut ips: Vec<IpAddr> = Vec::new();
@@ -140,15 +144,37 @@ impl DnsCache {
         rows
     }
 
+    /// How many names are held (SHOW LISTS `dns_names`).
+    pub fn held(&self) -> usize {
+        let now = Instant::now();
+        self.lock().values().filter(|e| e.expires > now).count()
+    }
+
     /// Lookups under way (SHOW LISTS `dns_queries`).
     pub fn queries(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<String, Entry>> {
         self.names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One lookup counted in [`DnsCache::queries`] while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -218,6 +244,20 @@ mod tests {
         let err = cache.resolve("nowhere.invalid", KEEP).await.unwrap_err();
         assert_eq!(err.to_string(), "no such host");
         assert_eq!(cache.names()[0].addrs, "");
+    }
+
+    #[tokio::test]
+    async fn a_lookup_dropped_midway_is_no_longer_counted() {
+        let cache = DnsCache::default();
+        let mut lookup = Box::pin(cache.resolve("localhost", KEEP));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // Polled once, the lookup waits on the resolver thread.
+        if lookup.as_mut().poll(&mut cx).is_pending() {
+            assert_eq!(cache.queries(), 1);
+        }
+        // What a server_connect_timeout does to a slow lookup.
+        drop(lookup);
+        assert_eq!(cache.queries(), 0);
     }
 
     #[tokio::test]
