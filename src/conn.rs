@@ -14,7 +14,7 @@
     )
 )]
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::protocol::startup::{Startup, decode_startup};
@@ -174,7 +174,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Sends everything queued and flushes the stream. If cancelled, what was sent is gone from
     /// the buffer and the rest is sent by the next call.
     pub async fn flush(&mut self) -> Result<(), ConnError> {
-        self.stream.write_all_buf(&mut self.write_buf).await?;
+        // Not `write_all_buf`: on a vectored stream it fills a 64-slot IoSlice array (1 KB of
+        // stack) per call for what is always one contiguous chunk here.
+        while !self.write_buf.is_empty() {
+            let n = self.stream.write(&self.write_buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+            }
+            self.write_buf.advance(n);
+        }
         self.stream.flush().await?;
         Ok(())
     }

@@ -88,6 +88,33 @@ async fn writes_are_batched_until_flush() {
 }
 
 #[tokio::test]
+async fn a_flush_larger_than_the_pipe_arrives_whole() {
+    // A 64-byte pipe takes each flush in many partial writes.
+    let (client, mut server) = duplex(64);
+    let mut conn = Conn::new(client);
+    let body: Vec<u8> = (0..5_000u32).map(|i| i as u8).collect();
+    conn.write_frame(&Frame::new(tag::frontend::COPY_DATA, body.clone()))
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut got = vec![0u8; 5 + body.len()];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got[5..], &body[..]);
+    });
+    conn.flush().await.unwrap();
+    assert_eq!(conn.buffered_write_len(), 0);
+    reader.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_flush_to_a_closed_peer_fails() {
+    let (client, server) = duplex(64);
+    drop(server);
+    let mut conn = Conn::new(client);
+    conn.write_raw(b"N");
+    assert!(matches!(conn.flush().await, Err(ConnError::Io(_))));
+}
+
+#[tokio::test]
 async fn startup_then_frames_on_the_same_connection() {
     let (client, mut server) = duplex(1024);
     let mut wire = BytesMut::new();
