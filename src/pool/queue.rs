@@ -3,7 +3,7 @@
 //! sockets. The mutex is held only for a few pointer moves, never across an await.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -154,6 +154,9 @@ pub struct Queue<T> {
     caps: Vec<Arc<SharedCap>>,
     /// PAUSE: checkouts wait while it holds `true`.
     paused: tokio::sync::watch::Sender<bool>,
+    /// `paused`'s value for the check every checkout makes: a load, where the channel's
+    /// `borrow` is a read lock (an atomic write to a line every worker shares).
+    paused_now: AtomicBool,
 }
 
 /// A counted, not yet opened connection slot.
@@ -203,17 +206,20 @@ impl<T: Send + 'static> Queue<T> {
             }),
             caps,
             paused: tokio::sync::watch::Sender::new(false),
+            paused_now: AtomicBool::new(false),
         })
     }
 
     /// PAUSE (`true`) or RESUME (`false`): while paused, checkouts wait.
     pub fn set_paused(&self, paused: bool) {
+        // The flag first: a checkout that sees it then waits on the channel, which decides.
+        self.paused_now.store(paused, Ordering::Release);
         self.paused.send_replace(paused);
     }
 
     /// Whether the pool is paused.
     pub fn is_paused(&self) -> bool {
-        *self.paused.borrow()
+        self.paused_now.load(Ordering::Acquire)
     }
 
     /// Waits while the pool is paused; `query_wait_timeout` still applies.
