@@ -29,9 +29,13 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// `host`'s addresses (see [`DnsCache::resolve`]).
+    /// `host`'s addresses: an IP literal as it is (never cached or listed), a name through
+    /// [`DnsCache::resolve`].
     pub async fn resolve(&self, host: &str) -> io::Result<Vec<IpAddr>> {
-        self.cache.resolve(host, self.ttl).await
+        match host.parse::<IpAddr>() {
+            Ok(ip) => Ok(vec![ip]),
+            Err(_) => self.cache.resolve(host, self.ttl).await,
+        }
     }
 }
 
@@ -258,6 +262,21 @@ mod tests {
         // What a server_connect_timeout does to a slow lookup.
         drop(lookup);
         assert_eq!(cache.queries(), 0);
+    }
+
+    #[tokio::test]
+    async fn ip_literals_skip_the_cache() {
+        let resolver = Resolver {
+            cache: Arc::default(),
+            ttl: KEEP,
+        };
+        for (host, ip) in [
+            ("127.0.0.1", IpAddr::from([127, 0, 0, 1])),
+            ("::1", IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])),
+        ] {
+            assert_eq!(resolver.resolve(host).await.unwrap(), vec![ip]);
+        }
+        assert_eq!(resolver.cache.held(), 0, "{:?}", resolver.cache.names());
     }
 
     #[tokio::test]

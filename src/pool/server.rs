@@ -6,7 +6,7 @@
 //! TCP only: unix sockets stay plaintext, as in PgBouncer.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -487,16 +487,13 @@ async fn open_socket(
         addr: addr.clone(),
         source,
     };
-    let targets: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => resolver
-            .resolve(host)
-            .await
-            .map_err(failed)?
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect(),
-    };
+    let targets: Vec<SocketAddr> = resolver
+        .resolve(host)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
     // Each address in turn, as PostgreSQL's clients do with a name that has several.
     let stream = TcpStream::connect(&targets[..]).await.map_err(failed)?;
     // Small request/response messages: Nagle would add 40 ms stalls.
