@@ -408,12 +408,9 @@ fn client<S: AsyncRead + AsyncWrite + Unpin>(
                 if s.flag(Key::LogConnections) {
                     let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
                     let (db, user) = (&info.database, &info.user);
-                    tracing::info!(
-                        client = format_args!("C-{id:#x}"),
-                        db,
-                        user,
-                        addr = %peer_of(&info.endpoints),
-                        "login attempt: db={db} user={user} tls={tls}"
+                    log_client(
+                        &info,
+                        format_args!("login attempt: db={db} user={user} tls={tls}"),
                     );
                 }
                 let entry = shared.registry_clients.register(info);
@@ -432,16 +429,21 @@ fn client<S: AsyncRead + AsyncWrite + Unpin>(
                 End::ClientClosed => "client close request".to_owned(),
                 End::Error(e) => e.to_string(),
             };
-            let (db, user) = (&entry.database, &entry.user);
-            tracing::info!(
-                client = format_args!("C-{id:#x}"),
-                db,
-                user,
-                addr = %peer_of(&entry.endpoints),
-                "closing because: {reason}"
-            );
+            log_client(&entry, format_args!("closing because: {reason}"));
         }
     }
+}
+
+/// A logged-in client's line (`log_connections`, `log_disconnections`), with the `C-0x…`,
+/// database, user and address fields every such line carries.
+fn log_client(info: &ClientInfo, line: std::fmt::Arguments<'_>) {
+    tracing::info!(
+        client = format_args!("C-{:#x}", info.id),
+        db = info.database.as_str(),
+        user = info.user.as_str(),
+        addr = %peer_of(&info.endpoints),
+        "{line}"
+    );
 }
 
 /// The handshake (with TLS if asked), up to a logged-in client; `None` when it ended there: a
