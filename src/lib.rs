@@ -25,6 +25,7 @@ pub mod conn;
 pub mod error;
 pub mod latency;
 pub mod metrics;
+pub mod net;
 pub mod pool;
 pub mod protocol;
 pub mod proxy;

@@ -74,7 +74,7 @@ fn no_file_is_too_long() {
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "error" | "protocol" | "auth" | "config" => 0,
-        "conn" | "tls" | "shutdown" | "stats" | "latency" | "registry" => 1,
+        "conn" | "net" | "tls" | "shutdown" | "stats" | "latency" | "registry" => 1,
         "pool" => 2,
         "admin" | "proxy" | "metrics" => 3,
         "cli" => 4,

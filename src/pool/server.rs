@@ -21,6 +21,7 @@ use super::hosts::Host;
 use crate::auth::scram::{ClientCredential, ScramClient, ScramKeys};
 use crate::auth::{self, AuthError, Md5Credential};
 use crate::conn::{Conn, ConnError};
+use crate::net::TcpTuning;
 use crate::protocol::backend::{
     Authentication, BackendKeyData, ErrorFields, ParameterStatus, ReadyForQuery, TxStatus,
 };
@@ -49,6 +50,8 @@ pub struct LoginInfo {
     pub tls: Arc<TlsSettings>,
     /// How host names become addresses (`dns_max_ttl`, `dns_nxdomain_ttl`).
     pub resolver: super::dns::Resolver,
+    /// Keepalive, user timeout, buffers and TCP_NODELAY for a TCP server socket.
+    pub tcp: TcpTuning,
 }
 
 impl std::fmt::Debug for LoginInfo {
@@ -295,7 +298,7 @@ impl ServerConn {
         host: &Host,
         id: u64,
     ) -> Result<ServerConn, ServerError> {
-        let (stream, addr) = open_socket(&host.host, host.port, &info.resolver).await?;
+        let (stream, addr) = open_socket(&host.host, host.port, info).await?;
         let stream = match stream {
             ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &host.host).await? {
                 MaybeTls::Plain(tcp) => ServerStream::Tcp(tcp),
@@ -470,7 +473,7 @@ impl ServerConn {
 async fn open_socket(
     host: &str,
     port: u16,
-    resolver: &super::dns::Resolver,
+    info: &LoginInfo,
 ) -> Result<(ServerStream, String), ServerError> {
     if host.starts_with('/') {
         let path = format!("{host}/.s.PGSQL.{port}");
@@ -487,18 +490,29 @@ async fn open_socket(
         addr: addr.clone(),
         source,
     };
-    let targets: Vec<SocketAddr> = resolver
-        .resolve(host)
-        .await
-        .map_err(failed)?
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect();
+    let ips = info.resolver.resolve(host).await.map_err(failed)?;
     // Each address in turn, as PostgreSQL's clients do with a name that has several.
-    let stream = TcpStream::connect(&targets[..]).await.map_err(failed)?;
-    // Small request/response messages: Nagle would add 40 ms stalls.
-    let _ = stream.set_nodelay(true);
-    Ok((ServerStream::Tcp(stream), addr))
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for ip in ips {
+        match connect_tuned(SocketAddr::new(ip, port), &info.tcp).await {
+            Ok(stream) => return Ok((ServerStream::Tcp(stream), addr)),
+            Err(e) => last = e,
+        }
+    }
+    Err(failed(last))
+}
+
+/// Connects with the buffers set before the handshake (they decide the window scale offered)
+/// and the other options after it.
+async fn connect_tuned(addr: SocketAddr, tuning: &TcpTuning) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    tuning.apply_buffers(&socket)?;
+    let stream = socket.connect(addr).await?;
+    tuning.apply_options(&stream)?;
+    Ok(stream)
 }
 
 type Welcome = (BTreeMap<String, String>, (i32, Vec<u8>));

@@ -24,6 +24,7 @@ use super::{Shared, before};
 use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
+use crate::net::TcpTuning;
 use crate::protocol::backend::{Severity, error_response};
 use crate::registry::{Addr, ClientInfo, Endpoints};
 use crate::tls::{self, ClientStream, Stage, TlsError};
@@ -58,13 +59,12 @@ impl Listeners {
             };
             for host in hosts {
                 let target = format!("{}:{port}", bracket(&host));
-                let listener =
-                    listen_tcp(&target, s.int(Key::ListenBacklog), s.flag(Key::SoReuseport))
-                        .await
-                        .map_err(|source| ListenError {
-                            addr: target.clone(),
-                            source,
-                        })?;
+                let listener = listen_tcp(&target, s, &TcpTuning::from_settings(s))
+                    .await
+                    .map_err(|source| ListenError {
+                        addr: target.clone(),
+                        source,
+                    })?;
                 tcp.push(listener);
             }
         }
@@ -86,12 +86,15 @@ impl Listeners {
             // `unix_socket_mode` (0777 by default, as PgBouncer): the umask would keep other OS
             // users, such as those `peer` rules admit, from connecting.
             let mode = u32::try_from(s.int(Key::UnixSocketMode)).unwrap_or(0o777);
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).map_err(
-                |source| ListenError {
-                    addr: path.display().to_string(),
-                    source,
-                },
-            )?;
+            let failed = |source| ListenError {
+                addr: path.display().to_string(),
+                source,
+            };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(failed)?;
+            if let Some(group) = s.text(Key::UnixSocketGroup) {
+                chgrp(&path, group).map_err(failed)?;
+            }
             Some((listener, path))
         };
         Ok(Listeners { tcp, unix })
@@ -136,7 +139,13 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
+                    // Read per client: a reload changes the options for the next one.
+                    let tuning = TcpTuning::from_settings(&shared.config().pgbouncer);
+                    if let Err(e) = tuning.apply(&stream) {
+                        // As PgBouncer: a socket that cannot be tuned is closed.
+                        tracing::warn!(addr = %peer, "{e}");
+                        continue;
+                    }
                     let local = stream.local_addr().ok();
                     let origin = Origin {
                         trusted: peer.ip().is_loopback(),
@@ -252,9 +261,28 @@ impl std::fmt::Display for Peer {
     }
 }
 
-/// Listens on the first address `target` resolves to that binds, with `listen_backlog` and,
-/// when `reuseport`, SO_REUSEPORT (several poolers on one port, for a restart without a gap).
-async fn listen_tcp(target: &str, backlog: i64, reuseport: bool) -> std::io::Result<TcpListener> {
+/// `unix_socket_group`: hands the socket file to a group (by name, as PgBouncer), so that with
+/// a `unix_socket_mode` such as 0770 its members may connect.
+fn chgrp(path: &std::path::Path, group: &str) -> std::io::Result<()> {
+    let found = nix::unistd::Group::from_name(group).map_err(std::io::Error::from)?;
+    let Some(group) = found else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("unix_socket_group: no such group: {group}"),
+        ));
+    };
+    nix::unistd::chown(path, None, Some(group.gid)).map_err(std::io::Error::from)
+}
+
+/// Listens on the first address `target` resolves to that binds, with `listen_backlog`,
+/// `tcp_socket_buffer` and, when `so_reuseport`, SO_REUSEPORT (several poolers on one port, for
+/// a restart without a gap).
+async fn listen_tcp(
+    target: &str,
+    s: &crate::config::Settings,
+    tuning: &TcpTuning,
+) -> std::io::Result<TcpListener> {
+    let backlog = s.int(Key::ListenBacklog);
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
     for addr in tokio::net::lookup_host(target).await? {
         let socket = match addr {
@@ -270,7 +298,9 @@ async fn listen_tcp(target: &str, backlog: i64, reuseport: bool) -> std::io::Res
         };
         // As std's bind: a restart may reuse the port while old connections linger.
         socket.set_reuseaddr(true)?;
-        socket.set_reuseport(reuseport)?;
+        socket.set_reuseport(s.flag(Key::SoReuseport))?;
+        // Accepted sockets inherit the buffers, and the window scale they offer comes from them.
+        tuning.apply_buffers(&socket)?;
         match socket.bind(addr) {
             Ok(()) => return socket.listen(u32::try_from(backlog).unwrap_or(128)),
             Err(e) => last = e,

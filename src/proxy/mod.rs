@@ -491,6 +491,7 @@ fn login_info(
                 failed: s.duration(Key::DnsNxdomainTtl),
             },
         },
+        tcp: crate::net::TcpTuning::from_settings(s),
     }
 }
 

@@ -28,6 +28,7 @@ mod security;
 mod settings;
 mod show;
 mod shutdown;
+mod sockets;
 mod support;
 mod tls;
 mod tls_pooler;

@@ -145,6 +145,7 @@ fn login_info(pg: &TempPostgres, user: &str, password: &str) -> LoginInfo {
         connect_timeout: Duration::from_secs(20),
         connect_query: None,
         resolver: Default::default(),
+        tcp: Default::default(),
         tls: Arc::new(TlsSettings {
             client_mode: SslMode::Disable,
             client: None,

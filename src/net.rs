@@ -1,0 +1,226 @@
+//! TCP socket options from `[pgbouncer]`: keepalive (`tcp_keepalive`, `tcp_keepidle`,
+//! `tcp_keepintvl`, `tcp_keepcnt`), `tcp_user_timeout`, `tcp_socket_buffer`, and TCP_NODELAY.
+//!
+//! PgBouncer applies the same set (its `tune_socket`) to every TCP socket it accepts or
+//! connects; a socket it cannot tune is closed. Unix sockets take none of them.
+
+use std::os::fd::AsFd;
+
+use nix::sys::socket::{setsockopt, sockopt};
+
+use crate::config::{Key, Settings};
+
+/// The TCP options in force; zero means the OS default, as in PgBouncer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTuning {
+    /// `tcp_keepalive`: SO_KEEPALIVE on.
+    pub keepalive: bool,
+    /// `tcp_keepidle`: seconds idle before the first probe.
+    pub keepidle: u32,
+    /// `tcp_keepintvl`: seconds between probes.
+    pub keepintvl: u32,
+    /// `tcp_keepcnt`: unanswered probes before the connection is dropped.
+    pub keepcnt: u32,
+    /// `tcp_user_timeout`: milliseconds sent data may stay unacknowledged.
+    pub user_timeout: u32,
+    /// `tcp_socket_buffer`: SO_SNDBUF and SO_RCVBUF, in bytes.
+    pub socket_buffer: u32,
+}
+
+impl Default for TcpTuning {
+    /// PgBouncer's defaults: keepalive on with the OS's timings, nothing else.
+    fn default() -> Self {
+        TcpTuning {
+            keepalive: true,
+            keepidle: 0,
+            keepintvl: 0,
+            keepcnt: 0,
+            user_timeout: 0,
+            socket_buffer: 0,
+        }
+    }
+}
+
+impl TcpTuning {
+    /// The options `settings` name.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let int = |key| u32::try_from(settings.int(key)).unwrap_or(u32::MAX);
+        TcpTuning {
+            keepalive: settings.flag(Key::TcpKeepalive),
+            keepidle: int(Key::TcpKeepidle),
+            keepintvl: int(Key::TcpKeepintvl),
+            keepcnt: int(Key::TcpKeepcnt),
+            user_timeout: int(Key::TcpUserTimeout),
+            socket_buffer: int(Key::TcpSocketBuffer),
+        }
+    }
+
+    /// Sets every option on an accepted socket.
+    pub fn apply(&self, socket: &impl AsFd) -> std::io::Result<()> {
+        self.apply_buffers(socket)?;
+        self.apply_options(socket)
+    }
+
+    /// Sets all but the buffer sizes. Keepalive off is left as the socket came (off for a
+    /// fresh one), which saves a system call per connection.
+    pub fn apply_options(&self, socket: &impl AsFd) -> std::io::Result<()> {
+        if self.keepalive {
+            set(socket, sockopt::KeepAlive, &true, "SO_KEEPALIVE")?;
+            if self.keepidle > 0 {
+                set(socket, sockopt::TcpKeepIdle, &self.keepidle, "TCP_KEEPIDLE")?;
+            }
+            if self.keepintvl > 0 {
+                set(
+                    socket,
+                    sockopt::TcpKeepInterval,
+                    &self.keepintvl,
+                    "TCP_KEEPINTVL",
+                )?;
+            }
+            if self.keepcnt > 0 {
+                set(socket, sockopt::TcpKeepCount, &self.keepcnt, "TCP_KEEPCNT")?;
+            }
+        }
+        if self.user_timeout > 0 {
+            set(
+                socket,
+                sockopt::TcpUserTimeout,
+                &self.user_timeout,
+                "TCP_USER_TIMEOUT",
+            )?;
+        }
+        // Small request/response messages: Nagle would add 40 ms stalls.
+        set(socket, sockopt::TcpNoDelay, &true, "TCP_NODELAY")
+    }
+
+    /// Sets only the buffer sizes: on a socket before `listen` or `connect`, where the receive
+    /// buffer still decides the TCP window scale offered in the handshake.
+    pub fn apply_buffers(&self, socket: &impl AsFd) -> std::io::Result<()> {
+        if self.socket_buffer > 0 {
+            let size = self.socket_buffer as usize;
+            set(socket, sockopt::SndBuf, &size, "SO_SNDBUF")?;
+            set(socket, sockopt::RcvBuf, &size, "SO_RCVBUF")?;
+        }
+        Ok(())
+    }
+}
+
+/// One setsockopt; the error names the option, as PgBouncer's warning does.
+fn set<O: nix::sys::socket::SetSockOpt>(
+    socket: &impl AsFd,
+    option: O,
+    value: &O::Val,
+    name: &str,
+) -> std::io::Result<()> {
+    setsockopt(socket, option, value).map_err(|errno| {
+        let e = std::io::Error::from(errno);
+        std::io::Error::new(e.kind(), format!("setsockopt/{name} failed: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, NoEnv};
+    use nix::sys::socket::getsockopt;
+    use std::net::{TcpListener, TcpStream};
+
+    fn parse(settings: &str) -> Config {
+        let text = format!("[databases]\n[pgbouncer]\nauth_type = passthrough\n{settings}");
+        Config::parse_str(&text, "t.ini", &NoEnv).unwrap()
+    }
+
+    fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (client, accepted)
+    }
+
+    #[test]
+    fn defaults_turn_keepalive_and_nodelay_on_and_leave_the_rest() {
+        let (_client, socket) = pair();
+        let untouched = getsockopt(&socket, sockopt::TcpKeepIdle).unwrap();
+        TcpTuning::default().apply(&socket).unwrap();
+        assert!(getsockopt(&socket, sockopt::KeepAlive).unwrap());
+        assert!(getsockopt(&socket, sockopt::TcpNoDelay).unwrap());
+        assert_eq!(
+            getsockopt(&socket, sockopt::TcpKeepIdle).unwrap(),
+            untouched
+        );
+        assert_eq!(getsockopt(&socket, sockopt::TcpUserTimeout).unwrap(), 0);
+    }
+
+    #[test]
+    fn every_setting_reaches_the_socket() {
+        let (_client, socket) = pair();
+        let tuning = TcpTuning {
+            keepalive: true,
+            keepidle: 77,
+            keepintvl: 13,
+            keepcnt: 4,
+            user_timeout: 7000,
+            socket_buffer: 65536,
+        };
+        tuning.apply(&socket).unwrap();
+        assert_eq!(getsockopt(&socket, sockopt::TcpKeepIdle).unwrap(), 77);
+        assert_eq!(getsockopt(&socket, sockopt::TcpKeepInterval).unwrap(), 13);
+        assert_eq!(getsockopt(&socket, sockopt::TcpKeepCount).unwrap(), 4);
+        assert_eq!(getsockopt(&socket, sockopt::TcpUserTimeout).unwrap(), 7000);
+        // Linux doubles the size asked for (bookkeeping overhead), and reports the double.
+        assert_eq!(getsockopt(&socket, sockopt::SndBuf).unwrap(), 2 * 65536);
+        assert_eq!(getsockopt(&socket, sockopt::RcvBuf).unwrap(), 2 * 65536);
+    }
+
+    #[test]
+    fn keepalive_off_leaves_its_timings_alone() {
+        let (_client, socket) = pair();
+        let tuning = TcpTuning {
+            keepalive: false,
+            keepidle: 77,
+            ..TcpTuning::default()
+        };
+        tuning.apply(&socket).unwrap();
+        assert!(!getsockopt(&socket, sockopt::KeepAlive).unwrap());
+        assert_ne!(getsockopt(&socket, sockopt::TcpKeepIdle).unwrap(), 77);
+    }
+
+    #[test]
+    fn a_value_the_kernel_refuses_names_the_option() {
+        let (_client, socket) = pair();
+        // Linux takes at most 127 probes.
+        let tuning = TcpTuning {
+            keepcnt: 1000,
+            ..TcpTuning::default()
+        };
+        let e = tuning.apply(&socket).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(
+            e.to_string().starts_with("setsockopt/TCP_KEEPCNT failed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn settings_map_to_the_tuning() {
+        let config = parse(
+            "tcp_keepalive = 0\ntcp_keepidle = 5\ntcp_keepintvl = 6\n\
+             tcp_keepcnt = 7\ntcp_user_timeout = 8\ntcp_socket_buffer = 9\n",
+        );
+        let tuning = TcpTuning::from_settings(&config.pgbouncer);
+        let expected = TcpTuning {
+            keepalive: false,
+            keepidle: 5,
+            keepintvl: 6,
+            keepcnt: 7,
+            user_timeout: 8,
+            socket_buffer: 9,
+        };
+        assert_eq!(tuning, expected);
+        let defaults = parse("");
+        assert_eq!(
+            TcpTuning::from_settings(&defaults.pgbouncer),
+            TcpTuning::default()
+        );
+    }
+}

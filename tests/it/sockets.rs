@@ -1,0 +1,147 @@
+//! Socket settings as the kernel holds them: `tcp_keepalive` and its timings on the sockets the
+//! pooler accepts and opens (read from /proc, as `ss -o` does), and `unix_socket_group` on the
+//! socket file.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::time::Duration;
+
+use crate::support::binary::Binary;
+use crate::support::postgres::{MD5_USER, TempPostgres, free_port};
+use crate::support::{self, stderr};
+
+/// An IPv4 TCP socket of a process, from /proc/PID/net/tcp.
+#[derive(Debug)]
+struct Socket {
+    local_port: u16,
+    remote_port: u16,
+    /// The kernel's timer kind: 0 none, 1 retransmit, 2 keepalive, 4 zero-window probe.
+    timer: u8,
+    /// Seconds until that timer fires.
+    timer_secs: u64,
+}
+
+/// The established IPv4 TCP sockets process `pid` holds open.
+fn established(pid: u32) -> Vec<Socket> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            let (state, timer, inode) = (f[3], f[5], f[9]);
+            if state != "01" || !inodes.iter().any(|i| i == inode) {
+                return None;
+            }
+            let (kind, when) = timer.split_once(':').unwrap();
+            Some(Socket {
+                local_port: port(f[1]),
+                remote_port: port(f[2]),
+                timer: u8::from_str_radix(kind, 16).unwrap(),
+                // In USER_HZ ticks, 100 a second on Linux.
+                timer_secs: u64::from_str_radix(when, 16).unwrap() / 100,
+            })
+        })
+        .collect()
+}
+
+/// The keepalive timer on both of the pooler's sockets runs from `tcp_keepidle` (77 s here,
+/// against the OS's 7200 s); with `tcp_keepalive = 0` the client's socket has none.
+#[tokio::test]
+async fn tcp_keepidle_arms_keepalive_on_client_and_server_sockets() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(
+        &pg,
+        pg.port(),
+        "tcp_keepidle = 77\ntcp_keepintvl = 13\ntcp_keepcnt = 4\ntcp_user_timeout = 9000",
+    )
+    .await;
+    let client = support::connect(&bin.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&client).await);
+    // Until the peer's delayed ACK of the last answer comes in, the kernel shows the
+    // retransmit timer instead.
+    let keepalive = |s: &Socket| s.timer == 2;
+    let armed = |port: &dyn Fn(&Socket) -> bool| {
+        established(bin.pid())
+            .iter()
+            .any(|s| port(s) && keepalive(s))
+    };
+    support::eventually(Duration::from_secs(5), || {
+        armed(&|s| s.local_port == bin.port) && armed(&|s| s.remote_port == pg.port())
+    })
+    .await;
+    let sockets = established(bin.pid());
+    let accepted = sockets.iter().find(|s| s.local_port == bin.port);
+    let server = sockets.iter().find(|s| s.remote_port == pg.port());
+    for (side, socket) in [("client", accepted), ("server", server)] {
+        let socket = socket.unwrap_or_else(|| panic!("no {side} socket in {sockets:?}"));
+        assert!(keepalive(socket), "{side}: no keepalive timer: {socket:?}");
+        assert!(
+            (60..=77).contains(&socket.timer_secs),
+            "{side}: keepalive not from tcp_keepidle: {socket:?}"
+        );
+    }
+
+    let off = Binary::start(&pg, pg.port(), "tcp_keepalive = 0").await;
+    let client = support::connect(&off.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&client).await);
+    let sockets = established(off.pid());
+    let accepted = sockets.iter().find(|s| s.local_port == off.port).unwrap();
+    assert!(!keepalive(accepted), "keepalive still on: {accepted:?}");
+}
+
+/// `unix_socket_group` hands the socket file to the group; a group that does not exist stops
+/// the start with a message naming it.
+#[tokio::test]
+async fn unix_socket_group_owns_the_socket_file() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Debian's group for nobody: present on every machine these tests run on.
+    let group = nix::unistd::Group::from_name("nogroup").unwrap().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = format!(
+        "unix_socket_dir = {}\nunix_socket_group = nogroup\nunix_socket_mode = 0770",
+        dir.path().display()
+    );
+    let bin = Binary::start(&pg, pg.port(), &settings).await;
+    let file = dir.path().join(format!(".s.PGSQL.{}", bin.port));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(meta.gid(), group.gid.as_raw());
+    assert_eq!(meta.mode() & 0o777, 0o770);
+
+    let ini = dir.path().join("bad.ini");
+    let text = std::fs::read_to_string(bin.ini())
+        .unwrap()
+        .replace(
+            &format!("listen_port = {}", bin.port),
+            &format!("listen_port = {}", free_port()),
+        )
+        .replace(
+            "unix_socket_group = nogroup",
+            "unix_socket_group = no_such_group_here",
+        );
+    std::fs::write(&ini, text).unwrap();
+    let out = support::bouncectl(&["serve", ini.to_str().unwrap()], "");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no such group: no_such_group_here"),
+        "{}",
+        stderr(&out)
+    );
+}
