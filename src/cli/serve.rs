@@ -148,6 +148,9 @@ async fn serve(
         write_pidfile(pidfile)
             .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
     }
+    if let Some(user) = server.shared.config().pgbouncer.text(Key::User) {
+        change_user(user).map_err(super::usage)?;
+    }
     tokio::spawn(signals.run(Arc::clone(&server.shared), path));
     server.wait().await;
     if let Some(pidfile) = &pidfile {
@@ -313,6 +316,33 @@ fn forget_unused(shared: &Shared) {
 
 /// Writes our pid to a temporary name and renames it into place, so whoever reads the pidfile
 /// (a service manager, a monitoring script) sees the whole pid or no file, never an empty one.
+/// `user`: once the sockets, the logfile and the pidfile are open, runs on as that OS user.
+/// As PgBouncer, only root can switch, and already being that user is no error. A reload then
+/// reads its files as that user.
+fn change_user(name: &str) -> Result<(), String> {
+    use nix::unistd::{User, geteuid, initgroups, setgid, setuid};
+    let user = User::from_name(name)
+        .map_err(|e| format!("user = {name}: cannot look it up: {e}"))?
+        .ok_or_else(|| format!("user = {name}: no such user"))?;
+    let me = geteuid();
+    if me == user.uid {
+        return Ok(());
+    }
+    if !me.is_root() {
+        return Err(format!(
+            "user = {name}: only root can change to another user (running as uid {me})"
+        ));
+    }
+    let cname = std::ffi::CString::new(name).map_err(|e| format!("user = {name}: {e}"))?;
+    // Groups first: once the uid is dropped, they can no longer be changed.
+    initgroups(&cname, user.gid)
+        .and_then(|()| setgid(user.gid))
+        .and_then(|()| setuid(user.uid))
+        .map_err(|e| format!("user = {name}: cannot change to it: {e}"))?;
+    tracing::info!("running as user {name} (uid {})", user.uid);
+    Ok(())
+}
+
 fn write_pidfile(path: &Path) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

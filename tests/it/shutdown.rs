@@ -1,5 +1,5 @@
-//! The real binary under signals (SIGTERM, SIGINT, SIGHUP, SIGQUIT) and a PostgreSQL restart
-//! while serving.
+//! The real binary under signals (SIGTERM, SIGINT, SIGHUP, SIGQUIT), a PostgreSQL restart
+//! while serving, daemon mode and `user`.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -292,4 +292,75 @@ fn daemon_mode_without_pidfile_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("pidfile"));
+}
+
+/// The uids (real, effective, saved, filesystem) of every thread of `pid`.
+fn thread_uids(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+            Some(
+                line.split_whitespace()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })
+        .collect()
+}
+
+/// Started as root with `user = postgres`, every thread runs as postgres once the sockets are
+/// open, and clients are still served; a user that does not exist stops the start.
+#[tokio::test]
+async fn user_runs_the_pooler_as_that_os_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: only root can change to another user");
+        return;
+    }
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let uid = nix::unistd::User::from_name("postgres")
+        .unwrap()
+        .unwrap()
+        .uid;
+    let bin = crate::support::binary::Binary::start(&pg, pg.port(), "user = postgres").await;
+    let expected = vec![uid.to_string(); 4].join(" ");
+    let dropped = support::eventually(Duration::from_secs(5), || {
+        let uids = thread_uids(bin.pid());
+        !uids.is_empty() && uids.iter().all(|u| *u == expected)
+    })
+    .await;
+    assert!(dropped, "threads' uids: {:?}", thread_uids(bin.pid()));
+    let client = support::connect(&bin.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(select_one(&client).await);
+
+    let text = std::fs::read_to_string(bin.ini()).unwrap();
+    let port = crate::support::postgres::free_port();
+    let text = text
+        .replace(
+            &format!("listen_port = {}", bin.port),
+            &format!("listen_port = {port}"),
+        )
+        .replace("user = postgres", "user = no_such_user_here");
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(&ini, text).unwrap();
+    let out = Command::new(support::bin())
+        .arg("serve")
+        .arg(&ini)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("user = no_such_user_here: no such user"),
+        "{stderr}"
+    );
 }
