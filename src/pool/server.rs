@@ -192,6 +192,9 @@ pub struct CancelTarget {
     pub host: String,
     /// Server port.
     pub port: u16,
+    /// The address the connection reached over TCP. The cancel goes there, as in PgBouncer:
+    /// the host name may resolve elsewhere by now (DNS round robin, a failover).
+    pub addr: Option<SocketAddr>,
     /// The server's own key: process id and secret.
     pub key: (i32, Vec<u8>),
     /// The TLS settings the connection was made with: the cancel goes the same way, as in
@@ -299,6 +302,10 @@ impl ServerConn {
         id: u64,
     ) -> Result<ServerConn, ServerError> {
         let (stream, addr) = open_socket(&host.host, host.port, info).await?;
+        let reached = match &stream {
+            ServerStream::Tcp(tcp) => tcp.peer_addr().ok(),
+            _ => None,
+        };
         let stream = match stream {
             ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &host.host).await? {
                 MaybeTls::Plain(tcp) => ServerStream::Tcp(tcp),
@@ -329,6 +336,7 @@ impl ServerConn {
             cancel: std::sync::Arc::new(CancelTarget {
                 host: host.host.clone(),
                 port: host.port,
+                addr: reached,
                 key,
                 tls: Arc::clone(&info.tls),
             }),

@@ -106,7 +106,10 @@ pub async fn forward(target: &CancelTarget, timeout: Duration) -> std::io::Resul
             s.write_all(&packet).await?;
             s.shutdown().await
         } else {
-            let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+            let tcp = match target.addr {
+                Some(addr) => TcpStream::connect(addr).await?,
+                None => TcpStream::connect((target.host.as_str(), target.port)).await?,
+            };
             let mut s = target
                 .tls
                 .connect_server(tcp, &target.host)

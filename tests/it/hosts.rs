@@ -267,3 +267,45 @@ async fn a_host_name_is_cached_for_dns_max_ttl_and_listed_in_show_dns_hosts() {
         }
     }
 }
+
+/// A cancel goes to the address the server connection reached, not to whatever the host name
+/// resolves to when the cancel is sent (as PgBouncer). `localhost` is ::1 and 127.0.0.1 here,
+/// and PostgreSQL listens on 127.0.0.1 only: that is the address held, and the cancel through
+/// the pooler stops `pg_sleep` with 57014.
+#[tokio::test]
+async fn a_cancel_goes_to_the_address_the_server_connection_reached() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dbs = format!("postgres = host=localhost port={}\n", pg.port());
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "").await;
+    let client = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    let token = client.cancel_token();
+    let shared = std::sync::Arc::clone(bouncer.shared());
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let targets: Vec<_> = shared
+            .registry
+            .pools()
+            .iter()
+            .flat_map(|pool| {
+                let ids: Vec<u64> = pool.servers().iter().map(|s| s.id).collect();
+                ids.into_iter().filter_map(|id| pool.cancel_target(id))
+            })
+            .map(|target| target.addr)
+            .collect();
+        let cancelled = token.cancel_query(tokio_postgres::NoTls).await;
+        (targets, cancelled)
+    });
+    let err = client
+        .simple_query("SELECT pg_sleep(10)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().map(|d| d.code().code()), Some("57014"));
+    let (targets, cancelled) = canceller.await.unwrap();
+    cancelled.unwrap();
+    let reached = std::net::SocketAddr::from(([127, 0, 0, 1], pg.port()));
+    assert_eq!(targets, [Some(reached)]);
+}
