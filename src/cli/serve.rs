@@ -184,6 +184,9 @@ impl Server {
             .map_err(|e| e.to_string())?;
         let addrs = listeners.local_addrs();
         announce(&config, &addrs);
+        for line in config.inert_settings() {
+            tracing::warn!("{line} has no effect in bouncectl");
+        }
         let runtime = Runtime {
             config: Arc::new(config),
             users: Arc::new(users),

@@ -54,6 +54,27 @@ const COUNT: Kind = Kind::Int {
 const PORT: Kind = Kind::Int { min: 1, max: 65535 };
 const SECS: Kind = Kind::Seconds;
 
+/// Keys bouncectl reads, validates and shows but does not act on (the README lists them with
+/// the reason); a value other than PgBouncer's default is warned about at start and reload.
+pub const INERT: &[Key] = &[
+    Key::AuthLdapOptions,
+    Key::ClientTls13Ciphers,
+    Key::ClientTlsCiphers,
+    Key::ClientTlsDheparams,
+    Key::ClientTlsEcdhcurve,
+    Key::DnsZoneCheckPeriod,
+    Key::JobName,
+    Key::PeerId,
+    Key::PktBuf,
+    Key::ResolvConf,
+    Key::SbufLoopcnt,
+    Key::ServerTls13Ciphers,
+    Key::ServerTlsCiphers,
+    Key::ServiceName,
+    Key::SuspendTimeout,
+    Key::TcpDeferAccept,
+];
+
 /// Names accepted by `pool_mode`.
 pub const POOL_MODES: &[&str] = &["session", "transaction", "statement"];
 /// Names accepted by `auth_type` (PgBouncer's plus our `passthrough`, DESIGN.md §3).

@@ -335,6 +335,17 @@ impl Config {
             .collect()
     }
 
+    /// The inert keys ([`keys::INERT`]) set to something other than PgBouncer's default, as
+    /// `key = value`.
+    pub fn inert_settings(&self) -> Vec<String> {
+        keys::INERT
+            .iter()
+            .map(|key| (key.spec(), self.pgbouncer.render(*key)))
+            .filter(|(spec, value)| value != spec.default)
+            .map(|(spec, value)| format!("{} = {value}", spec.name))
+            .collect()
+    }
+
     /// What changed from `old` to `new`, and which changes need a restart.
     pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         diff::diff(old, new)

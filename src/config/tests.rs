@@ -751,3 +751,27 @@ proptest::proptest! {
         proptest::prop_assert_eq!(target.dbname.as_deref(), Some("x"));
     }
 }
+
+#[test]
+fn inert_keys_are_reported_only_away_from_their_defaults() {
+    assert_eq!(
+        parse(OK_BASE).unwrap().inert_settings(),
+        Vec::<String>::new()
+    );
+    // PgBouncer's defaults written out are no news.
+    let defaults = "pkt_buf = 4096\nsuspend_timeout = 10\ntcp_defer_accept = 1\n\
+                    client_tls_ciphers = default\nclient_tls_ecdhcurve = auto\npeer_id = 0\n";
+    let config = parse(&format!("{OK_BASE}{defaults}")).unwrap();
+    assert_eq!(config.inert_settings(), Vec::<String>::new());
+    let set = "suspend_timeout = 20\npkt_buf = 8192\npeer_id = 3\nserver_tls_ciphers = HIGH\n";
+    let config = parse(&format!("{OK_BASE}{set}")).unwrap();
+    assert_eq!(
+        config.inert_settings(),
+        [
+            "peer_id = 3",
+            "pkt_buf = 8192",
+            "server_tls_ciphers = HIGH",
+            "suspend_timeout = 20"
+        ]
+    );
+}

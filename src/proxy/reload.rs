@@ -89,6 +89,12 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
             change.new
         );
     }
+    let before = current.inert_settings();
+    for line in config.inert_settings() {
+        if !before.contains(&line) {
+            tracing::warn!("{line} has no effect in bouncectl");
+        }
+    }
     let tls = match shared.tls().reload(&config) {
         Ok(tls) => Arc::new(tls),
         Err(e) => {

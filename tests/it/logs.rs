@@ -1,6 +1,6 @@
 //! The real binary's log output: `log_format = json` lines (who, never a password), `logfile`
-//! reopened on SIGHUP and RELOAD (logrotate's move-then-HUP), `syslog = 1`, and the metrics
-//! endpoint of a `bouncectl serve` process.
+//! reopened on SIGHUP and RELOAD (logrotate's move-then-HUP), `syslog = 1`, warnings for keys
+//! without effect, and the metrics endpoint of a `bouncectl serve` process.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -371,4 +371,34 @@ async fn syslog_gets_each_line_with_ident_facility_and_severity() {
         "{}",
         bin.log()
     );
+}
+
+/// A key bouncectl reads but does not act on, set away from PgBouncer's default, is warned
+/// about at start; one a reload sets, at that reload. A default written out is no news.
+#[tokio::test]
+async fn keys_without_effect_are_warned_about_at_start_and_reload() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, "pkt_buf = 8192\ntcp_defer_accept = 1", false);
+    let stderr = || bin.read("stderr.log");
+    until("the start's warning", Duration::from_secs(10), || {
+        stderr().contains("pkt_buf = 8192 has no effect in bouncectl")
+    })
+    .await;
+    let ini = bin.path("pgbouncer.ini");
+    let text = std::fs::read_to_string(&ini).unwrap();
+    std::fs::write(&ini, format!("{text}suspend_timeout = 20\n")).unwrap();
+    bin.signal(Signal::SIGHUP);
+    until("the reload", Duration::from_secs(10), || {
+        stderr().contains("configuration reloaded")
+    })
+    .await;
+    let log = stderr();
+    assert!(
+        log.contains("suspend_timeout = 20 has no effect in bouncectl"),
+        "{log}"
+    );
+    assert_eq!(log.matches("pkt_buf = 8192").count(), 1, "said once: {log}");
+    assert!(!log.contains("tcp_defer_accept"), "{log}");
 }
