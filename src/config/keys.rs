@@ -58,18 +58,13 @@ const SECS: Kind = Kind::Seconds;
 /// the reason); a value other than PgBouncer's default is warned about at start and reload.
 pub const INERT: &[Key] = &[
     Key::AuthLdapOptions,
-    Key::ClientTls13Ciphers,
-    Key::ClientTlsCiphers,
     Key::ClientTlsDheparams,
-    Key::ClientTlsEcdhcurve,
     Key::DnsZoneCheckPeriod,
     Key::JobName,
     Key::PeerId,
     Key::PktBuf,
     Key::ResolvConf,
     Key::SbufLoopcnt,
-    Key::ServerTls13Ciphers,
-    Key::ServerTlsCiphers,
     Key::ServiceName,
     Key::SuspendTimeout,
     Key::TcpDeferAccept,

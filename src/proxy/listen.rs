@@ -425,7 +425,8 @@ fn client<S: AsyncRead + AsyncWrite + Unpin>(
             Some((conn, mut login)) => {
                 // The session needs neither name: they move to the client's entry.
                 let key = login.key;
-                let info = client_entry(id, &mut login, origin.endpoints, origin.pid);
+                let tls = tls::describe(conn.get_ref());
+                let info = client_entry(id, &mut login, origin.endpoints, origin.pid, tls);
                 let admitted = match shared.admit(&config, &info) {
                     Ok(admitted) => admitted,
                     Err(e) => {
@@ -436,7 +437,7 @@ fn client<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 };
                 if s.flag(Key::LogConnections) {
-                    let tls = tls::describe(conn.get_ref()).unwrap_or_else(|| "no".to_owned());
+                    let tls = if info.tls.is_empty() { "no" } else { &info.tls };
                     let (db, user) = (&info.database, &info.user);
                     log_client(
                         &info,
@@ -568,7 +569,13 @@ fn handshake_peer(origin: &Origin, unix: bool) -> handshake::Peer {
 
 /// The registry entry of a logged-in client; the login's names move into it. Built outside the
 /// async [`client`], so the struct is not kept in every client's task as well as in the `Arc`.
-fn client_entry(id: u64, login: &mut LoggedIn, endpoints: Endpoints, pid: i32) -> Arc<ClientInfo> {
+fn client_entry(
+    id: u64,
+    login: &mut LoggedIn,
+    endpoints: Endpoints,
+    pid: i32,
+    tls: Option<String>,
+) -> Arc<ClientInfo> {
     let mut info = ClientInfo::new(
         id,
         std::mem::take(&mut login.user),
@@ -576,6 +583,8 @@ fn client_entry(id: u64, login: &mut LoggedIn, endpoints: Endpoints, pid: i32) -
         endpoints,
     );
     info.remote_pid = pid;
+    // SHOW CLIENTS' tls column; empty for plaintext, as PgBouncer.
+    info.tls = tls.unwrap_or_default();
     info.set_pool_user(&login.pool.user);
     Arc::new(info)
 }

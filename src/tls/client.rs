@@ -19,8 +19,9 @@ use rustls::{ClientConfig, CommonState};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_rustls::TlsConnector;
 
+use super::ciphers::{self, Side};
 use super::verify::{AcceptAnyCertificate, ChainOnly};
-use super::{ALPN_POSTGRESQL, Stage, TlsError, TlsInfo, files, protocol_versions, provider};
+use super::{ALPN_POSTGRESQL, Stage, TlsError, TlsInfo, files, protocol_versions};
 use crate::config::{Key, Settings, SslMode};
 use crate::protocol::startup::ssl_request;
 
@@ -121,7 +122,7 @@ pub(super) fn client_config(s: &Settings) -> Result<Option<ClientConfig>, TlsErr
     if mode == SslMode::Disable {
         return Ok(None);
     }
-    let provider = provider();
+    let provider = ciphers::provider(s, Side::Servers)?;
     let protocols = s.text(Key::ServerTlsProtocols).unwrap_or("secure");
     let versions = protocol_versions(Key::ServerTlsProtocols, protocols)?;
     let verifier: Arc<dyn ServerCertVerifier> = if mode >= SslMode::VerifyCa {

@@ -86,6 +86,7 @@ macro_rules! delegate_io {
     };
 }
 
+mod ciphers;
 pub mod client;
 mod files;
 pub mod server;
@@ -95,7 +96,6 @@ mod x509;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, CommonState, ServerConfig, SupportedProtocolVersion};
 
 use crate::config::{Config, Key, SslMode};
@@ -144,6 +144,16 @@ pub enum TlsError {
     #[error("{key} = {value}: {problem}")]
     Protocols {
         /// `client_tls_protocols` or `server_tls_protocols`.
+        key: &'static str,
+        /// The value as written.
+        value: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// `*_tls_ciphers`, `*_tls13_ciphers` or `client_tls_ecdhcurve` leaves nothing rustls has.
+    #[error("{key} = {value}: {problem}")]
+    Ciphers {
+        /// The key.
         key: &'static str,
         /// The value as written.
         value: String,
@@ -286,11 +296,6 @@ impl TlsSettings {
     pub fn client_may_skip_tls(&self) -> bool {
         self.client_mode < SslMode::Require
     }
-}
-
-/// The ring provider, named explicitly so no process-wide default has to be installed.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Parses `client_tls_protocols`/`server_tls_protocols` (PgBouncer's words: `tlsv1.0` to

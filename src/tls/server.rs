@@ -17,7 +17,8 @@ use rustls::{CommonState, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsAcceptor;
 
-use super::{ALPN_POSTGRESQL, Stage, TlsError, TlsInfo, files, protocol_versions, provider};
+use super::ciphers::{self, Side};
+use super::{ALPN_POSTGRESQL, Stage, TlsError, TlsInfo, files, protocol_versions};
 use crate::config::{Key, Settings, SslMode};
 use crate::conn::ConnParts;
 
@@ -131,7 +132,7 @@ pub(super) fn server_config(s: &Settings) -> Result<Option<ServerConfig>, TlsErr
         return Ok(None);
     }
     let needed_by = || format!("client_tls_sslmode = {}", s.render(Key::ClientTlsSslmode));
-    let provider = provider();
+    let provider = ciphers::provider(s, Side::Clients)?;
     files::required(s, Key::ClientTlsCertFile, needed_by)?;
     let (chain, key) =
         files::certified_key(s, Key::ClientTlsCertFile, Key::ClientTlsKeyFile, &provider)?

@@ -31,6 +31,7 @@ mod shutdown;
 mod sockets;
 mod support;
 mod tls;
+mod tls_ciphers;
 mod tls_pooler;
 mod tls_serve;
 mod training;

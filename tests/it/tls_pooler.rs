@@ -10,7 +10,6 @@ use bouncectl::cli::serve::reload;
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::support::bouncer::TestBouncer;
 use crate::support::certs::CLIENT_CN;
@@ -63,12 +62,7 @@ async fn connect_tls(
         "host=localhost port={} user={user} password={PASSWORD} dbname=postgres sslmode=require {extra}",
         bouncer.port
     );
-    let (client, connection) =
-        tokio_postgres::connect(&url, MakeRustlsConnect::new(config)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    support::connect_rustls(&url, config).await
 }
 
 /// Runs psql against the pooler with `conninfo` added; returns (ok, stdout, stderr).
