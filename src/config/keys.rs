@@ -61,7 +61,6 @@ pub const INERT: &[Key] = &[
     Key::ClientTlsDheparams,
     Key::DnsZoneCheckPeriod,
     Key::JobName,
-    Key::PeerId,
     Key::PktBuf,
     Key::ResolvConf,
     Key::SbufLoopcnt,

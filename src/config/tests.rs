@@ -760,17 +760,18 @@ fn inert_keys_are_reported_only_away_from_their_defaults() {
     );
     // PgBouncer's defaults written out are no news.
     let defaults = "pkt_buf = 4096\nsuspend_timeout = 10\ntcp_defer_accept = 1\n\
-                    client_tls_ciphers = default\nclient_tls_ecdhcurve = auto\npeer_id = 0\n";
+                    client_tls_dheparams = auto\nsbuf_loopcnt = 5\n";
     let config = parse(&format!("{OK_BASE}{defaults}")).unwrap();
     assert_eq!(config.inert_settings(), Vec::<String>::new());
-    let set = "suspend_timeout = 20\npkt_buf = 8192\npeer_id = 3\nclient_tls_dheparams = none\n";
+    let set =
+        "suspend_timeout = 20\npkt_buf = 8192\nsbuf_loopcnt = 9\nclient_tls_dheparams = none\n";
     let config = parse(&format!("{OK_BASE}{set}")).unwrap();
     assert_eq!(
         config.inert_settings(),
         [
             "client_tls_dheparams = none",
-            "peer_id = 3",
             "pkt_buf = 8192",
+            "sbuf_loopcnt = 9",
             "suspend_timeout = 20"
         ]
     );

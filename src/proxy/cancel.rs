@@ -1,6 +1,11 @@
 //! Cancel requests: each client gets a pooler-issued BackendKeyData; a CancelRequest carrying it
 //! is forwarded, on a new socket, to the server that client holds at that moment, with the
 //! server's own key. Keys are random, so one client cannot guess another's.
+//!
+//! Peering (`peer_id`, `[peers]`), in PgBouncer 1.21's key format: several poolers behind one
+//! load balancer each write their peer id into bytes 1-2 of the keys they issue and set the two
+//! low bits of byte 7 (a forwarding TTL). A cancel that reaches the wrong pooler is passed on to
+//! the peer its key names, one TTL step lower, so PgBouncer and bouncectl peers interoperate.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
@@ -9,7 +14,9 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpStream, UnixStream};
 
+use super::Shared;
 use crate::FastMap;
+use crate::config::Key;
 use crate::pool::Pool;
 use crate::protocol::startup;
 use crate::registry::ClientInfo;
@@ -65,13 +72,18 @@ pub struct CancelMap {
 }
 
 impl CancelMap {
-    /// Issues a fresh random key and slot for a new client.
-    pub fn register(&self) -> Result<(ClientKey, Arc<CancelSlot>), getrandom::Error> {
+    /// Issues a fresh random key and slot for a new client; with `peer_id` above 0 the key
+    /// carries it (and a full TTL) for peers to route by.
+    pub fn register(&self, peer_id: u16) -> Result<(ClientKey, Arc<CancelSlot>), getrandom::Error> {
         let slot = Arc::new(CancelSlot::default());
         let mut clients = lock(&self.clients);
         loop {
             let mut raw = [0u8; 8];
             getrandom::getrandom(&mut raw)?;
+            if peer_id > 0 {
+                [raw[1], raw[2]] = peer_id.to_le_bytes();
+                raw[7] |= TTL_MASK;
+            }
             let [a, b, c, d, e, f, g, h] = raw;
             let key = (i32::from_be_bytes([a & 0x7f, b, c, d]), [e, f, g, h]);
             if let std::collections::hash_map::Entry::Vacant(v) = clients.entry(key) {
@@ -90,6 +102,78 @@ impl CancelMap {
     pub fn target(&self, key: &ClientKey) -> Option<Arc<CancelTarget>> {
         let slot = lock(&self.clients).get(key)?.upgrade()?;
         slot.target()
+    }
+}
+
+/// The TTL bits of a peered key (byte 7): how many more times it may be forwarded.
+const TTL_MASK: u8 = 0x03;
+
+/// Where a CancelRequest's key leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// One of this pooler's clients (the key as issued).
+    Local(ClientKey),
+    /// Another peer's client: forward this key (its TTL one lower) to that peer.
+    Peer(u16, ClientKey),
+    /// Another peer's, but forwarded too often already (a routing loop); dropped.
+    Exhausted(u16),
+}
+
+/// Routes `key` for a pooler whose `peer_id` is `own` (0: peering off, every key is local).
+pub fn route(key: ClientKey, own: u16) -> Route {
+    if own == 0 {
+        return Route::Local(key);
+    }
+    let (pid, mut secret) = key;
+    let [_, low, high, _] = pid.to_be_bytes();
+    let peer = u16::from_le_bytes([low, high]);
+    if peer == own {
+        // Issued keys always carry a full TTL; a forwarded one arrives lower.
+        secret[3] |= TTL_MASK;
+        return Route::Local((pid, secret));
+    }
+    if secret[3] & TTL_MASK == 0 {
+        return Route::Exhausted(peer);
+    }
+    secret[3] -= 1;
+    Route::Peer(peer, (pid, secret))
+}
+
+/// Answers a CancelRequest: forwards it to the server its client holds, or with peering to the
+/// peer its key names. Nothing is answered to the sender, as in PostgreSQL.
+pub async fn handle(shared: &Shared, key: ClientKey) {
+    let config = shared.config();
+    let s = &config.pgbouncer;
+    let own = u16::try_from(s.int(Key::PeerId)).unwrap_or(0);
+    let target = match route(key, own) {
+        Route::Local(key) => match shared.cancels.target(&key) {
+            Some(target) => target,
+            None => return, // unknown key, or its client holds no server: nothing to cancel
+        },
+        Route::Peer(id, (pid, secret)) => match config.peers.get(&id) {
+            Some(peer) => Arc::new(CancelTarget {
+                host: peer.host.clone(),
+                port: peer.port,
+                addr: None,
+                key: (pid, secret.to_vec()),
+                tls: shared.tls(),
+            }),
+            None => {
+                tracing::warn!(
+                    "cancel request for peer {id}: could not find peer to forward request to"
+                );
+                return;
+            }
+        },
+        Route::Exhausted(id) => {
+            tracing::warn!(
+                "cancel request for peer {id}: failed to forward cancel request because its TTL was exhausted"
+            );
+            return;
+        }
+    };
+    if let Err(e) = forward(&target, s.duration(Key::CancelWaitTimeout)).await {
+        tracing::warn!(error = %e, "cancel request not forwarded");
     }
 }
 
@@ -132,13 +216,46 @@ mod tests {
     #[test]
     fn keys_of_unattached_or_removed_clients_find_nothing() {
         let map = CancelMap::default();
-        let (key, slot) = map.register().unwrap();
-        let (other, _slot) = map.register().unwrap();
+        let (key, slot) = map.register(0).unwrap();
+        let (other, _slot) = map.register(0).unwrap();
         assert_ne!(key, other, "keys are unique");
         assert!(map.target(&key).is_none(), "not attached");
         drop(slot);
         assert!(map.target(&key).is_none(), "the slot is gone");
         map.remove(&key);
         assert!(map.target(&key).is_none());
+    }
+
+    #[test]
+    fn peered_keys_carry_the_peer_id_and_a_full_ttl() {
+        let map = CancelMap::default();
+        for _ in 0..50 {
+            let ((pid, secret), _slot) = map.register(0x1234).unwrap();
+            let [sign, low, high, _] = pid.to_be_bytes();
+            assert_eq!(
+                (low, high),
+                (0x34, 0x12),
+                "peer id little-endian in bytes 1-2"
+            );
+            assert_eq!(sign & 0x80, 0, "the pid stays positive");
+            assert_eq!(secret[3] & TTL_MASK, TTL_MASK);
+            assert_eq!(route((pid, secret), 0x1234), Route::Local((pid, secret)));
+        }
+    }
+
+    #[test]
+    fn keys_route_to_their_peer_until_the_ttl_runs_out() {
+        let key_of = |peer: u16, last: u8| {
+            let [low, high] = peer.to_le_bytes();
+            (i32::from_be_bytes([0x11, low, high, 0x22]), [1, 2, 3, last])
+        };
+        // Peering off: everything is ours, untouched.
+        assert_eq!(route(key_of(7, 0x40), 0), Route::Local(key_of(7, 0x40)));
+        // Ours, arriving with a spent TTL from a peer: looked up with the bits restored.
+        assert_eq!(route(key_of(7, 0x41), 7), Route::Local(key_of(7, 0x43)));
+        // Another peer's: passed on with one TTL step less, until none is left.
+        assert_eq!(route(key_of(9, 0x43), 7), Route::Peer(9, key_of(9, 0x42)));
+        assert_eq!(route(key_of(9, 0x41), 7), Route::Peer(9, key_of(9, 0x40)));
+        assert_eq!(route(key_of(9, 0x40), 7), Route::Exhausted(9));
     }
 }

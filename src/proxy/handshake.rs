@@ -124,12 +124,9 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
                     .try_into()
                     .ok()
                     .map(|s| (req.process_id, s));
-                if let Some(target) = key.and_then(|k| shared.cancels.target(&k)) {
-                    let timeout = shared.config().pgbouncer.duration(Key::CancelWaitTimeout);
+                if let Some(key) = key {
                     // Boxed: a cancel's server connection must not size every client's task.
-                    if let Err(e) = Box::pin(cancel::forward(&target, timeout)).await {
-                        tracing::warn!(error = %e, "cancel request not forwarded");
-                    }
+                    Box::pin(cancel::handle(shared, key)).await;
                 }
                 return Ok(Outcome::Cancelled);
             }
@@ -239,9 +236,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         }
     };
     params.fill_from(&welcome);
+    let peer_id = u16::try_from(config.pgbouncer.int(Key::PeerId)).unwrap_or(0);
     let (key, cancel) = shared
         .cancels
-        .register()
+        .register(peer_id)
         .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
     let out = conn.write_buf_mut();
     authmsg::authentication_ok(out);

@@ -388,3 +388,65 @@ async fn a_server_that_never_answers_does_not_hold_up_min_pool_size_elsewhere() 
     );
     hung.abort();
 }
+
+/// Peering: two poolers with `peer_id` 1 and 2. A client of the first runs `pg_sleep`; its
+/// CancelRequest, sent to the second (as a load balancer might), is forwarded by the key's peer
+/// id to the first, which cancels the query (57014). A key naming no configured peer is dropped.
+#[tokio::test]
+async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
+    use crate::support::wire::{Wire, query_bytes};
+    use tokio::io::AsyncWriteExt as _;
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let first = TestBouncer::start(&pg, "peer_id = 1").await;
+    let second = TestBouncer::start(
+        &pg,
+        &format!(
+            "peer_id = 2\n[peers]\n1 = host=127.0.0.1 port={}",
+            first.port
+        ),
+    )
+    .await;
+    let mut client = Wire::login(first.port, MD5_USER, "postgres", PASSWORD)
+        .await
+        .unwrap();
+    let (pid, secret) = client.key.unwrap();
+    let [_, low, high, _] = pid.to_be_bytes();
+    assert_eq!(
+        u16::from_le_bytes([low, high]),
+        1,
+        "the key names its pooler"
+    );
+
+    let cancel_via = |port: u16, pid: i32| async move {
+        let mut packet = bytes::BytesMut::new();
+        bouncectl::protocol::startup::cancel_request(&mut packet, pid, &secret).unwrap();
+        let mut wire = Wire::connect(port).await;
+        wire.stream.write_all(&packet).await.unwrap();
+        // The pooler closes the socket once it has passed the request on.
+        assert!(wire.recv().await.is_none());
+    };
+    // Peer 3 is not configured on the second pooler: nothing happens.
+    let [sign, _, _, last] = pid.to_be_bytes();
+    let stray = i32::from_be_bytes([sign, 3, 0, last]);
+    client.send(&query_bytes("SELECT pg_sleep(1)")).await;
+    cancel_via(second.port, stray).await;
+    let slept = client.until_ready().await.unwrap();
+    assert!(
+        !slept.iter().any(|(tag, _)| *tag == b'E'),
+        "a key for an unknown peer cancelled something"
+    );
+
+    let started = Instant::now();
+    client.send(&query_bytes("SELECT pg_sleep(10)")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cancel_via(second.port, pid).await;
+    let (code, _) = client.next_error().await.unwrap();
+    assert_eq!(code, "57014");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

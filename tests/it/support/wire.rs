@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 
 use bouncectl::auth::scram::{ClientCredential, MECHANISM, ScramClient};
 use bouncectl::auth::{Md5Credential, md5_response};
-use bouncectl::protocol::backend::{Authentication, ErrorFields};
+use bouncectl::protocol::backend::{Authentication, BackendKeyData, ErrorFields};
 use bouncectl::protocol::walk::Walk;
 use bouncectl::protocol::{frontend, startup};
 
@@ -25,6 +25,8 @@ pub struct Wire {
     /// The socket (tests may write partial bytes on it directly).
     pub stream: TcpStream,
     buf: BytesMut,
+    /// The BackendKeyData of the login (process id, secret), for CancelRequests.
+    pub key: Option<(i32, [u8; 4])>,
 }
 
 /// (SQLSTATE, message) of an ErrorResponse body.
@@ -68,6 +70,7 @@ impl Wire {
         Wire {
             stream: TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
             buf: BytesMut::new(),
+            key: None,
         }
     }
 
@@ -115,6 +118,11 @@ impl Wire {
                     other => panic!("unexpected auth request {other:?}"),
                 },
                 b'E' => return Err(error_of(&body)),
+                b'K' => {
+                    let k = BackendKeyData::parse(&body).unwrap();
+                    wire.key = Some((k.process_id, k.secret_key.try_into().unwrap()));
+                    continue;
+                }
                 b'Z' => return Ok(wire),
                 _ => continue,
             }
