@@ -80,10 +80,7 @@ impl CancelMap {
         loop {
             let mut raw = [0u8; 8];
             getrandom::getrandom(&mut raw)?;
-            if peer_id > 0 {
-                [raw[1], raw[2]] = peer_id.to_le_bytes();
-                raw[7] |= TTL_MASK;
-            }
+            mark_peer(&mut raw, peer_id);
             let [a, b, c, d, e, f, g, h] = raw;
             let key = (i32::from_be_bytes([a & 0x7f, b, c, d]), [e, f, g, h]);
             if let std::collections::hash_map::Entry::Vacant(v) = clients.entry(key) {
@@ -107,6 +104,14 @@ impl CancelMap {
 
 /// The TTL bits of a peered key (byte 7): how many more times it may be forwarded.
 const TTL_MASK: u8 = 0x03;
+
+/// Writes `peer_id` (when above 0) and a full TTL into a fresh random key, as PgBouncer does.
+pub fn mark_peer(raw: &mut [u8; 8], peer_id: u16) {
+    if peer_id > 0 {
+        [raw[1], raw[2]] = peer_id.to_le_bytes();
+        raw[7] |= TTL_MASK;
+    }
+}
 
 /// Where a CancelRequest's key leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use crate::support::bouncer::TestBouncer;
+use crate::support::bouncer::{ADMIN_USER, TestBouncer};
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
 use crate::support::{self, select_one};
 
@@ -392,6 +392,7 @@ async fn a_server_that_never_answers_does_not_hold_up_min_pool_size_elsewhere() 
 /// Peering: two poolers with `peer_id` 1 and 2. A client of the first runs `pg_sleep`; its
 /// CancelRequest, sent to the second (as a load balancer might), is forwarded by the key's peer
 /// id to the first, which cancels the query (57014). A key naming no configured peer is dropped.
+/// Console keys carry the peer id as well.
 #[tokio::test]
 async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
     use crate::support::wire::{Wire, query_bytes};
@@ -412,12 +413,15 @@ async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
         .await
         .unwrap();
     let (pid, secret) = client.key.unwrap();
-    let [_, low, high, _] = pid.to_be_bytes();
-    assert_eq!(
-        u16::from_le_bytes([low, high]),
-        1,
-        "the key names its pooler"
-    );
+    let peer_of = |pid: i32| {
+        let [_, low, high, _] = pid.to_be_bytes();
+        u16::from_le_bytes([low, high])
+    };
+    assert_eq!(peer_of(pid), 1, "the key names its pooler");
+    let console = Wire::login(second.port, ADMIN_USER, "pgbouncer", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(peer_of(console.key.unwrap().0), 2, "so do the console's");
 
     let cancel_via = |port: u16, pid: i32| async move {
         let mut packet = bytes::BytesMut::new();
