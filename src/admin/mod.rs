@@ -88,6 +88,8 @@ pub trait Host: Send + Sync {
     fn client_count(&self) -> usize;
     /// Names of the users known from auth_file.
     fn auth_users(&self) -> Vec<String>;
+    /// Cancels being forwarded to each peer used so far: (peer id, sending, waiting for a slot).
+    fn peer_cancels(&self) -> Vec<(u16, usize, usize)>;
 }
 
 /// Whether `user` may use the console, and how, under `config` (`auth_type = any` lets everyone

@@ -104,7 +104,14 @@ pub fn table(
             }
             t
         }
-        "PEER_POOLS" => Table::new(PEER_POOLS),
+        "PEER_POOLS" => {
+            // PgBouncer lists a peer's pool once a cancel has been forwarded to it.
+            let mut t = Table::new(PEER_POOLS);
+            for (id, sending, waiting) in host.peer_cancels() {
+                t.row(vec![v(id), v(sending), v(waiting), v(sending), v(0)]);
+            }
+            t
+        }
         "DNS_HOSTS" => {
             let mut t = Table::new(DNS_HOSTS);
             for name in host.pools().dns().names() {

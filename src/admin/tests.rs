@@ -98,6 +98,10 @@ impl Host for FakeHost {
     fn reload(&self) -> Result<(), String> {
         Err("no file".into())
     }
+    fn peer_cancels(&self) -> Vec<(u16, usize, usize)> {
+        // No pooler behind this console: no cancel is ever forwarded.
+        Vec::new()
+    }
     fn pools(&self) -> &PoolRegistry {
         &self.pools
     }

@@ -7,6 +7,7 @@
 //! low bits of byte 7 (a forwarding TTL). A cancel that reaches the wrong pooler is passed on to
 //! the peer its key names, one TTL step lower, so PgBouncer and bouncectl peers interoperate.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -105,6 +106,91 @@ impl CancelMap {
 /// The TTL bits of a peered key (byte 7): how many more times it may be forwarded.
 const TTL_MASK: u8 = 0x03;
 
+/// Cancels forwarded to peers, by peer id (PgBouncer's peer pools).
+#[derive(Debug, Default)]
+pub struct PeerCancels {
+    pools: Mutex<FastMap<u16, Arc<PeerPool>>>,
+}
+
+/// One peer's forwarded cancels: at most `size` are sent at once, the rest wait for a slot.
+#[derive(Debug)]
+pub struct PeerPool {
+    size: usize,
+    slots: tokio::sync::Semaphore,
+    sending: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+impl PeerCancels {
+    /// Peer `id`'s pool, made (or remade, when a reload changed its size) with `size` slots;
+    /// cancels in flight keep the pool they started in.
+    pub fn pool(&self, id: u16, size: usize) -> Arc<PeerPool> {
+        let size = size.max(1);
+        let mut pools = lock(&self.pools);
+        let pool = pools
+            .entry(id)
+            .or_insert_with(|| Arc::new(PeerPool::new(size)));
+        if pool.size != size {
+            *pool = Arc::new(PeerPool::new(size));
+        }
+        Arc::clone(pool)
+    }
+
+    /// (peer id, cancels being sent, cancels waiting for a slot), by peer id.
+    pub fn counts(&self) -> Vec<(u16, usize, usize)> {
+        let load = |n: &AtomicUsize| n.load(Ordering::Relaxed);
+        let mut counts: Vec<_> = lock(&self.pools)
+            .iter()
+            .map(|(id, p)| (*id, load(&p.sending), load(&p.waiting)))
+            .collect();
+        counts.sort_unstable();
+        counts
+    }
+}
+
+/// Counts one cancel in a state while it lasts (also when its task is dropped).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Counted(n)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl PeerPool {
+    fn new(size: usize) -> Self {
+        PeerPool {
+            size,
+            slots: tokio::sync::Semaphore::new(size),
+            sending: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends the cancel to peer `id` once a slot is free; `timeout` (`cancel_wait_timeout`)
+    /// bounds the wait for a slot and the sending each.
+    async fn forward(&self, id: u16, target: &CancelTarget, timeout: Duration) {
+        let waiting = Counted::new(&self.waiting);
+        let slot = tokio::time::timeout(timeout, self.slots.acquire()).await;
+        drop(waiting);
+        let Ok(Ok(_slot)) = slot else {
+            tracing::warn!("cancel request for peer {id}: no free slot within cancel_wait_timeout");
+            return;
+        };
+        let _sending = Counted::new(&self.sending);
+        if let Err(e) = forward(target, timeout).await {
+            tracing::warn!(error = %e, "cancel request for peer {id} not forwarded");
+        }
+    }
+}
+
 /// Writes `peer_id` (when above 0) and a full TTL into a fresh random key, as PgBouncer does.
 pub fn mark_peer(raw: &mut [u8; 8], peer_id: u16) {
     if peer_id > 0 {
@@ -155,21 +241,30 @@ pub async fn handle(shared: &Shared, key: ClientKey) {
             Some(target) => target,
             None => return, // unknown key, or its client holds no server: nothing to cancel
         },
-        Route::Peer(id, (pid, secret)) => match config.peers.get(&id) {
-            Some(peer) => Arc::new(CancelTarget {
+        Route::Peer(id, (pid, secret)) => {
+            let Some(peer) = config.peers.get(&id) else {
+                tracing::warn!(
+                    "cancel request for peer {id}: could not find peer to forward request to"
+                );
+                return;
+            };
+            let target = CancelTarget {
                 host: peer.host.clone(),
                 port: peer.port,
                 addr: None,
                 key: (pid, secret.to_vec()),
                 tls: shared.tls(),
-            }),
-            None => {
-                tracing::warn!(
-                    "cancel request for peer {id}: could not find peer to forward request to"
-                );
-                return;
-            }
-        },
+            };
+            let size = peer
+                .pool_size
+                .map_or_else(|| s.int(Key::DefaultPoolSize), i64::from);
+            let pool = shared
+                .peer_cancels
+                .pool(id, usize::try_from(size).unwrap_or(1));
+            return pool
+                .forward(id, &target, s.duration(Key::CancelWaitTimeout))
+                .await;
+        }
         Route::Exhausted(id) => {
             tracing::warn!(
                 "cancel request for peer {id}: failed to forward cancel request because its TTL was exhausted"

@@ -61,6 +61,8 @@ pub struct Shared {
     pub registry: PoolRegistry,
     /// Live clients' cancel keys.
     pub cancels: cancel::CancelMap,
+    /// Cancels being forwarded to peers, each peer's at most its `pool_size` at once.
+    pub peer_cancels: cancel::PeerCancels,
     /// Lifecycle phase.
     pub shutdown: Shutdown,
     /// Per-process key for mock SCRAM exchanges of unknown users.
@@ -112,6 +114,7 @@ impl Shared {
             runtime: RwLock::new(runtime),
             registry: PoolRegistry::new(),
             cancels: cancel::CancelMap::default(),
+            peer_cancels: cancel::PeerCancels::default(),
             shutdown,
             mock_key,
             registry_clients: Arc::new(ClientRegistry::default()),
@@ -328,6 +331,10 @@ impl Shared {
 impl crate::admin::Host for Shared {
     fn config(&self) -> Arc<Config> {
         Shared::config(self)
+    }
+
+    fn peer_cancels(&self) -> Vec<(u16, usize, usize)> {
+        self.peer_cancels.counts()
     }
 
     fn replace_config(&self, config: Config) {

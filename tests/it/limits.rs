@@ -454,3 +454,67 @@ async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
         started.elapsed()
     );
 }
+
+/// A peer's `pool_size` caps the cancels forwarded to it at once, and SHOW PEER_POOLS counts
+/// them: one being sent, one waiting for the slot. The peer here never completes a handshake
+/// (its accept queue is full), so each send lasts `cancel_wait_timeout`, then both are gone.
+#[tokio::test]
+async fn a_peers_pool_size_caps_forwarded_cancels_as_show_peer_pools_shows() {
+    use tokio::io::AsyncWriteExt as _;
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let silent = tokio::net::TcpSocket::new_v4().unwrap();
+    silent.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let silent = silent.listen(0).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // The one connection a backlog of 0 queues; the kernel drops SYNs after it.
+    let _queued = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let settings = format!(
+        "peer_id = 1\ncancel_wait_timeout = 1\n[peers]\n3 = host=127.0.0.1 port={port} pool_size=1"
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let mut senders = Vec::new();
+    for n in 0..2u8 {
+        let mut packet = bytes::BytesMut::new();
+        let pid = i32::from_be_bytes([0x10, 3, 0, n]);
+        bouncectl::protocol::startup::cancel_request(&mut packet, pid, &[1, 2, 3, 0x43]).unwrap();
+        let mut sender = tokio::net::TcpStream::connect(("127.0.0.1", bouncer.port))
+            .await
+            .unwrap();
+        sender.write_all(&packet).await.unwrap();
+        senders.push(sender);
+    }
+    let mut console = bouncer.console(ADMIN_USER).await;
+    let mut peer_pools = async || {
+        let shown = console.query("SHOW PEER_POOLS").await;
+        shown
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|c| c.clone().unwrap_or_default()).collect())
+            .collect::<Vec<Vec<String>>>()
+    };
+    let busy = [["3", "1", "1", "1", "0"].map(String::from).to_vec()];
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        seen = peer_pools().await;
+        if seen == busy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        seen, busy,
+        "peer_id, cl_active, cl_waiting, sv_active, sv_login"
+    );
+    // Each gives up after cancel_wait_timeout (1 s) of waiting and 1 s of sending at most.
+    let idle = [["3", "0", "0", "0", "0"].map(String::from).to_vec()];
+    for _ in 0..100 {
+        seen = peer_pools().await;
+        if seen == idle {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, idle);
+}
