@@ -99,7 +99,10 @@ pub fn table(
         "PEERS" => {
             let mut t = Table::new(PEERS);
             for (id, peer) in &config.peers {
-                let size = peer.pool_size.unwrap_or(0);
+                // Unset: the peer's pool takes default_pool_size, and PgBouncer shows that.
+                let size = peer
+                    .pool_size
+                    .map_or_else(|| config.pgbouncer.int(Key::DefaultPoolSize), i64::from);
                 t.row(vec![v(id), v(&peer.host), v(peer.port), v(size)]);
             }
             t

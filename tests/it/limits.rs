@@ -422,6 +422,16 @@ async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
         .await
         .unwrap();
     assert_eq!(peer_of(console.key.unwrap().0), 2, "so do the console's");
+    let peers = second.console(ADMIN_USER).await.query("SHOW PEERS").await;
+    let port = first.port.to_string();
+    assert_eq!(
+        peers.rows,
+        [
+            [Some("1"), Some("127.0.0.1"), Some(port.as_str()), Some("5")]
+                .map(|c| c.map(String::from))
+        ],
+        "pool_size unset: default_pool_size, as PgBouncer shows it"
+    );
 
     let cancel_via = |port: u16, pid: i32| async move {
         let mut packet = bytes::BytesMut::new();
