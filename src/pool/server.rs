@@ -134,7 +134,7 @@ pub enum ServerStream {
 }
 
 impl ServerStream {
-    /// "TLSv1.3/TLS13_AES_256_GCM_SHA384" on a TLS connection, `None` in plaintext.
+    /// "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519" on a TLS connection, `None` in plaintext.
     pub fn tls_description(&self) -> Option<String> {
         match self {
             ServerStream::Tls(t) => crate::tls::describe(t.as_ref()),

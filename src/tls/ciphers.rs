@@ -115,6 +115,23 @@ const TLS12: &[Tls12] = &[
     },
 ];
 
+/// A suite's name as OpenSSL (and so PgBouncer's `tls=` and SHOW's `tls` column) spells it:
+/// `ECDHE-RSA-AES256-GCM-SHA384` for TLS 1.2, `TLS_AES_256_GCM_SHA384` for TLS 1.3.
+pub(super) fn openssl_suite_name(suite: CipherSuite) -> String {
+    match TLS12.iter().find(|t| t.suite == suite) {
+        Some(t) => t.openssl.to_owned(),
+        None => format!("{suite:?}").replacen("TLS13_", "TLS_", 1),
+    }
+}
+
+/// A key exchange group's OpenSSL short name (`X25519`, `prime256v1`, `secp384r1`).
+pub(super) fn openssl_group_name(group: rustls::NamedGroup) -> String {
+    match group {
+        rustls::NamedGroup::secp256r1 => "prime256v1".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// PgBouncer's shortcuts, as libusual expands them.
 fn expand(list: &str) -> &str {
     match list.to_ascii_lowercase().as_str() {
@@ -372,6 +389,23 @@ mod tests {
             [CipherSuite::TLS13_CHACHA20_POLY1305_SHA256]
         );
         assert!(tls13_suites(&all, "TLS_AES_128_CCM_SHA256").is_err());
+    }
+
+    #[test]
+    fn names_are_spelled_as_openssl_spells_them() {
+        assert_eq!(
+            openssl_suite_name(CipherSuite::TLS13_AES_256_GCM_SHA384),
+            "TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            openssl_suite_name(CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+            "ECDHE-RSA-CHACHA20-POLY1305"
+        );
+        assert_eq!(
+            openssl_group_name(rustls::NamedGroup::secp256r1),
+            "prime256v1"
+        );
+        assert_eq!(openssl_group_name(rustls::NamedGroup::X25519), "X25519");
     }
 
     #[test]

@@ -339,8 +339,9 @@ pub trait TlsInfo {
     fn tls_state(&self) -> Option<&CommonState>;
 }
 
-/// "TLSv1.3/TLS13_AES_256_GCM_SHA384": protocol version and cipher suite, for logs and the `tls`
-/// column of SHOW CLIENTS/SERVERS; `None` for a plaintext stream.
+/// "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519": protocol version, cipher suite and key exchange
+/// in PgBouncer's format (OpenSSL's names), for logs and the `tls` column of SHOW
+/// CLIENTS/SERVERS; `None` for a plaintext stream.
 pub fn describe(stream: &impl TlsInfo) -> Option<String> {
     let state = stream.tls_state()?;
     let version = match state.protocol_version()? {
@@ -348,8 +349,14 @@ pub fn describe(stream: &impl TlsInfo) -> Option<String> {
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
         other => format!("{other:?}"),
     };
-    let suite = state.negotiated_cipher_suite()?.suite();
-    Some(format!("{version}/{suite:?}"))
+    let suite = ciphers::openssl_suite_name(state.negotiated_cipher_suite()?.suite());
+    Some(match state.negotiated_key_exchange_group() {
+        Some(group) => {
+            let group = ciphers::openssl_group_name(group.name());
+            format!("{version}/{suite}/ECDH={group}")
+        }
+        None => format!("{version}/{suite}"),
+    })
 }
 
 /// The common name (CN) of the peer's certificate: the client's, for `auth_type = cert`. `None`

@@ -162,7 +162,10 @@ async fn sighup_rotates_the_client_certificate_and_keeps_connected_clients() {
     let old = connect_tls(&serve, &certs.ca).await.unwrap();
     old.simple_query("SELECT 1").await.unwrap();
     assert!(
-        serve.wait_for_log(&format!("user={SSL_USER} tls=TLSv1.3/TLS13_")),
+        // PgBouncer's format: OpenSSL's names for the suite and the curve.
+        serve.wait_for_log(&format!(
+            "user={SSL_USER} tls=TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519"
+        )),
         "{}",
         serve.log()
     );
