@@ -45,6 +45,29 @@ fn check_config_accepts_the_seed_config() {
 }
 
 #[test]
+fn check_config_names_keys_without_effect_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("old.ini"),
+        "[databases]\napp = host=db user=app\n[pgbouncer]\nauth_type = any\npkt_buf = 8192\n\
+         tcp_defer_accept = 1\nsuspend_timeout = 20\n",
+    )
+    .unwrap();
+    let out = serve(dir.path(), &["old.ini", "--check-config"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // tcp_defer_accept = 1 is PgBouncer's default: no news.
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        [
+            "old.ini:5: pkt_buf = 8192 has no effect in bouncectl",
+            "old.ini:7: suspend_timeout = 20 has no effect in bouncectl",
+            "old.ini: configuration is valid",
+        ]
+    );
+}
+
+#[test]
 fn check_config_reports_every_problem_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -78,6 +78,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.check_config {
         if !args.quiet {
+            // Not problems (the exit stays 0): what a PgBouncer file asks that bouncectl ignores.
+            for warning in config.inert_warnings() {
+                eprintln!("{warning}");
+            }
             eprintln!("{}: configuration is valid", config.source);
         }
         return Ok(ExitCode::SUCCESS);

@@ -338,12 +338,29 @@ impl Config {
     /// The inert keys ([`keys::INERT`]) set to something other than PgBouncer's default, as
     /// `key = value`.
     pub fn inert_settings(&self) -> Vec<String> {
+        self.inert().map(|(setting, _)| setting).collect()
+    }
+
+    /// As [`Config::inert_settings`], each as a `file:line: … has no effect` warning for
+    /// `serve --check-config`.
+    pub fn inert_warnings(&self) -> Vec<String> {
+        self.inert()
+            .map(|(setting, at)| match at {
+                Some(at) => format!("{at}: {setting} has no effect in bouncectl"),
+                None => format!("{setting} has no effect in bouncectl"),
+            })
+            .collect()
+    }
+
+    fn inert(&self) -> impl Iterator<Item = (String, Option<&Location>)> {
         keys::INERT
             .iter()
-            .map(|key| (key.spec(), self.pgbouncer.render(*key)))
-            .filter(|(spec, value)| value != spec.default)
-            .map(|(spec, value)| format!("{} = {value}", spec.name))
-            .collect()
+            .map(|key| (*key, self.pgbouncer.render(*key)))
+            .filter(|(key, value)| value != key.spec().default)
+            .map(|(key, value)| {
+                let setting = format!("{} = {value}", key.name());
+                (setting, self.pgbouncer.set_at(key))
+            })
     }
 
     /// What changed from `old` to `new`, and which changes need a restart.
