@@ -321,8 +321,6 @@ fn forget_unused(shared: &Shared) {
     }
 }
 
-/// Writes our pid to a temporary name and renames it into place, so whoever reads the pidfile
-/// (a service manager, a monitoring script) sees the whole pid or no file, never an empty one.
 /// `user`: once the sockets, the logfile and the pidfile are open, runs on as that OS user.
 /// As PgBouncer, only root can switch, and already being that user is no error. A reload then
 /// reads its files as that user.
@@ -350,6 +348,8 @@ fn change_user(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes our pid to a temporary name and renames it into place, so whoever reads the pidfile
+/// (a service manager, a monitoring script) sees the whole pid or no file, never an empty one.
 fn write_pidfile(path: &Path) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
