@@ -99,10 +99,7 @@ pub fn table(
         "PEERS" => {
             let mut t = Table::new(PEERS);
             for (id, peer) in &config.peers {
-                // Unset: the peer's pool takes default_pool_size, and PgBouncer shows that.
-                let size = peer
-                    .pool_size
-                    .map_or_else(|| config.pgbouncer.int(Key::DefaultPoolSize), i64::from);
+                let size = config.peer_pool_size(peer);
                 t.row(vec![v(id), v(&peer.host), v(peer.port), v(size)]);
             }
             t

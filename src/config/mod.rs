@@ -291,6 +291,12 @@ impl Config {
             .unwrap_or_else(|| u32::try_from(self.pgbouncer.int(Key::DefaultPoolSize)).unwrap_or(0))
     }
 
+    /// How many cancels may go to `peer` at once: its `pool_size`, else `default_pool_size`.
+    pub fn peer_pool_size(&self, peer: &Peer) -> u32 {
+        peer.pool_size
+            .unwrap_or_else(|| u32::try_from(self.pgbouncer.int(Key::DefaultPoolSize)).unwrap_or(0))
+    }
+
     /// Where an entry of `section` named `name` was written, for messages.
     pub fn origin(&self, section: Section, name: &str) -> Option<&Location> {
         self.origins.get(&(section, name.to_owned()))

@@ -270,6 +270,11 @@ impl Settings {
         u16::try_from(self.int(Key::ListenPort)).unwrap_or(6432)
     }
 
+    /// `peer_id` (0: peering off).
+    pub fn peer_id(&self) -> u16 {
+        u16::try_from(self.int(Key::PeerId)).unwrap_or(0)
+    }
+
     /// `listen_addr` items (`*` = every address); empty = Unix socket only.
     pub fn listen_addrs(&self) -> Vec<&str> {
         self.list(Key::ListenAddr)

@@ -234,13 +234,17 @@ pub fn route(key: ClientKey, own: u16) -> Route {
 /// peer its key names. Nothing is answered to the sender, as in PostgreSQL.
 pub async fn handle(shared: &Shared, key: ClientKey) {
     let config = shared.config();
-    let s = &config.pgbouncer;
-    let own = u16::try_from(s.int(Key::PeerId)).unwrap_or(0);
-    let target = match route(key, own) {
-        Route::Local(key) => match shared.cancels.target(&key) {
-            Some(target) => target,
-            None => return, // unknown key, or its client holds no server: nothing to cancel
-        },
+    let timeout = config.pgbouncer.duration(Key::CancelWaitTimeout);
+    match route(key, config.pgbouncer.peer_id()) {
+        Route::Local(key) => {
+            // Unknown key, or its client holds no server: nothing to cancel.
+            let Some(target) = shared.cancels.target(&key) else {
+                return;
+            };
+            if let Err(e) = forward(&target, timeout).await {
+                tracing::warn!(error = %e, "cancel request not forwarded");
+            }
+        }
         Route::Peer(id, (pid, secret)) => {
             let Some(peer) = config.peers.get(&id) else {
                 tracing::warn!(
@@ -255,25 +259,13 @@ pub async fn handle(shared: &Shared, key: ClientKey) {
                 key: (pid, secret.to_vec()),
                 tls: shared.tls(),
             };
-            let size = peer
-                .pool_size
-                .map_or_else(|| s.int(Key::DefaultPoolSize), i64::from);
-            let pool = shared
-                .peer_cancels
-                .pool(id, usize::try_from(size).unwrap_or(1));
-            return pool
-                .forward(id, &target, s.duration(Key::CancelWaitTimeout))
-                .await;
+            let size = usize::try_from(config.peer_pool_size(peer)).unwrap_or(1);
+            let pool = shared.peer_cancels.pool(id, size);
+            pool.forward(id, &target, timeout).await;
         }
-        Route::Exhausted(id) => {
-            tracing::warn!(
-                "cancel request for peer {id}: failed to forward cancel request because its TTL was exhausted"
-            );
-            return;
-        }
-    };
-    if let Err(e) = forward(&target, s.duration(Key::CancelWaitTimeout)).await {
-        tracing::warn!(error = %e, "cancel request not forwarded");
+        Route::Exhausted(id) => tracing::warn!(
+            "cancel request for peer {id}: failed to forward cancel request because its TTL was exhausted"
+        ),
     }
 }
 

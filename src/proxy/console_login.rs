@@ -11,7 +11,7 @@ use super::Shared;
 use super::client_auth;
 use super::handshake::{Peer, prove_with_server};
 use crate::admin::{self, Access};
-use crate::config::{AuthType, Key};
+use crate::config::AuthType;
 use crate::conn::Conn;
 use crate::error::ClientError;
 use crate::protocol::backend::{self, TxStatus, authentication as authmsg};
@@ -88,7 +88,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
     // With peering, a cancel for a console client then stops at this pooler instead of being
     // forwarded to whichever peer its random bytes would name.
-    let peer_id = u16::try_from(config.pgbouncer.int(Key::PeerId)).unwrap_or(0);
+    let peer_id = config.pgbouncer.peer_id();
     super::cancel::mark_peer(&mut key, peer_id);
     let [a, b, c, d, e, f, g, h] = key;
     backend::backend_key_data(out, i32::from_be_bytes([a & 0x7f, b, c, d]), &[e, f, g, h])

@@ -236,7 +236,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         }
     };
     params.fill_from(&welcome);
-    let peer_id = u16::try_from(config.pgbouncer.int(Key::PeerId)).unwrap_or(0);
+    let peer_id = config.pgbouncer.peer_id();
     let (key, cancel) = shared
         .cancels
         .register(peer_id)
