@@ -59,12 +59,10 @@ impl Listeners {
             };
             for host in hosts {
                 let target = format!("{}:{port}", bracket(&host));
-                let listener = listen_tcp(&target, s, &TcpTuning::from_settings(s))
-                    .await
-                    .map_err(|source| ListenError {
-                        addr: target.clone(),
-                        source,
-                    })?;
+                let listener = listen_tcp(&target, s).await.map_err(|source| ListenError {
+                    addr: target.clone(),
+                    source,
+                })?;
                 tcp.push(listener);
             }
         }
@@ -139,9 +137,10 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    // Read per client: a reload changes the options for the next one.
-                    let tuning = TcpTuning::from_settings(&shared.config().pgbouncer);
-                    if let Err(e) = tuning.apply(&stream) {
+                    // Read per client (a reload changes the options for the next one), and
+                    // handed to the client's task, which needs it too.
+                    let config = shared.config();
+                    if let Err(e) = TcpTuning::from_settings(&config.pgbouncer).apply(&stream) {
                         // As PgBouncer: a socket that cannot be tuned is closed.
                         tracing::warn!(addr = %peer, "{e}");
                         continue;
@@ -162,7 +161,8 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                     };
                     // Boxed: the task then moves a pointer, not the future, each time tokio
                     // hands it on while spawning.
-                    tokio::spawn(Box::pin(client_tcp(stream, Arc::clone(&shared), origin)));
+                    let task = client_tcp(stream, Arc::clone(&shared), config, origin);
+                    tokio::spawn(Box::pin(task));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -196,7 +196,8 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                         uid: cred.map(|c| c.uid()),
                     };
                     let stream = ClientStream::Plain(stream);
-                    tokio::spawn(Box::pin(client(stream, Arc::clone(&shared), origin, true)));
+                    let task = client(stream, Arc::clone(&shared), shared.config(), origin, true);
+                    tokio::spawn(Box::pin(task));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -277,12 +278,9 @@ fn chgrp(path: &std::path::Path, group: &str) -> std::io::Result<()> {
 /// Listens on the first address `target` resolves to that binds, with `listen_backlog`,
 /// `tcp_socket_buffer` and, when `so_reuseport`, SO_REUSEPORT (several poolers on one port, for
 /// a restart without a gap).
-async fn listen_tcp(
-    target: &str,
-    s: &crate::config::Settings,
-    tuning: &TcpTuning,
-) -> std::io::Result<TcpListener> {
+async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Result<TcpListener> {
     let backlog = s.int(Key::ListenBacklog);
+    let tuning = TcpTuning::from_settings(s);
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
     for addr in tokio::net::lookup_host(target).await? {
         let socket = match addr {
@@ -320,11 +318,22 @@ fn login_deadline(config: &Config) -> Option<Instant> {
 /// Not an async fn: one would keep its arguments beside the moved copies in every client's
 /// task. Without client TLS there is no peek (a syscall per login): a ClientHello then fails
 /// as a startup packet would.
-fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) -> impl Future<Output = ()> {
+fn client_tcp(
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    origin: Origin,
+) -> impl Future<Output = ()> {
     match shared.tls().client.clone() {
-        None => Either::Left(client(ClientStream::Plain(stream), shared, origin, false)),
-        Some(config) => Either::Right(Box::pin(direct_tls_or_client(
-            stream, shared, origin, config,
+        None => Either::Left(client(
+            ClientStream::Plain(stream),
+            shared,
+            config,
+            origin,
+            false,
+        )),
+        Some(server_tls) => Either::Right(Box::pin(direct_tls_or_client(
+            stream, shared, config, origin, server_tls,
         ))),
     }
 }
@@ -333,11 +342,12 @@ fn client_tcp(stream: TcpStream, shared: Arc<Shared>, origin: Origin) -> impl Fu
 async fn direct_tls_or_client(
     stream: TcpStream,
     shared: Arc<Shared>,
+    config: Arc<Config>,
     origin: Origin,
-    config: Arc<rustls::ServerConfig>,
+    server_tls: Arc<rustls::ServerConfig>,
 ) {
     let peer = origin.peer();
-    let deadline = login_deadline(&shared.config());
+    let deadline = login_deadline(&config);
     let mut first = [0u8; 1];
     let Some(Ok(1)) = before(deadline, stream.peek(&mut first)).await else {
         return; // closed, failed or silent until the login timeout: nothing to answer
@@ -345,7 +355,11 @@ async fn direct_tls_or_client(
     let [first] = first;
     let stream = if tls::peek_direct_tls(first) {
         // Boxed: TLS handshakes are large futures, and most clients never run one.
-        let accepted = before(deadline, Box::pin(tls::accept_client_tls(stream, &config))).await;
+        let accepted = before(
+            deadline,
+            Box::pin(tls::accept_client_tls(stream, &server_tls)),
+        )
+        .await;
         match accepted {
             // PostgreSQL 17 requires the `postgresql` ALPN on direct TLS, so does this pooler.
             Some(Ok(tls)) if tls::negotiated_postgresql_alpn(&tls) => ClientStream::from(tls),
@@ -362,7 +376,7 @@ async fn direct_tls_or_client(
     } else {
         ClientStream::Plain(stream)
     };
-    client(stream, shared, origin, false).await;
+    client(stream, shared, config, origin, false).await;
 }
 
 fn tls_failed(shared: &Shared, peer: &Peer, e: &dyn std::fmt::Display) {
@@ -405,11 +419,11 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
 fn client<S: AsyncRead + AsyncWrite + Unpin>(
     stream: ClientStream<S>,
     shared: Arc<Shared>,
+    config: Arc<Config>,
     origin: Origin,
     unix: bool,
 ) -> impl Future<Output = ()> {
     async move {
-        let config = shared.config();
         let s = &config.pgbouncer;
         let max_clients = usize::try_from(s.int(Key::MaxClientConn)).unwrap_or(usize::MAX);
         let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
