@@ -36,34 +36,29 @@ pub(super) fn provider(s: &Settings, side: Side) -> Result<Arc<CryptoProvider>, 
     let all = std::mem::take(&mut provider.cipher_suites);
     let (tls13, tls12): (Vec<_>, Vec<_>) = all.into_iter().partition(|s| s.tls13().is_some());
     let list = s.text(tls12_key).unwrap_or("default");
-    let mut suites = tls12_suites(&tls12, list).map_err(|problem| TlsError::Ciphers {
-        key: tls12_key.name(),
-        value: list.to_owned(),
-        problem,
-    })?;
+    let mut suites = tls12_suites(&tls12, list).map_err(refused(tls12_key, list))?;
     let tls13 = match s.text(tls13_key) {
         None => tls13,
-        Some(list) => tls13_suites(&tls13, list).map_err(|problem| TlsError::Ciphers {
-            key: tls13_key.name(),
-            value: list.to_owned(),
-            problem,
-        })?,
+        Some(list) => tls13_suites(&tls13, list).map_err(refused(tls13_key, list))?,
     };
     // TLS 1.3 first, as rustls orders them.
     suites.splice(0..0, tls13);
     provider.cipher_suites = suites;
     if let Side::Clients = side {
         let curves = s.text(Key::ClientTlsEcdhcurve).unwrap_or("auto");
-        provider.kx_groups =
-            kx_groups(std::mem::take(&mut provider.kx_groups), curves).map_err(|problem| {
-                TlsError::Ciphers {
-                    key: Key::ClientTlsEcdhcurve.name(),
-                    value: curves.to_owned(),
-                    problem,
-                }
-            })?;
+        provider.kx_groups = kx_groups(std::mem::take(&mut provider.kx_groups), curves)
+            .map_err(refused(Key::ClientTlsEcdhcurve, curves))?;
     }
     Ok(Arc::new(provider))
+}
+
+/// The error for `key = value` leaving nothing rustls has, saying why.
+fn refused(key: Key, value: &str) -> impl FnOnce(String) -> TlsError + '_ {
+    move |problem| TlsError::Ciphers {
+        key: key.name(),
+        value: value.to_owned(),
+        problem,
+    }
 }
 
 /// What OpenSSL knows about one of rustls' TLS 1.2 suites.
@@ -116,7 +111,8 @@ const TLS12: &[Tls12] = &[
 ];
 
 /// A suite's name as OpenSSL (and so PgBouncer's `tls=` and SHOW's `tls` column) spells it:
-/// `ECDHE-RSA-AES256-GCM-SHA384` for TLS 1.2, `TLS_AES_256_GCM_SHA384` for TLS 1.3.
+/// `ECDHE-RSA-AES256-GCM-SHA384` for TLS 1.2, `TLS_AES_256_GCM_SHA384` for TLS 1.3 (rustls
+/// says `TLS13_AES_256_GCM_SHA384`).
 pub(super) fn openssl_suite_name(suite: CipherSuite) -> String {
     match TLS12.iter().find(|t| t.suite == suite) {
         Some(t) => t.openssl.to_owned(),
@@ -234,10 +230,9 @@ fn tls13_suites(
 ) -> Result<Vec<SupportedCipherSuite>, String> {
     let mut suites = Vec::new();
     for name in list.split([':', ',', ' ']).filter(|n| !n.is_empty()) {
-        // rustls names them TLS13_AES_128_GCM_SHA256, OpenSSL and IANA TLS_AES_128_GCM_SHA256.
         let found = available
             .iter()
-            .find(|s| format!("{:?}", s.suite()).replacen("TLS13_", "TLS_", 1) == name);
+            .find(|s| openssl_suite_name(s.suite()) == name);
         if let Some(suite) = found.filter(|s| !suites.contains(*s)) {
             suites.push(*suite);
         }
