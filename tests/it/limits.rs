@@ -396,7 +396,6 @@ async fn a_server_that_never_answers_does_not_hold_up_min_pool_size_elsewhere() 
 #[tokio::test]
 async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
     use crate::support::wire::{Wire, query_bytes};
-    use tokio::io::AsyncWriteExt as _;
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
@@ -434,10 +433,7 @@ async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
     );
 
     let cancel_via = |port: u16, pid: i32| async move {
-        let mut packet = bytes::BytesMut::new();
-        bouncectl::protocol::startup::cancel_request(&mut packet, pid, &secret).unwrap();
-        let mut wire = Wire::connect(port).await;
-        wire.stream.write_all(&packet).await.unwrap();
+        let mut wire = send_cancel(port, pid, secret).await;
         // The pooler closes the socket once it has passed the request on.
         assert!(wire.recv().await.is_none());
     };
@@ -470,7 +466,6 @@ async fn a_cancel_sent_to_the_wrong_peer_is_forwarded_to_the_right_one() {
 /// (its accept queue is full), so each send lasts `cancel_wait_timeout`, then both are gone.
 #[tokio::test]
 async fn a_peers_pool_size_caps_forwarded_cancels_as_show_peer_pools_shows() {
-    use tokio::io::AsyncWriteExt as _;
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
@@ -486,45 +481,51 @@ async fn a_peers_pool_size_caps_forwarded_cancels_as_show_peer_pools_shows() {
     let bouncer = TestBouncer::start(&pg, &settings).await;
     let mut senders = Vec::new();
     for n in 0..2u8 {
-        let mut packet = bytes::BytesMut::new();
         let pid = i32::from_be_bytes([0x10, 3, 0, n]);
-        bouncectl::protocol::startup::cancel_request(&mut packet, pid, &[1, 2, 3, 0x43]).unwrap();
-        let mut sender = tokio::net::TcpStream::connect(("127.0.0.1", bouncer.port))
-            .await
-            .unwrap();
-        sender.write_all(&packet).await.unwrap();
-        senders.push(sender);
+        senders.push(send_cancel(bouncer.port, pid, [1, 2, 3, 0x43]).await);
     }
     let mut console = bouncer.console(ADMIN_USER).await;
-    let mut peer_pools = async || {
-        let shown = console.query("SHOW PEER_POOLS").await;
-        shown
-            .rows
-            .iter()
-            .map(|row| row.iter().map(|c| c.clone().unwrap_or_default()).collect())
-            .collect::<Vec<Vec<String>>>()
-    };
-    let busy = [["3", "1", "1", "1", "0"].map(String::from).to_vec()];
-    let mut seen = Vec::new();
-    for _ in 0..40 {
-        seen = peer_pools().await;
-        if seen == busy {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let busy = ["3", "1", "1", "1", "0"];
     assert_eq!(
-        seen, busy,
+        peer_pools_until(&mut console, busy, Duration::from_secs(1)).await,
+        [busy],
         "peer_id, cl_active, cl_waiting, sv_active, sv_login"
     );
     // Each gives up after cancel_wait_timeout (1 s) of waiting and 1 s of sending at most.
-    let idle = [["3", "0", "0", "0", "0"].map(String::from).to_vec()];
-    for _ in 0..100 {
-        seen = peer_pools().await;
-        if seen == idle {
-            break;
+    let idle = ["3", "0", "0", "0", "0"];
+    assert_eq!(
+        peer_pools_until(&mut console, idle, Duration::from_secs(5)).await,
+        [idle]
+    );
+}
+
+/// A CancelRequest for (`pid`, `secret`) written to 127.0.0.1:`port`; the socket stays open.
+async fn send_cancel(port: u16, pid: i32, secret: [u8; 4]) -> crate::support::wire::Wire {
+    use tokio::io::AsyncWriteExt as _;
+    let mut packet = bytes::BytesMut::new();
+    bouncectl::protocol::startup::cancel_request(&mut packet, pid, &secret).unwrap();
+    let mut wire = crate::support::wire::Wire::connect(port).await;
+    wire.stream.write_all(&packet).await.unwrap();
+    wire
+}
+
+/// SHOW PEER_POOLS's rows, polled until they are the one row `expected` or `timeout` passes.
+async fn peer_pools_until(
+    console: &mut crate::support::client::RawClient,
+    expected: [&str; 5],
+    timeout: Duration,
+) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let shown = console.query("SHOW PEER_POOLS").await;
+        let rows: Vec<Vec<String>> = shown
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|c| c.clone().unwrap_or_default()).collect())
+            .collect();
+        if rows == [expected] || Instant::now() >= deadline {
+            return rows;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(seen, idle);
 }
