@@ -3,7 +3,7 @@
 //! summed over the shards, for the admin console and metrics.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use crate::latency::Shards;
 
@@ -242,6 +242,24 @@ impl PoolStats {
             bind_count: sum(|c| &c.bind_count),
             client_login_count: sum(|c| &c.client_login_count),
         }
+    }
+}
+
+/// One unit of a gauge (things now in some state: lookups in flight, cancels waiting), added
+/// when made and taken back when dropped, also when the task holding it is cancelled.
+pub struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    /// Adds one to `gauge` until the returned value is dropped.
+    pub fn new(gauge: &'a AtomicUsize) -> Self {
+        gauge.fetch_add(1, Relaxed);
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

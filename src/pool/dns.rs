@@ -79,7 +79,7 @@ impl DnsCache {
         let looked_up = {
             // A guard, not a pair of calls: a server connect that times out drops this future
             // mid-lookup, and the count must still come down.
-            let _counted = InFlight::new(&self.in_flight);
+            let _counted = crate::stats::Counted::new(&self.in_flight);
             tokio::net::lookup_host((host, 0)).await
         };
         let answer = match looked_up {
@@ -163,22 +163,6 @@ impl DnsCache {
         self.names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// One lookup counted in [`DnsCache::queries`] while it lives.
-struct InFlight<'a>(&'a AtomicUsize);
-
-impl<'a> InFlight<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        InFlight(count)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -21,6 +21,7 @@ use crate::config::Key;
 use crate::pool::Pool;
 use crate::protocol::startup;
 use crate::registry::ClientInfo;
+use crate::stats::Counted;
 
 /// The pooler-issued key of one client: process id and a 4-byte secret, as PostgreSQL's.
 pub type ClientKey = (i32, [u8; 4]);
@@ -145,22 +146,6 @@ impl PeerCancels {
             .collect();
         counts.sort_unstable();
         counts
-    }
-}
-
-/// Counts one cancel in a state while it lasts (also when its task is dropped).
-struct Counted<'a>(&'a AtomicUsize);
-
-impl<'a> Counted<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
-        n.fetch_add(1, Ordering::Relaxed);
-        Counted(n)
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
