@@ -3,11 +3,8 @@
 //! what PostgreSQL reports the pooler negotiated with it (`pg_stat_ssl.cipher`).
 
 use std::path::Path;
-use std::sync::Arc;
 
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::{CipherSuite, ClientConfig};
+use rustls::CipherSuite;
 
 use crate::support::bouncer::{ADMIN_USER, TestBouncer};
 use crate::support::client::RawClient;
@@ -39,15 +36,7 @@ async fn connect_offering(
             .cipher_suites
             .retain(|s| suites.contains(&s.suite()));
     }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = ClientConfig::builder_with_provider(Arc::new(provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = support::rustls_trusting(ca, provider);
     let url = format!(
         "host=localhost port={} user={SSL_USER} password={PASSWORD} dbname=postgres sslmode=require",
         bouncer.port

@@ -4,12 +4,9 @@
 //! certificate rotated by a reload while a client stays connected.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use bouncectl::cli::serve::reload;
 use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 
 use crate::support::bouncer::TestBouncer;
 use crate::support::certs::CLIENT_CN;
@@ -37,16 +34,7 @@ fn server_tls(mode: &str, ca: &Path) -> String {
 
 /// A rustls client config trusting `ca` (host names are checked: verify-full).
 fn rustls_client(ca: &Path) -> ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    support::rustls_trusting(ca, rustls::crypto::ring::default_provider())
 }
 
 /// tokio-postgres over rustls through the pooler; `extra` adds e.g. `sslnegotiation=direct`.

@@ -4,12 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject as _;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::support::postgres::{PASSWORD, SSL_USER, free_port};
@@ -94,17 +90,8 @@ impl Drop for Serve {
 }
 
 fn rustls_client(ca: &Path) -> MakeRustlsConnect {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    MakeRustlsConnect::new(config)
+    let provider = rustls::crypto::ring::default_provider();
+    MakeRustlsConnect::new(crate::support::rustls_trusting(ca, provider))
 }
 
 async fn connect_tls(serve: &Serve, ca: &Path) -> Result<tokio_postgres::Client, String> {

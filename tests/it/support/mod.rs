@@ -73,6 +73,24 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres
     Ok(client)
 }
 
+/// A rustls client config over `provider` trusting the CA certificates in `ca` (host names are
+/// checked: verify-full).
+pub fn rustls_trusting(
+    ca: &std::path::Path,
+    provider: rustls::crypto::CryptoProvider,
+) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// Connects tokio-postgres over rustls with `config` and drives the connection in the
 /// background.
 pub async fn connect_rustls(
