@@ -1,5 +1,6 @@
 //! TCP socket options from `[pgbouncer]`: keepalive (`tcp_keepalive`, `tcp_keepidle`,
-//! `tcp_keepintvl`, `tcp_keepcnt`), `tcp_user_timeout`, `tcp_socket_buffer`, and TCP_NODELAY.
+//! `tcp_keepintvl`, `tcp_keepcnt`), `tcp_user_timeout`, `tcp_socket_buffer`, and TCP_NODELAY;
+//! on listening sockets, `tcp_defer_accept`.
 //!
 //! PgBouncer applies the same set (its `tune_socket`) to every TCP socket it accepts or
 //! connects; a socket it cannot tune is closed. Unix sockets take none of them.
@@ -7,6 +8,29 @@
 use std::os::fd::AsFd;
 
 use nix::sys::socket::{setsockopt, sockopt};
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+
+// TCP_DEFER_ACCEPT, which nix does not declare: its own macro declares it, the way nix declares
+// TCP_KEEPIDLE and the rest (an integer option at IPPROTO_TCP). The setsockopt call, and its
+// unsafe block, are nix's; std's `set_deferaccept` is still unstable.
+sockopt_impl!(
+    /// TCP_DEFER_ACCEPT: seconds the kernel holds a connection until its first bytes arrive.
+    TcpDeferAccept,
+    Both,
+    libc::IPPROTO_TCP,
+    libc::TCP_DEFER_ACCEPT,
+    u32
+);
+
+/// Sets TCP_DEFER_ACCEPT on a listening socket, as PgBouncer's `tune_accept`: 1 second when
+/// `on` (the kernel keeps the connection out of `accept` until the client has sent its first
+/// packet, for up to one SYN-ACK retransmission), none when off.
+///
+/// Why: a client's startup or SSLRequest packet is then there to read when the connection is
+/// accepted, so its task reads it at once instead of parking and being woken for it.
+pub fn defer_accept(listener: &impl AsFd, on: bool) -> std::io::Result<()> {
+    set(listener, TcpDeferAccept, &u32::from(on), "TCP_DEFER_ACCEPT")
+}
 
 use crate::config::{Key, Settings};
 
@@ -170,6 +194,27 @@ mod tests {
         // Linux doubles the size asked for (bookkeeping overhead), and reports the double.
         assert_eq!(getsockopt(&socket, sockopt::SndBuf).unwrap(), 2 * 65536);
         assert_eq!(getsockopt(&socket, sockopt::RcvBuf).unwrap(), 2 * 65536);
+    }
+
+    #[test]
+    fn defer_accept_holds_a_connection_back_until_its_first_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        defer_accept(&listener, true).unwrap();
+        // The kernel rounds the 1 second up to whole SYN-ACK retransmission periods.
+        assert!(getsockopt(&listener, TcpDeferAccept).unwrap() > 0);
+        listener.set_nonblocking(true).unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let held = listener.accept().map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(held, Err(std::io::ErrorKind::WouldBlock));
+        std::io::Write::write_all(&mut client, b"x").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while listener.accept().is_err() {
+            assert!(std::time::Instant::now() < deadline, "never accepted");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        defer_accept(&listener, false).unwrap();
+        assert_eq!(getsockopt(&listener, TcpDeferAccept).unwrap(), 0);
     }
 
     #[test]

@@ -50,13 +50,13 @@ fn check_config_names_keys_without_effect_and_still_exits_0() {
     std::fs::write(
         dir.path().join("old.ini"),
         "[databases]\napp = host=db user=app\n[pgbouncer]\nauth_type = any\npkt_buf = 8192\n\
-         tcp_defer_accept = 1\nsuspend_timeout = 20\n",
+         sbuf_loopcnt = 5\nsuspend_timeout = 20\n",
     )
     .unwrap();
     let out = serve(dir.path(), &["old.ini", "--check-config"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    // tcp_defer_accept = 1 is PgBouncer's default: no news.
+    // sbuf_loopcnt = 5 is PgBouncer's default: no news.
     assert_eq!(
         stderr.lines().collect::<Vec<_>>(),
         [

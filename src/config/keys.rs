@@ -66,7 +66,6 @@ pub const INERT: &[Key] = &[
     Key::SbufLoopcnt,
     Key::ServiceName,
     Key::SuspendTimeout,
-    Key::TcpDeferAccept,
 ];
 
 /// Names accepted by `pool_mode`.

@@ -759,7 +759,7 @@ fn inert_keys_are_reported_only_away_from_their_defaults() {
         Vec::<String>::new()
     );
     // PgBouncer's defaults written out are no news.
-    let defaults = "pkt_buf = 4096\nsuspend_timeout = 10\ntcp_defer_accept = 1\n\
+    let defaults = "pkt_buf = 4096\nsuspend_timeout = 10\n\
                     client_tls_dheparams = auto\nsbuf_loopcnt = 5\n";
     let config = parse(&format!("{OK_BASE}{defaults}")).unwrap();
     assert_eq!(config.inert_settings(), Vec::<String>::new());

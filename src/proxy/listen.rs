@@ -133,6 +133,7 @@ fn bracket(host: &str) -> String {
 
 async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
     let mut phase = shared.shutdown.subscribe();
+    let mut deferred = defers_accept(&shared.config().pgbouncer);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -140,6 +141,15 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                     // Read per client (a reload changes the options for the next one), and
                     // handed to the client's task, which needs it too.
                     let config = shared.config();
+                    // A reload that turned tcp_defer_accept on or off: applied here, so from
+                    // the connection after this one (every PostgreSQL client speaks first).
+                    let defer = defers_accept(&config.pgbouncer);
+                    if defer != deferred {
+                        deferred = defer;
+                        if let Err(e) = crate::net::defer_accept(&listener, defer) {
+                            tracing::warn!("{e}");
+                        }
+                    }
                     if let Err(e) = TcpTuning::from_settings(&config.pgbouncer).apply(&stream) {
                         // As PgBouncer: a socket that cannot be tuned is closed.
                         tracing::warn!(addr = %peer, "{e}");
@@ -300,11 +310,22 @@ async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Resul
         // Accepted sockets inherit the buffers, and the window scale they offer comes from them.
         tuning.apply_buffers(&socket)?;
         match socket.bind(addr) {
-            Ok(()) => return socket.listen(u32::try_from(backlog).unwrap_or(128)),
+            Ok(()) => {
+                let listener = socket.listen(u32::try_from(backlog).unwrap_or(128))?;
+                if defers_accept(s) {
+                    crate::net::defer_accept(&listener, true)?;
+                }
+                return Ok(listener);
+            }
             Err(e) => last = e,
         }
     }
     Err(last)
+}
+
+/// `tcp_defer_accept`: PgBouncer's default (1) turns it on.
+fn defers_accept(s: &crate::config::Settings) -> bool {
+    s.int(Key::TcpDeferAccept) > 0
 }
 
 /// The login deadline (`client_login_timeout`; none when zero).

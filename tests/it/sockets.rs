@@ -1,7 +1,8 @@
 //! Socket settings as the kernel holds them: `tcp_keepalive` and its timings on the sockets the
-//! pooler accepts and opens (read from /proc, as `ss -o` does), and `unix_socket_group` on the
-//! socket file.
+//! pooler accepts and opens (read from /proc, as `ss -o` does), `tcp_defer_accept` on its
+//! listening socket, and `unix_socket_group` on the socket file.
 
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
 use std::time::Duration;
 
@@ -103,6 +104,56 @@ async fn tcp_keepidle_arms_keepalive_on_client_and_server_sockets() {
     let sockets = established(off.pid());
     let accepted = sockets.iter().find(|s| s.local_port == off.port).unwrap();
     assert!(!keepalive(accepted), "keepalive still on: {accepted:?}");
+}
+
+/// The kernel's state of the pooler's end of `client`'s connection: "03" (SYN_RECV) while
+/// TCP_DEFER_ACCEPT holds it back, "01" (ESTABLISHED) once it may be accepted.
+fn pooler_side_state(pid: u32, pooler_port: u16, client: &std::net::TcpStream) -> Option<String> {
+    let port = client.local_addr().unwrap().port();
+    let hex = |p: u16| format!(":{p:04X}");
+    std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f[1].ends_with(&hex(pooler_port)) && f[2].ends_with(&hex(port)))
+        .map(|f| f[3].to_owned())
+}
+
+/// With `tcp_defer_accept` on (PgBouncer's default), the kernel holds a client that connects
+/// and sends nothing (for PgBouncer's 1 second), so the pooler never sees it; its first packet
+/// (an SSLRequest here) brings it in, and the pooler answers it. A reload that turns it off
+/// applies from the next connection accepted: a silent client is then established at once.
+#[tokio::test]
+async fn tcp_defer_accept_keeps_silent_connections_out_of_the_pooler() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, pg.port(), "").await;
+    let state = |client: &std::net::TcpStream| pooler_side_state(bin.pid(), bin.port, client);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(state(&client).as_deref(), Some("03"), "not held back");
+    // SSLRequest: length 8, code 80877103.
+    client
+        .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 1];
+    client.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"N");
+    assert_eq!(state(&client).as_deref(), Some("01"));
+
+    let ini = std::fs::read_to_string(bin.ini()).unwrap();
+    std::fs::write(bin.ini(), format!("{ini}tcp_defer_accept = 0\n")).unwrap();
+    assert_eq!(bin.console().await.query("RELOAD").await.error, None);
+    // The console's login is the connection that applies the change.
+    let _console = bin.console().await;
+    let silent = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(state(&silent).as_deref(), Some("01"), "still held back");
 }
 
 /// `unix_socket_group` hands the socket file to the group; a group that does not exist stops
