@@ -1,14 +1,15 @@
-//! Listening sockets (`listen_addr` list and the unix socket `.s.PGSQL.<port>` in
-//! `unix_socket_dir`) and the accept loop that starts one task per client.
+//! The accept loops on the listening sockets (`bind` makes them), and the task each client
+//! runs in.
 //!
 //! With client TLS on, a TCP client's first byte is peeked: 0x16 is PostgreSQL 17's direct TLS (a
 //! ClientHello with no SSLRequest), handshaken before anything is read. After an SSLRequest answered `S`, the TLS
 //! handshake runs here too, where the connection is owned, and the handshake resumes on the
 //! encrypted stream ([`ClientStream`]) for the rest of the session.
 
-use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
+mod bind;
+
+pub use bind::{ListenError, Listeners};
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -18,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 
+use self::bind::defers_accept;
 use super::handshake::{self, LoggedIn, Outcome};
 use super::session::{End, Session, Timeouts};
 use super::{Shared, before};
@@ -29,83 +31,7 @@ use crate::protocol::backend::{Severity, error_response};
 use crate::registry::{Addr, ClientInfo, Endpoints};
 use crate::tls::{self, ClientStream, Stage, TlsError};
 
-/// The bound sockets.
-pub struct Listeners {
-    tcp: Vec<TcpListener>,
-    unix: Option<(UnixListener, PathBuf)>,
-}
-
-/// Why listening failed.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}: {source}")]
-pub struct ListenError {
-    /// The address or path.
-    pub addr: String,
-    /// The OS error.
-    pub source: std::io::Error,
-}
-
 impl Listeners {
-    /// Binds every address of the config; `port` overrides `listen_port` (0 picks a free one).
-    pub async fn bind(config: &Config, port: Option<u16>) -> Result<Self, ListenError> {
-        let s = &config.pgbouncer;
-        let port = port.unwrap_or_else(|| s.listen_port());
-        let mut tcp = Vec::new();
-        for addr in s.listen_addrs() {
-            let hosts: Vec<String> = match addr.trim() {
-                "" => continue,
-                "*" => vec!["0.0.0.0".into(), "::".into()],
-                a => vec![a.to_owned()],
-            };
-            for host in hosts {
-                let target = format!("{}:{port}", bracket(&host));
-                let listener = listen_tcp(&target, s).await.map_err(|source| ListenError {
-                    addr: target.clone(),
-                    source,
-                })?;
-                tcp.push(listener);
-            }
-        }
-        let dir = s.text(Key::UnixSocketDir).unwrap_or_default();
-        let unix = if dir.is_empty() {
-            None
-        } else {
-            let port = tcp
-                .first()
-                .and_then(|l| l.local_addr().ok())
-                .map_or(port, |a| a.port());
-            let path = PathBuf::from(dir).join(format!(".s.PGSQL.{port}"));
-            // A socket file left by a crashed run would make bind fail.
-            let _ = std::fs::remove_file(&path);
-            let listener = UnixListener::bind(&path).map_err(|source| ListenError {
-                addr: path.display().to_string(),
-                source,
-            })?;
-            // `unix_socket_mode` (0777 by default, as PgBouncer): the umask would keep other OS
-            // users, such as those `peer` rules admit, from connecting.
-            let mode = u32::try_from(s.int(Key::UnixSocketMode)).unwrap_or(0o777);
-            let failed = |source| ListenError {
-                addr: path.display().to_string(),
-                source,
-            };
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .map_err(failed)?;
-            if let Some(group) = s.text(Key::UnixSocketGroup) {
-                chgrp(&path, group).map_err(failed)?;
-            }
-            Some((listener, path))
-        };
-        Ok(Listeners { tcp, unix })
-    }
-
-    /// The TCP addresses actually bound.
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.tcp
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
-    }
-
     /// Accepts clients until shutdown starts; each runs in its own task.
     pub async fn serve(self, shared: Arc<Shared>) {
         let mut tasks = tokio::task::JoinSet::new();
@@ -120,14 +46,6 @@ impl Listeners {
         if let Some(path) = unix_path {
             let _ = std::fs::remove_file(path);
         }
-    }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
     }
 }
 
@@ -270,62 +188,6 @@ impl std::fmt::Display for Peer {
             port => write!(f, "{}:{port}", self.0),
         }
     }
-}
-
-/// `unix_socket_group`: hands the socket file to a group (by name, as PgBouncer), so that with
-/// a `unix_socket_mode` such as 0770 its members may connect.
-fn chgrp(path: &std::path::Path, group: &str) -> std::io::Result<()> {
-    let found = nix::unistd::Group::from_name(group).map_err(std::io::Error::from)?;
-    let Some(group) = found else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("unix_socket_group: no such group: {group}"),
-        ));
-    };
-    nix::unistd::chown(path, None, Some(group.gid)).map_err(std::io::Error::from)
-}
-
-/// Listens on the first address `target` resolves to that binds, with `listen_backlog`,
-/// `tcp_socket_buffer` and, when `so_reuseport`, SO_REUSEPORT (several poolers on one port, for
-/// a restart without a gap).
-async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Result<TcpListener> {
-    let backlog = s.int(Key::ListenBacklog);
-    let tuning = TcpTuning::from_settings(s);
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
-    for addr in tokio::net::lookup_host(target).await? {
-        let socket = match addr {
-            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            SocketAddr::V6(_) => {
-                // IPv6 only, as PgBouncer: `*` listens on 0.0.0.0 and on ::, and a dual-stack
-                // :: would claim the IPv4 port as well.
-                let socket = tokio::net::TcpSocket::new_v6()?;
-                nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6V6Only, &true)
-                    .map_err(std::io::Error::from)?;
-                socket
-            }
-        };
-        // As std's bind: a restart may reuse the port while old connections linger.
-        socket.set_reuseaddr(true)?;
-        socket.set_reuseport(s.flag(Key::SoReuseport))?;
-        // Accepted sockets inherit the buffers, and the window scale they offer comes from them.
-        tuning.apply_buffers(&socket)?;
-        match socket.bind(addr) {
-            Ok(()) => {
-                let listener = socket.listen(u32::try_from(backlog).unwrap_or(128))?;
-                if defers_accept(s) {
-                    crate::net::defer_accept(&listener, true)?;
-                }
-                return Ok(listener);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// `tcp_defer_accept`: PgBouncer's default (1) turns it on.
-fn defers_accept(s: &crate::config::Settings) -> bool {
-    s.int(Key::TcpDeferAccept) > 0
 }
 
 /// The login deadline (`client_login_timeout`; none when zero).
