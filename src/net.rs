@@ -10,6 +10,8 @@ use std::os::fd::AsFd;
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
 
+use crate::config::{Key, Settings};
+
 // TCP_DEFER_ACCEPT, which nix does not declare: its own macro declares it, the way nix declares
 // TCP_KEEPIDLE and the rest (an integer option at IPPROTO_TCP). The setsockopt call, and its
 // unsafe block, are nix's; std's `set_deferaccept` is still unstable.
@@ -31,8 +33,6 @@ sockopt_impl!(
 pub fn defer_accept(listener: &impl AsFd, on: bool) -> std::io::Result<()> {
     set(listener, TcpDeferAccept, &u32::from(on), "TCP_DEFER_ACCEPT")
 }
-
-use crate::config::{Key, Settings};
 
 /// The TCP options in force; zero means the OS default, as in PgBouncer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
