@@ -239,9 +239,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     Err(e) => return End::Error(e),
                 }
                 match self.answer_unlinked().await {
-                    Some(true) => continue,
-                    Some(false) => return End::ClientClosed,
-                    None => {}
+                    Ok(Some(true)) => continue,
+                    Ok(Some(false)) => return End::ClientClosed,
+                    Ok(None) => {}
+                    Err(e) => return End::Error(e),
                 }
                 match self.link(Instant::now()).await {
                     Ok(l) => *link = Some(l),
@@ -319,18 +320,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Named Parse/Close and a Sync (libpq's PQprepare) are answered without a server; `None`
-    /// when a server is needed, `Some(false)` when the client is gone.
-    async fn answer_unlinked(&mut self) -> Option<bool> {
-        let (consumed, reply) = super::prepared::answer_unlinked(
+    /// Named Parse/Close and a Sync (libpq's PQprepare) are answered without a server;
+    /// `Ok(None)` when a server is needed, `Ok(Some(false))` when the client is gone.
+    ///
+    /// The answer waits for the client to read it, however long that takes, as relayed bytes
+    /// do; it holds no server meanwhile. KILL and a shutdown end that wait as they end an idle
+    /// client's.
+    async fn answer_unlinked(&mut self) -> Result<Option<bool>, ClientError> {
+        let Some((consumed, reply)) = super::prepared::answer_unlinked(
             &self.cbuf,
             self.max_len,
             self.mode,
             &mut self.statements,
             &self.login.pool,
-        )?;
+        ) else {
+            return Ok(None);
+        };
         self.cbuf.advance(consumed);
-        Some(self.client.write_all(&reply).await.is_ok())
+        let (client, shutdown) = (&mut self.client, &self.shutdown);
+        let give_up = || shutdown.phase() >= Phase::WaitForServers;
+        tokio::select! {
+            biased;
+            written = client.write_all(&reply) => Ok(Some(written.is_ok())),
+            killed = killed_or(self.entry.as_deref(), give_up) => Err(if killed {
+                ClientError::AdminForcedDisconnect
+            } else {
+                ClientError::ShuttingDown
+            }),
+        }
     }
 
     /// Gets a server for a request that arrived at `asked`.
