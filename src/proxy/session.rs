@@ -339,14 +339,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.cbuf.advance(consumed);
         let (client, shutdown) = (&mut self.client, &self.shutdown);
         let give_up = || shutdown.phase() >= Phase::WaitForServers;
+        // KILL first: a client that keeps sending such messages, and reads the answers, would
+        // otherwise never wait anywhere a KILL is seen.
         tokio::select! {
             biased;
-            written = client.write_all(&reply) => Ok(Some(written.is_ok())),
             killed = killed_or(self.entry.as_deref(), give_up) => Err(if killed {
                 ClientError::AdminForcedDisconnect
             } else {
                 ClientError::ShuttingDown
             }),
+            written = client.write_all(&reply) => Ok(Some(written.is_ok())),
         }
     }
 

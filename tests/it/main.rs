@@ -16,6 +16,7 @@ mod drivers;
 mod faults;
 mod hba;
 mod hosts;
+mod kill;
 mod leaks;
 mod limits;
 mod logs;

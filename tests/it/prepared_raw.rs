@@ -12,8 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::support::bouncer::{ADMIN_USER, TestBouncer};
-use crate::support::client::RawClient;
+use crate::support::bouncer::TestBouncer;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
 
 /// A reply as (tag, SQLSTATE for ErrorResponse or the first DataRow cell).
@@ -228,62 +227,4 @@ async fn a_prepare_needs_no_server_while_every_server_is_busy() {
     assert_eq!(tags(&replies), "2DCZEZ", "{replies:?}");
     assert_eq!(replies[1].1, "other");
     assert_eq!(replies[4].1, "42601");
-}
-
-/// A client that only prepares and never reads the answers holds no server, but the pooler's
-/// write of those answers (blocked once the socket buffers are full) must not outlive
-/// KILL_CLIENT, as an idle client's wait does not.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prepare_only_client_that_never_reads_can_still_be_killed() {
-    let Some(pg) = TempPostgres::start_or_skip() else {
-        return;
-    };
-    // Small buffers on the pooler's side of the socket: its writes block sooner.
-    let bouncer = TestBouncer::start(&pg, "tcp_socket_buffer = 4096").await;
-    let raw = Raw::connect(bouncer.port).await;
-    let (_unread, mut writer) = raw.stream.into_split();
-    let mut round = BytesMut::new();
-    frontend::parse(&mut round, "s", "SELECT 1", &[]).unwrap();
-    frontend::sync(&mut round);
-    frontend::close(&mut round, Target::Statement, "s").unwrap();
-    frontend::sync(&mut round);
-    // 22 bytes of answers per round: far more than both sides' buffers hold.
-    let flood: Vec<u8> = round
-        .iter()
-        .copied()
-        .cycle()
-        .take(round.len() * 100_000)
-        .collect();
-    let sender = tokio::spawn(async move {
-        let _ = writer.write_all(&flood).await;
-        writer
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        !sender.is_finished(),
-        "the pooler kept reading: its writes never blocked"
-    );
-
-    let mut console = bouncer.console(ADMIN_USER).await;
-    let users = |r: &crate::support::client::QueryResult| {
-        RawClient::column(r, "user")
-            .into_iter()
-            .zip(RawClient::column(r, "id"))
-            .filter(|(u, _)| *u == Some(MD5_USER))
-            .map(|(_, id)| id.unwrap_or_default().to_owned())
-            .collect::<Vec<_>>()
-    };
-    let ids = users(&console.query("SHOW CLIENTS").await);
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    let killed = console.query(&format!("KILL_CLIENT {}", ids[0])).await;
-    assert_eq!(killed.error, None);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !users(&console.query("SHOW CLIENTS").await).is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "KILL_CLIENT left the client blocked in the pooler's write"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    sender.abort();
 }

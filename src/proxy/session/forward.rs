@@ -32,9 +32,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if n > 0 {
                 let deadline = self.deadline(link);
                 let bytes = self.cbuf.get(..n).unwrap_or_default();
-                send_all(&mut link.server.stream, bytes, deadline)
-                    .await?
-                    .map_err(|_| ClientError::ServerCrashed)?;
+                send_all(
+                    &mut link.server.stream,
+                    bytes,
+                    deadline,
+                    self.entry.as_deref(),
+                )
+                .await?
+                .map_err(|_| ClientError::ServerCrashed)?;
                 self.login.pool.stats.traffic(n as u64, 0);
                 self.cbuf.advance(n);
                 link.client_stream_left -= n;
@@ -149,7 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             } else {
                 out.as_ref()
             };
-            send_all(&mut server.stream, bytes, deadline)
+            send_all(&mut server.stream, bytes, deadline, self.entry.as_deref())
                 .await?
                 .map_err(|_| ClientError::ServerCrashed)?;
             self.login.pool.stats.traffic(upto as u64, 0);
@@ -157,7 +162,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let_go_if_huge(&mut self.cbuf, upto);
         }
         link.fresh = None;
-        if !reply.is_empty() && send_all(&mut self.client, &reply, deadline).await?.is_err() {
+        if !reply.is_empty()
+            && send_all(&mut self.client, &reply, deadline, self.entry.as_deref())
+                .await?
+                .is_err()
+        {
             return Ok(false);
         }
         Ok(terminate_at.is_none())
@@ -173,7 +182,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if link.stream_left > 0 {
             let n = link.stream_left.min(link.server.buf.len());
             let bytes = link.server.buf.get(..n).unwrap_or_default();
-            if send_all(&mut self.client, bytes, deadline).await?.is_err() {
+            if send_all(&mut self.client, bytes, deadline, self.entry.as_deref())
+                .await?
+                .is_err()
+            {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, n as u64);
@@ -285,7 +297,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(_) => out.as_ref(),
                 None => server.buf.get(..upto).unwrap_or_default(),
             };
-            if send_all(&mut self.client, bytes, deadline).await?.is_err() {
+            if send_all(&mut self.client, bytes, deadline, self.entry.as_deref())
+                .await?
+                .is_err()
+            {
                 return Ok(Step::ClientGone);
             }
             self.login.pool.stats.traffic(0, upto as u64);

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::error::ClientError;
 use crate::protocol::backend::TxStatus;
+use crate::registry::ClientInfo;
 
 /// Timeouts a session enforces (zero = off).
 #[derive(Debug, Clone, Copy, Default)]
@@ -114,16 +115,18 @@ pub(super) fn within<T>(
         .map(move |done| done.ok_or_else(|| limit.map_or(ClientError::QueryTimeout, Limit::error)))
 }
 
-/// Writes all of `bytes` and flushes, under the link's deadline as [`within`].
+/// Writes all of `bytes` and flushes, under the link's deadline as [`within`]; a KILL of
+/// `client` while the peer does not read ends the wait (as PgBouncer's KILL, at once).
 ///
-/// A relay write almost always completes in one call: that call is made before the write-all
-/// and timer futures are built, which then carry only what is left. The flush costs nothing on
+/// A relay write almost always completes in one call: that call is made before the write-all,
+/// timer and KILL futures are built, which then carry only what is left. The flush costs nothing on
 /// a plain socket; on TLS it pushes out records rustls still holds, which would otherwise wait
 /// for the next write while the peer waits for them.
 pub(super) async fn send_all<W: AsyncWrite + Unpin>(
     w: &mut W,
     bytes: &[u8],
     deadline: Option<(Instant, Limit)>,
+    client: Option<&ClientInfo>,
 ) -> Result<std::io::Result<()>, ClientError> {
     let first = poll_fn(|cx| Poll::Ready(Pin::new(&mut *w).poll_write(cx, bytes))).await;
     let rest = match first {
@@ -138,9 +141,16 @@ pub(super) async fn send_all<W: AsyncWrite + Unpin>(
             return Ok(r);
         }
     }
-    within(deadline, async {
+    let write = within(deadline, async {
         w.write_all(rest).await?;
         w.flush().await
-    })
-    .await
+    });
+    match client {
+        None => write.await,
+        Some(client) => tokio::select! {
+            biased;
+            written = write => written,
+            () = client.killed() => Err(ClientError::AdminForcedDisconnect),
+        },
+    }
 }

@@ -105,6 +105,11 @@ impl RawClient {
         }
     }
 
+    /// The socket, for a test that writes what it likes and reads nothing.
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     /// Runs one simple query and collects its answer up to ReadyForQuery.
     pub async fn query(&mut self, sql: &str) -> QueryResult {
         let mut out = BytesMut::new();
