@@ -119,9 +119,9 @@ pub(super) fn within<T>(
 /// `client` while the peer does not read ends the wait (as PgBouncer's KILL, at once).
 ///
 /// A relay write almost always completes in one call: that call is made before the write-all,
-/// timer and KILL futures are built, which then carry only what is left. The flush costs nothing on
-/// a plain socket; on TLS it pushes out records rustls still holds, which would otherwise wait
-/// for the next write while the peer waits for them.
+/// timer and KILL futures are built, which then carry only what is left. The flush costs
+/// nothing on a plain socket; on TLS it pushes out records rustls still holds, which would
+/// otherwise wait for the next write while the peer waits for them.
 pub(super) async fn send_all<W: AsyncWrite + Unpin>(
     w: &mut W,
     bytes: &[u8],
