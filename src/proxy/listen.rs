@@ -1,10 +1,10 @@
 //! The accept loops on the listening sockets (`bind` makes them), and the task each client
 //! runs in.
 //!
-//! With client TLS on, a TCP client's first byte is peeked: 0x16 is PostgreSQL 17's direct TLS (a
-//! ClientHello with no SSLRequest), handshaken before anything is read. After an SSLRequest answered `S`, the TLS
-//! handshake runs here too, where the connection is owned, and the handshake resumes on the
-//! encrypted stream ([`ClientStream`]) for the rest of the session.
+//! With client TLS on, a TCP client's first byte is peeked: 0x16 is PostgreSQL 17's direct TLS
+//! (a ClientHello with no SSLRequest), handshaken before anything is read. After an SSLRequest
+//! answered `S`, the TLS handshake runs here too, where the connection is owned, and the
+//! handshake resumes on the encrypted stream ([`ClientStream`]) for the rest of the session.
 
 mod bind;
 
@@ -118,7 +118,8 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                             local_addr: Addr::UNIX,
                             ..Endpoints::default()
                         },
-                        peer_is_self: cred.is_some_and(|c| c.uid() == nix::unistd::geteuid().as_raw()),
+                        peer_is_self: cred
+                            .is_some_and(|c| c.uid() == nix::unistd::geteuid().as_raw()),
                         pid: cred.and_then(|c| c.pid()).unwrap_or(0),
                         ip: None,
                         uid: cred.map(|c| c.uid()),
