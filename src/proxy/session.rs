@@ -261,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if let Some(l) = link.take() {
                         self.unlink(l, None);
                     }
-                    if self.shutdown.phase() >= Phase::WaitForServers {
+                    if closes_unlinked(&self.shutdown) {
                         return End::Error(ClientError::ShuttingDown);
                     }
                 }
@@ -291,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let missing = len.saturating_sub(self.cbuf.len());
                 reserve_ahead(&mut self.cbuf, missing);
             }
-            if self.shutdown.phase() >= Phase::WaitForServers {
+            if closes_unlinked(&self.shutdown) {
                 return Err(ClientError::ShuttingDown);
             }
             let idle = self.timeouts.client_idle;
@@ -301,7 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let entry = self.entry.as_deref();
             // One hand-written poll instead of a select! over futures built per wait: this runs
             // once or twice per transaction.
-            let give_up = || shutdown.phase() >= Phase::WaitForServers;
+            let give_up = || closes_unlinked(shutdown);
             let woke =
                 poll_fn(|cx| poll_client_side(client, cbuf, timer.as_mut(), entry, give_up, cx))
                     .await;
@@ -312,8 +312,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
                 Woke::Deadline => return Err(ClientError::ClientIdleTimeout),
-                Woke::Interrupted(true) => return Err(ClientError::AdminForcedDisconnect),
-                Woke::Interrupted(false) => return Err(ClientError::ShuttingDown),
+                Woke::Interrupted(killed) => return Err(interruption(killed)),
                 // Only the client is polled while unlinked.
                 Woke::Server(_) => {}
             }
@@ -338,16 +337,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         self.cbuf.advance(consumed);
         let (client, shutdown) = (&mut self.client, &self.shutdown);
-        let give_up = || shutdown.phase() >= Phase::WaitForServers;
+        let give_up = || closes_unlinked(shutdown);
         // KILL first: a client that keeps sending such messages, and reads the answers, would
         // otherwise never wait anywhere a KILL is seen.
         tokio::select! {
             biased;
-            killed = killed_or(self.entry.as_deref(), give_up) => Err(if killed {
-                ClientError::AdminForcedDisconnect
-            } else {
-                ClientError::ShuttingDown
-            }),
+            killed = killed_or(self.entry.as_deref(), give_up) => Err(interruption(killed)),
             written = client.write_all(&reply) => Ok(Some(written.is_ok())),
         }
     }
@@ -662,6 +657,20 @@ fn poll_read_more<R: AsyncRead + Unpin>(
         buf.reserve(READ_CHUNK);
     }
     tokio_util::io::poll_read_buf(Pin::new(r), cx, buf)
+}
+
+/// A safe shutdown has begun: a session holding no server ends (as PgBouncer's SIGINT).
+fn closes_unlinked(shutdown: &Shutdown) -> bool {
+    shutdown.phase() >= Phase::WaitForServers
+}
+
+/// What ends a client whose wait was interrupted: KILL (`true`), else a shutdown.
+fn interruption(killed: bool) -> ClientError {
+    if killed {
+        ClientError::AdminForcedDisconnect
+    } else {
+        ClientError::ShuttingDown
+    }
 }
 
 /// Resolves with `true` when the admin console kills this client, or `false` once `give_up`
