@@ -10,15 +10,42 @@ use crate::support::binary::Binary;
 use crate::support::postgres::{MD5_USER, TempPostgres, free_port};
 use crate::support::{self, stderr};
 
-/// An IPv4 TCP socket of a process, from /proc/PID/net/tcp.
+/// An IPv4 TCP socket, a row of /proc/PID/net/tcp (the process's network namespace).
 #[derive(Debug)]
 struct Socket {
     local_port: u16,
     remote_port: u16,
+    /// The kernel's state: "01" ESTABLISHED, "03" SYN_RECV, ...
+    state: String,
     /// The kernel's timer kind: 0 none, 1 retransmit, 2 keepalive, 4 zero-window probe.
     timer: u8,
     /// Seconds until that timer fires.
     timer_secs: u64,
+    inode: String,
+}
+
+/// Every IPv4 TCP socket the kernel lists for `pid`'s network namespace.
+fn tcp_sockets(pid: u32) -> Vec<Socket> {
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
+    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+            let (kind, when) = f[5].split_once(':').unwrap();
+            Socket {
+                local_port: port(f[1]),
+                remote_port: port(f[2]),
+                state: f[3].to_owned(),
+                timer: u8::from_str_radix(kind, 16).unwrap(),
+                // In USER_HZ ticks, 100 a second on Linux.
+                timer_secs: u64::from_str_radix(when, 16).unwrap() / 100,
+                inode: f[9].to_owned(),
+            }
+        })
+        .collect()
 }
 
 /// The established IPv4 TCP sockets process `pid` holds open.
@@ -31,27 +58,9 @@ fn established(pid: u32) -> Vec<Socket> {
             Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
         })
         .collect();
-    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap();
-    let port = |addr: &str| u16::from_str_radix(addr.rsplit(':').next().unwrap(), 16).unwrap();
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-            let (state, timer, inode) = (f[3], f[5], f[9]);
-            if state != "01" || !inodes.iter().any(|i| i == inode) {
-                return None;
-            }
-            let (kind, when) = timer.split_once(':').unwrap();
-            Some(Socket {
-                local_port: port(f[1]),
-                remote_port: port(f[2]),
-                timer: u8::from_str_radix(kind, 16).unwrap(),
-                // In USER_HZ ticks, 100 a second on Linux.
-                timer_secs: u64::from_str_radix(when, 16).unwrap() / 100,
-            })
-        })
+    tcp_sockets(pid)
+        .into_iter()
+        .filter(|s| s.state == "01" && inodes.contains(&s.inode))
         .collect()
 }
 
@@ -110,14 +119,10 @@ async fn tcp_keepidle_arms_keepalive_on_client_and_server_sockets() {
 /// TCP_DEFER_ACCEPT holds it back, "01" (ESTABLISHED) once it may be accepted.
 fn pooler_side_state(pid: u32, pooler_port: u16, client: &std::net::TcpStream) -> Option<String> {
     let port = client.local_addr().unwrap().port();
-    let hex = |p: u16| format!(":{p:04X}");
-    std::fs::read_to_string(format!("/proc/{pid}/net/tcp"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f[1].ends_with(&hex(pooler_port)) && f[2].ends_with(&hex(port)))
-        .map(|f| f[3].to_owned())
+    tcp_sockets(pid)
+        .into_iter()
+        .find(|s| s.local_port == pooler_port && s.remote_port == port)
+        .map(|s| s.state)
 }
 
 /// With `tcp_defer_accept` on (PgBouncer's default), the kernel holds a client that connects
