@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use bouncectl::protocol::backend::{Authentication, ErrorFields};
+use bouncectl::protocol::backend::ErrorFields;
 use bouncectl::protocol::frontend::{self, Target};
-use bouncectl::protocol::startup;
 use bouncectl::protocol::walk::Walk;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::support::bouncer::TestBouncer;
+use crate::support::client::RawClient;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
 
 /// A reply as (tag, SQLSTATE for ErrorResponse or the first DataRow cell).
@@ -25,39 +25,13 @@ struct Raw {
 
 impl Raw {
     async fn connect(port: u16) -> Raw {
-        let mut raw = Raw {
-            stream: TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+        let login = [("user", MD5_USER), ("database", "postgres")];
+        Raw {
+            stream: RawClient::connect(port, &login, PASSWORD)
+                .await
+                .unwrap_or_else(|e| panic!("login failed: {e:?}"))
+                .into_stream(),
             buf: BytesMut::new(),
-        };
-        let mut out = BytesMut::new();
-        startup::startup_message(
-            &mut out,
-            startup::PROTOCOL_3_0,
-            [("user", MD5_USER), ("database", "postgres")],
-        )
-        .unwrap();
-        raw.stream.write_all(&out).await.unwrap();
-        loop {
-            let (tag, body) = raw.message().await;
-            match tag {
-                b'R' => {
-                    if let Authentication::Md5Password { salt } =
-                        Authentication::parse(&body).unwrap()
-                    {
-                        let answer = bouncectl::auth::md5_response(
-                            MD5_USER,
-                            bouncectl::auth::Md5Credential::Password(PASSWORD),
-                            salt,
-                        );
-                        let mut out = BytesMut::new();
-                        frontend::password_message(&mut out, answer.as_bytes()).unwrap();
-                        raw.stream.write_all(&out).await.unwrap();
-                    }
-                }
-                b'E' => panic!("login failed"),
-                b'Z' => return raw,
-                _ => {}
-            }
         }
     }
 

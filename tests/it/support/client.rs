@@ -105,8 +105,14 @@ impl RawClient {
         }
     }
 
-    /// The socket, for a test that writes what it likes and reads nothing.
+    /// The socket, for a test that speaks the protocol itself from here on. Nothing may be
+    /// left unread: after the login's ReadyForQuery the pooler sends nothing unasked.
     pub fn into_stream(self) -> TcpStream {
+        assert!(
+            self.buf.is_empty(),
+            "bytes after ReadyForQuery: {:?}",
+            self.buf
+        );
         self.stream
     }
 
