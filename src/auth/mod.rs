@@ -4,7 +4,7 @@
 //!
 //! No IO, no tokio, no logging: callers move the bytes and decide what to log. Nothing here puts
 //! secret material (passwords, keys, proofs) into an error or a `Debug` output. The only system
-//! call is `getrandom` for nonces and salts.
+//! call is `getrandom`, for nonces, salts and keys ([`random`]).
 #![cfg_attr(
     not(test),
     deny(
@@ -18,6 +18,7 @@
 mod error;
 pub mod hba;
 pub mod md5;
+pub mod random;
 pub mod scram;
 
 pub use error::{AuthError, ScramMessage};

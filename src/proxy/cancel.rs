@@ -78,14 +78,14 @@ impl CancelMap {
     /// carries it (and a full TTL) for peers to route by.
     pub fn register(&self, peer_id: u16) -> Result<(ClientKey, Arc<CancelSlot>), getrandom::Error> {
         let slot = Arc::new(CancelSlot::default());
-        let mut clients = lock(&self.clients);
         loop {
+            // Drawn before taking the lock, which every login and logout on every thread takes.
             let mut raw = [0u8; 8];
-            getrandom::getrandom(&mut raw)?;
+            crate::auth::random::fill(&mut raw)?;
             mark_peer(&mut raw, peer_id);
             let [a, b, c, d, e, f, g, h] = raw;
             let key = (i32::from_be_bytes([a & 0x7f, b, c, d]), [e, f, g, h]);
-            if let std::collections::hash_map::Entry::Vacant(v) = clients.entry(key) {
+            if let std::collections::hash_map::Entry::Vacant(v) = lock(&self.clients).entry(key) {
                 v.insert(Arc::downgrade(&slot));
                 return Ok((key, slot));
             }

@@ -102,7 +102,7 @@ async fn md5_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     secret: Option<&Secret>,
 ) -> Result<Proof, ClientError> {
     let mut salt = [0u8; 4];
-    getrandom::getrandom(&mut salt)
+    crate::auth::random::fill(&mut salt)
         .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
     authmsg::authentication_md5_password(conn.write_buf_mut(), salt);
     let body = exchange(conn).await?;

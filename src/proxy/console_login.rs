@@ -84,7 +84,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         backend::parameter_status(out, &name, &value).map_err(encode)?;
     }
     let mut key = [0u8; 8];
-    getrandom::getrandom(&mut key)
+    crate::auth::random::fill(&mut key)
         .map_err(|e| ClientError::Config(format!("no randomness: {e}")))?;
     // With peering, a cancel for a console client then stops at this pooler instead of being
     // forwarded to whichever peer its random bytes would name.

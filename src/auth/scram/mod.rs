@@ -117,7 +117,7 @@ impl Verifier {
     /// `scram_build_secret` does for a plaintext password.
     pub fn derive_random(password: &str, iterations: u32) -> Result<Self, AuthError> {
         let mut salt = [0u8; SALT_LEN];
-        getrandom::getrandom(&mut salt).map_err(AuthError::Randomness)?;
+        super::random::fill(&mut salt).map_err(AuthError::Randomness)?;
         Ok(Self::derive(password, &salt, iterations))
     }
 
@@ -171,7 +171,7 @@ impl Nonce {
     /// PostgreSQL make theirs.
     pub fn random() -> Result<Self, AuthError> {
         let mut raw = [0u8; NONCE_RAW_LEN];
-        getrandom::getrandom(&mut raw).map_err(AuthError::Randomness)?;
+        super::random::fill(&mut raw).map_err(AuthError::Randomness)?;
         Ok(Nonce(B64.encode(raw)))
     }
 
