@@ -3,7 +3,9 @@
 //! on listening sockets, `tcp_defer_accept`.
 //!
 //! PgBouncer applies the same set (its `tune_socket`) to every TCP socket it accepts or
-//! connects; a socket it cannot tune is closed. Unix sockets take none of them.
+//! connects; a socket it cannot tune is closed. Unix sockets take none of them. The pooler sets
+//! them on its listening sockets instead, which Linux copies into every connection accepted, and
+//! on an accepted socket only after a reload changed them.
 
 use std::os::fd::AsFd;
 
@@ -85,31 +87,52 @@ impl TcpTuning {
         self.apply_options(socket)
     }
 
-    /// Sets all but the buffer sizes. Keepalive off is left as the socket came (off for a
-    /// fresh one), which saves a system call per connection.
+    /// Sets all but the buffer sizes, on a fresh socket. Keepalive off and zeroed timings are
+    /// left as the socket came (the kernel's defaults), which saves system calls.
     pub fn apply_options(&self, socket: &impl AsFd) -> std::io::Result<()> {
-        if self.keepalive {
-            set(socket, sockopt::KeepAlive, &true, "SO_KEEPALIVE")?;
-            if self.keepidle > 0 {
-                set(socket, sockopt::TcpKeepIdle, &self.keepidle, "TCP_KEEPIDLE")?;
+        self.set_options(socket, false)
+    }
+
+    /// Sets every option to this tuning's value, turning keepalive off and putting zeroed
+    /// timings back to the kernel's defaults (its `net.ipv4.tcp_keepalive_*` settings): for a
+    /// socket that holds an earlier tuning's options, such as a listener after a reload. Buffer
+    /// sizes cannot go back to the kernel's autotuning once set, so a zero leaves them.
+    pub fn retune(&self, socket: &impl AsFd) -> std::io::Result<()> {
+        self.apply_buffers(socket)?;
+        self.set_options(socket, true)
+    }
+
+    /// Sets the options; with `every`, also those at the kernel's defaults.
+    fn set_options(&self, socket: &impl AsFd, every: bool) -> std::io::Result<()> {
+        if self.keepalive || every {
+            set(socket, sockopt::KeepAlive, &self.keepalive, "SO_KEEPALIVE")?;
+            let timings = [
+                (self.keepidle, "tcp_keepalive_time"),
+                (self.keepintvl, "tcp_keepalive_intvl"),
+                (self.keepcnt, "tcp_keepalive_probes"),
+            ];
+            let [idle, interval, count] = timings.map(|(value, sysctl)| match value {
+                0 if every => kernel_default(sysctl).map(Some),
+                0 => Ok(None),
+                n => Ok(Some(n)),
+            });
+            if let Some(idle) = idle? {
+                set(socket, sockopt::TcpKeepIdle, &idle, "TCP_KEEPIDLE")?;
             }
-            if self.keepintvl > 0 {
-                set(
-                    socket,
-                    sockopt::TcpKeepInterval,
-                    &self.keepintvl,
-                    "TCP_KEEPINTVL",
-                )?;
+            if let Some(interval) = interval? {
+                set(socket, sockopt::TcpKeepInterval, &interval, "TCP_KEEPINTVL")?;
             }
-            if self.keepcnt > 0 {
-                set(socket, sockopt::TcpKeepCount, &self.keepcnt, "TCP_KEEPCNT")?;
+            if let Some(count) = count? {
+                set(socket, sockopt::TcpKeepCount, &count, "TCP_KEEPCNT")?;
             }
         }
-        if self.user_timeout > 0 {
+        // Zero is the kernel's own "no user timeout".
+        if self.user_timeout > 0 || every {
+            let timeout = self.user_timeout;
             set(
                 socket,
                 sockopt::TcpUserTimeout,
-                &self.user_timeout,
+                &timeout,
                 "TCP_USER_TIMEOUT",
             )?;
         }
@@ -127,6 +150,19 @@ impl TcpTuning {
         }
         Ok(())
     }
+}
+
+/// The kernel's default for a keepalive timing: `/proc/sys/net/ipv4/<name>`, for the network
+/// namespace the process runs in.
+fn kernel_default(name: &str) -> std::io::Result<u32> {
+    let path = format!("/proc/sys/net/ipv4/{name}");
+    let text = std::fs::read_to_string(&path)?;
+    text.trim().parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{path}: not a number: {}", text.trim()),
+        )
+    })
 }
 
 /// One setsockopt; the error names the option, as PgBouncer's warning does.
@@ -175,22 +211,34 @@ mod tests {
         assert_eq!(getsockopt(&socket, sockopt::TcpUserTimeout).unwrap(), 0);
     }
 
+    /// Every option away from the kernel's defaults, but the buffers.
+    const TUNED: TcpTuning = TcpTuning {
+        keepalive: true,
+        keepidle: 77,
+        keepintvl: 13,
+        keepcnt: 4,
+        user_timeout: 7000,
+        socket_buffer: 0,
+    };
+
+    fn assert_tuned(socket: &impl AsFd) {
+        assert!(getsockopt(socket, sockopt::KeepAlive).unwrap());
+        assert!(getsockopt(socket, sockopt::TcpNoDelay).unwrap());
+        assert_eq!(getsockopt(socket, sockopt::TcpKeepIdle).unwrap(), 77);
+        assert_eq!(getsockopt(socket, sockopt::TcpKeepInterval).unwrap(), 13);
+        assert_eq!(getsockopt(socket, sockopt::TcpKeepCount).unwrap(), 4);
+        assert_eq!(getsockopt(socket, sockopt::TcpUserTimeout).unwrap(), 7000);
+    }
+
     #[test]
     fn every_setting_reaches_the_socket() {
         let (_client, socket) = pair();
         let tuning = TcpTuning {
-            keepalive: true,
-            keepidle: 77,
-            keepintvl: 13,
-            keepcnt: 4,
-            user_timeout: 7000,
             socket_buffer: 65536,
+            ..TUNED
         };
         tuning.apply(&socket).unwrap();
-        assert_eq!(getsockopt(&socket, sockopt::TcpKeepIdle).unwrap(), 77);
-        assert_eq!(getsockopt(&socket, sockopt::TcpKeepInterval).unwrap(), 13);
-        assert_eq!(getsockopt(&socket, sockopt::TcpKeepCount).unwrap(), 4);
-        assert_eq!(getsockopt(&socket, sockopt::TcpUserTimeout).unwrap(), 7000);
+        assert_tuned(&socket);
         // Linux doubles the size asked for (bookkeeping overhead), and reports the double.
         assert_eq!(getsockopt(&socket, sockopt::SndBuf).unwrap(), 2 * 65536);
         assert_eq!(getsockopt(&socket, sockopt::RcvBuf).unwrap(), 2 * 65536);
@@ -215,6 +263,56 @@ mod tests {
         }
         defer_accept(&listener, false).unwrap();
         assert_eq!(getsockopt(&listener, TcpDeferAccept).unwrap(), 0);
+    }
+
+    /// The accept loop relies on this: Linux copies a listener's options into every connection
+    /// it accepts, so the pooler sets them once on the listener instead of on each client.
+    #[test]
+    fn accepted_sockets_inherit_the_listeners_options() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        TUNED.apply_options(&listener).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert_tuned(&accepted);
+    }
+
+    #[test]
+    fn retune_puts_earlier_options_back_to_the_kernels_defaults() {
+        let (_client, socket) = pair();
+        TUNED.apply(&socket).unwrap();
+        assert_tuned(&socket);
+        let off = TcpTuning {
+            keepalive: false,
+            ..TcpTuning::default()
+        };
+        off.retune(&socket).unwrap();
+        assert!(!getsockopt(&socket, sockopt::KeepAlive).unwrap());
+        assert!(getsockopt(&socket, sockopt::TcpNoDelay).unwrap());
+        for (option, sysctl) in [
+            (
+                getsockopt(&socket, sockopt::TcpKeepIdle),
+                "tcp_keepalive_time",
+            ),
+            (
+                getsockopt(&socket, sockopt::TcpKeepInterval),
+                "tcp_keepalive_intvl",
+            ),
+            (
+                getsockopt(&socket, sockopt::TcpKeepCount),
+                "tcp_keepalive_probes",
+            ),
+        ] {
+            assert_eq!(option.unwrap(), kernel_default(sysctl).unwrap(), "{sysctl}");
+        }
+        assert_eq!(getsockopt(&socket, sockopt::TcpUserTimeout).unwrap(), 0);
+        TcpTuning {
+            keepidle: 55,
+            ..TcpTuning::default()
+        }
+        .retune(&socket)
+        .unwrap();
+        assert!(getsockopt(&socket, sockopt::KeepAlive).unwrap());
+        assert_eq!(getsockopt(&socket, sockopt::TcpKeepIdle).unwrap(), 55);
     }
 
     #[test]

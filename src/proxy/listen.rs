@@ -36,7 +36,12 @@ impl Listeners {
     pub async fn serve(self, shared: Arc<Shared>) {
         let mut tasks = tokio::task::JoinSet::new();
         for listener in self.tcp {
-            tasks.spawn(accept_tcp(listener, Arc::clone(&shared)));
+            let inherited = Inherited {
+                listener: Some(self.tuning),
+                queued_before_change: 0,
+                queue_limit: self.backlog.saturating_add(1),
+            };
+            tasks.spawn(accept_tcp(listener, inherited, Arc::clone(&shared)));
         }
         let unix_path = self.unix.as_ref().map(|(_, p)| p.clone());
         if let Some((listener, _)) = self.unix {
@@ -49,9 +54,59 @@ impl Listeners {
     }
 }
 
-async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+/// The options the connections a listener accepts come with: Linux copies the listener's
+/// socket options into each of them, so they are set on the listener, not on every client.
+struct Inherited {
+    /// The options the listener carries; none known after the kernel refused some of them
+    /// (the ones before it took effect).
+    listener: Option<TcpTuning>,
+    /// Connections still to be tuned one by one after the listener took new options: those
+    /// already in the accept queue then, made with the old ones.
+    queued_before_change: u32,
+    /// The most the accept queue holds: `listen_backlog` + 1 at the time of `listen`.
+    queue_limit: u32,
+}
+
+impl Inherited {
+    /// Gives an accepted socket the options `config` names, with system calls only when a
+    /// reload changed them.
+    fn tune(
+        &mut self,
+        listener: &TcpListener,
+        stream: &TcpStream,
+        config: &Config,
+    ) -> std::io::Result<()> {
+        let wanted = TcpTuning::from_settings(&config.pgbouncer);
+        if self.listener != Some(wanted) {
+            match wanted.retune(listener) {
+                Ok(()) => {
+                    self.listener = Some(wanted);
+                    self.queued_before_change = self.queue_limit;
+                }
+                // Then every connection is tuned on its own until the listener takes them.
+                Err(e) => {
+                    self.listener = None;
+                    tracing::warn!("listening socket: {e}");
+                }
+            }
+            return wanted.retune(stream);
+        }
+        if self.queued_before_change > 0 {
+            self.queued_before_change -= 1;
+            return wanted.retune(stream);
+        }
+        Ok(())
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, mut inherited: Inherited, shared: Arc<Shared>) {
     let mut phase = shared.shutdown.subscribe();
     let mut deferred = defers_accept(&shared.config().pgbouncer);
+    // Bound to one address, every connection's local end is that address: no getsockname.
+    let bound = listener
+        .local_addr()
+        .ok()
+        .filter(|a| !a.ip().is_unspecified());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -68,12 +123,12 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
                             tracing::warn!("{e}");
                         }
                     }
-                    if let Err(e) = TcpTuning::from_settings(&config.pgbouncer).apply(&stream) {
+                    if let Err(e) = inherited.tune(&listener, &stream, &config) {
                         // As PgBouncer: a socket that cannot be tuned is closed.
                         tracing::warn!(addr = %peer, "{e}");
                         continue;
                     }
-                    let local = stream.local_addr().ok();
+                    let local = bound.or_else(|| stream.local_addr().ok());
                     let origin = Origin {
                         trusted: peer.ip().is_loopback(),
                         endpoints: Endpoints {

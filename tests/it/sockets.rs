@@ -1,6 +1,6 @@
 //! Socket settings as the kernel holds them: `tcp_keepalive` and its timings on the sockets the
-//! pooler accepts and opens (read from /proc, as `ss -o` does), `tcp_defer_accept` on its
-//! listening socket, and `unix_socket_group` on the socket file.
+//! pooler accepts and opens (read from /proc, as `ss -o` does), before and after a reload,
+//! `tcp_defer_accept` on its listening socket, and `unix_socket_group` on the socket file.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -139,16 +139,7 @@ async fn tcp_defer_accept_keeps_silent_connections_out_of_the_pooler() {
     let mut client = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(state(&client).as_deref(), Some("03"), "not held back");
-    // SSLRequest: length 8, code 80877103.
-    client
-        .write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
-        .unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut answer = [0u8; 1];
-    client.read_exact(&mut answer).unwrap();
-    assert_eq!(&answer, b"N");
+    ssl_request(&mut client);
     assert_eq!(state(&client).as_deref(), Some("01"));
 
     let ini = std::fs::read_to_string(bin.ini()).unwrap();
@@ -159,6 +150,109 @@ async fn tcp_defer_accept_keeps_silent_connections_out_of_the_pooler() {
     let silent = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(state(&silent).as_deref(), Some("01"), "still held back");
+}
+
+/// The pooler's end of the connection from `client`, once its keepalive timer runs (until the
+/// client's ACK of the pooler's last packet, the kernel shows the retransmit timer instead).
+async fn keepalive_of(pid: u32, pooler_port: u16, client: &std::net::TcpStream) -> Socket {
+    let port = client.local_addr().unwrap().port();
+    let find = || {
+        tcp_sockets(pid)
+            .into_iter()
+            .find(|s| s.local_port == pooler_port && s.remote_port == port && s.timer == 2)
+    };
+    support::eventually(Duration::from_secs(5), || find().is_some()).await;
+    find().unwrap()
+}
+
+/// An SSLRequest: length 8, code 80877103.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Sends an SSLRequest and reads the pooler's `N`: the client is then accepted and idle.
+fn ssl_request(client: &mut std::net::TcpStream) {
+    client.write_all(&SSL_REQUEST).unwrap();
+    read_no_to_ssl(client);
+}
+
+/// Reads the `N` that answers an SSLRequest when client TLS is off.
+fn read_no_to_ssl(mut client: &std::net::TcpStream) {
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = [0u8; 1];
+    client.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"N");
+}
+
+/// The keepalive options live on the listening socket, which Linux copies into each connection
+/// it accepts. A reload that changes them reaches the clients accepted after it, including
+/// those that were already waiting in the accept queue, made from the listener's old options.
+#[tokio::test]
+async fn a_reload_of_tcp_keepidle_reaches_clients_queued_before_it() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, pg.port(), "tcp_keepidle = 300").await;
+    let mut before = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
+    ssl_request(&mut before);
+    let socket = keepalive_of(bin.pid(), bin.port, &before).await;
+    assert!((240..=300).contains(&socket.timer_secs), "{socket:?}");
+
+    let ini = std::fs::read_to_string(bin.ini()).unwrap();
+    let ini = ini.replace("tcp_keepidle = 300", "tcp_keepidle = 44");
+    std::fs::write(bin.ini(), ini).unwrap();
+    assert_eq!(bin.console().await.query("RELOAD").await.error, None);
+    // Stopped, the pooler accepts nothing: both connections wait in the queue, made from the
+    // listener's options of before the reload.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(bin.pid()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let queued: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
+            // The first bytes bring the connection past TCP_DEFER_ACCEPT into the queue.
+            client.write_all(&SSL_REQUEST).unwrap();
+            client
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    for client in &queued {
+        read_no_to_ssl(client);
+    }
+    let mut after = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
+    ssl_request(&mut after);
+    for (name, client) in [
+        ("first queued", &queued[0]),
+        ("second queued", &queued[1]),
+        ("after", &after),
+    ] {
+        let socket = keepalive_of(bin.pid(), bin.port, client).await;
+        assert!(
+            (30..=44).contains(&socket.timer_secs),
+            "{name}: keepalive not from the reloaded tcp_keepidle: {socket:?}"
+        );
+    }
+}
+
+/// The options are set on the listening socket at the start, so a value the kernel refuses
+/// stops the start with the option's name, instead of closing every client that connects.
+#[test]
+fn a_tcp_option_the_kernel_refuses_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("bad.ini");
+    let text = format!(
+        "[databases]\n* = host=127.0.0.1 port=1 user=x\n[pgbouncer]\nlisten_addr = 127.0.0.1\n\
+         listen_port = {}\nunix_socket_dir =\nauth_type = any\ntcp_keepcnt = 1000\n",
+        free_port()
+    );
+    std::fs::write(&ini, text).unwrap();
+    let out = support::bouncectl(&["serve", ini.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("setsockopt/TCP_KEEPCNT failed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `unix_socket_group` hands the socket file to the group; a group that does not exist stops

@@ -13,6 +13,10 @@ use crate::net::TcpTuning;
 /// The bound sockets.
 pub struct Listeners {
     pub(super) tcp: Vec<TcpListener>,
+    /// The TCP options the listeners carry, and so every connection they accept.
+    pub(super) tuning: TcpTuning,
+    /// `listen_backlog` as the listeners were given it.
+    pub(super) backlog: u32,
     pub(super) unix: Option<(UnixListener, PathBuf)>,
 }
 
@@ -76,7 +80,12 @@ impl Listeners {
             }
             Some((listener, path))
         };
-        Ok(Listeners { tcp, unix })
+        Ok(Listeners {
+            tcp,
+            tuning: TcpTuning::from_settings(s),
+            backlog: backlog(s),
+            unix,
+        })
     }
 
     /// The TCP addresses actually bound.
@@ -113,7 +122,6 @@ fn chgrp(path: &std::path::Path, group: &str) -> std::io::Result<()> {
 /// `tcp_socket_buffer` and, when `so_reuseport`, SO_REUSEPORT (several poolers on one port, for
 /// a restart without a gap).
 async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Result<TcpListener> {
-    let backlog = s.int(Key::ListenBacklog);
     let tuning = TcpTuning::from_settings(s);
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
     for addr in tokio::net::lookup_host(target).await? {
@@ -131,11 +139,13 @@ async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Resul
         // As std's bind: a restart may reuse the port while old connections linger.
         socket.set_reuseaddr(true)?;
         socket.set_reuseport(s.flag(Key::SoReuseport))?;
-        // Accepted sockets inherit the buffers, and the window scale they offer comes from them.
+        // Accepted sockets inherit the options (the accept loop sets them again only after a
+        // reload changed them), and the window scale they offer comes from the buffers.
         tuning.apply_buffers(&socket)?;
+        tuning.apply_options(&socket)?;
         match socket.bind(addr) {
             Ok(()) => {
-                let listener = socket.listen(u32::try_from(backlog).unwrap_or(128))?;
+                let listener = socket.listen(backlog(s))?;
                 if defers_accept(s) {
                     crate::net::defer_accept(&listener, true)?;
                 }
@@ -145,6 +155,11 @@ async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Resul
         }
     }
     Err(last)
+}
+
+/// `listen_backlog`, as `listen` takes it.
+fn backlog(s: &crate::config::Settings) -> u32 {
+    u32::try_from(s.int(Key::ListenBacklog)).unwrap_or(128)
 }
 
 /// `tcp_defer_accept`: PgBouncer's default (1) turns it on.
