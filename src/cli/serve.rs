@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+mod workers;
+
+use self::workers::Workers;
 use super::output;
 use crate::FastMap;
 use crate::admin;
@@ -92,20 +95,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         daemonize(&config)?;
     }
     let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
     // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
-    if let Some(n) = std::env::var("BOUNCECTL_WORKER_THREADS")
+    let threads = std::env::var("BOUNCECTL_WORKER_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| *n > 0)
-    {
-        builder.worker_threads(n);
-    }
-    let runtime = builder
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, users, args.config, logging))
+    let workers = Workers::start(runtime.handle(), threads, wake_at_from_env())
+        .context("cannot start the worker monitor")?;
+    let served = runtime.block_on(serve(config, users, args.config, logging));
+    // Dormant workers must run again for the runtime to shut down.
+    drop(workers);
+    served
+}
+
+/// `BOUNCECTL_WORKERS_WAKE_AT`: the awake workers' busy share (0 to 1) above which a dormant
+/// one wakes (tuning, tests).
+fn wake_at_from_env() -> f64 {
+    std::env::var("BOUNCECTL_WORKERS_WAKE_AT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| (0.0..=1.0).contains(v))
+        .unwrap_or(workers::WAKE_AT)
 }
 
 fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {
