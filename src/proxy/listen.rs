@@ -57,8 +57,8 @@ impl Listeners {
 /// The options the connections a listener accepts come with: Linux copies the listener's
 /// socket options into each of them, so they are set on the listener, not on every client.
 struct Inherited {
-    /// The options the listener carries; none known after the kernel refused some of them
-    /// (the ones before it took effect).
+    /// The options the listener carries; unknown after the kernel refused one of them (those
+    /// set before it stay set).
     listener: Option<TcpTuning>,
     /// Connections still to be tuned one by one after the listener took new options: those
     /// already in the accept queue then, made with the old ones.

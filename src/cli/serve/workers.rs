@@ -3,13 +3,14 @@
 //! The runtime has a worker per core, but while one worker keeps up, the others cost CPU
 //! without adding throughput: every batch of ready sockets wakes a second worker to steal half
 //! of it, and each wake is a futex call, a context switch and one more `epoll_wait`. On a
-//! two-core machine shared with PostgreSQL, two workers used 15-25% more CPU per transaction
+//! two-core machine shared with PostgreSQL, two workers used 15-33% more CPU per transaction
 //! than one at the same TPS (bench/results/poolbench-2026-11-27.txt).
 //!
 //! So all but one worker start dormant: a task blocks its worker's thread on a condvar, which
-//! takes that worker out of tokio's work stealing and wake-ups. (It is only ever picked up by
-//! an idle worker or between two batches, and any tasks left in its queue are stolen by the
-//! awake ones before they park.) A monitor thread samples the process's CPU time every
+//! takes that worker out of tokio's work stealing and wake-ups. (Sleepers come through the
+//! runtime's shared queue, which a worker reads between tasks or when its own queue is empty;
+//! tasks left in a dormant worker's queue are stolen by the awake ones, which search the other
+//! queues before they park.) A monitor thread samples the process's CPU time every
 //! 100 ms: when the awake workers are busier than [`WAKE_AT`] (75%), a dormant one wakes; after a
 //! second in which one worker fewer would be under 50% busy, one goes back to sleep.
 
@@ -46,6 +47,7 @@ struct State {
     sleepers: usize,
     /// Wake-ups granted and not yet taken by a sleeper.
     wakes: usize,
+    /// The pooler is stopping: every sleeper returns, none blocks again.
     closing: bool,
 }
 
