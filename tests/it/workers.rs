@@ -1,6 +1,9 @@
 //! Worker threads beyond the first sleep until the load needs them: under a light load one
 //! tokio worker does all the work; when the awake ones are busier than the wake threshold
-//! (`BOUNCECTL_WORKERS_WAKE_AT`), the others wake and take their share.
+//! (`BOUNCECTL_WORKERS_WAKE_AT`), the others wake and take their share, and go back to sleep
+//! when the load has passed.
+
+use std::time::Duration;
 
 use crate::support::binary::Binary;
 use crate::support::postgres::{MD5_USER, TempPostgres};
@@ -42,13 +45,14 @@ async fn load(bin: &Binary) {
     }
 }
 
+/// The binary with two workers, the wake threshold given, and `-v` (each change is logged).
 async fn start(pg: &TempPostgres, wake_at: &str) -> Binary {
     let databases = format!("* = host=127.0.0.1 port={}\n", pg.port());
     let env = [
         ("BOUNCECTL_WORKER_THREADS", "2"),
         ("BOUNCECTL_WORKERS_WAKE_AT", wake_at),
     ];
-    Binary::start_with(pg, &databases, "", &["-q"], &env).await
+    Binary::start_with(pg, &databases, "", &["-v"], &env).await
 }
 
 #[tokio::test]
@@ -65,10 +69,8 @@ async fn one_worker_carries_a_light_load_and_the_other_wakes_for_more() {
     assert!(ticks[1] >= 10, "the awake worker did no work: {ticks:?}");
     assert!(ticks[0] <= 2, "the dormant worker worked: {ticks:?}");
 
-    // 0.0: any load wakes the other.
-    let busy = start(&pg, "0.0").await;
-    // Time for the monitor's first samples.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // 0.05: a load wakes the other, and a second of quiet after it puts one back to sleep.
+    let busy = start(&pg, "0.05").await;
     load(&busy).await;
     let ticks = worker_ticks(busy.pid());
     assert_eq!(ticks.len(), 2, "{ticks:?}");
@@ -76,4 +78,10 @@ async fn one_worker_carries_a_light_load_and_the_other_wakes_for_more() {
         ticks.iter().all(|&t| t >= 3),
         "a worker stayed dormant: {ticks:?}"
     );
+    let log = || busy.log();
+    assert!(log().contains("2 of 2 workers awake now"), "{}", log());
+    let back_to_sleep = support::eventually(Duration::from_secs(10), || {
+        log().contains("1 of 2 workers awake now")
+    });
+    assert!(back_to_sleep.await, "{}", log());
 }
