@@ -89,10 +89,10 @@ async fn tcp_keepidle_arms_keepalive_on_client_and_server_sockets() {
             .iter()
             .any(|s| port(s) && keepalive(s))
     };
-    support::eventually(Duration::from_secs(5), || {
+    let both_armed = support::eventually(Duration::from_secs(5), || {
         armed(&|s| s.local_port == bin.port) && armed(&|s| s.remote_port == pg.port())
-    })
-    .await;
+    });
+    assert!(both_armed.await, "{:?}", established(bin.pid()));
     let sockets = established(bin.pid());
     let accepted = sockets.iter().find(|s| s.local_port == bin.port);
     let server = sockets.iter().find(|s| s.remote_port == pg.port());
@@ -161,7 +161,11 @@ async fn keepalive_of(pid: u32, pooler_port: u16, client: &std::net::TcpStream) 
             .into_iter()
             .find(|s| s.local_port == pooler_port && s.remote_port == port && s.timer == 2)
     };
-    support::eventually(Duration::from_secs(5), || find().is_some()).await;
+    let armed = support::eventually(Duration::from_secs(5), || find().is_some()).await;
+    assert!(
+        armed,
+        "no keepalive timer on the pooler's end of port {port}"
+    );
     find().unwrap()
 }
 

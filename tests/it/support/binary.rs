@@ -166,7 +166,8 @@ impl Binary {
     /// Polls until the fd count is at most `limit`; returns the last count seen.
     pub async fn fds_settle(&self, limit: usize, timeout: Duration) -> usize {
         let mut last = self.fds();
-        super::eventually(timeout, || {
+        // The caller checks the count returned.
+        let _settled = super::eventually(timeout, || {
             last = self.fds();
             last <= limit
         })

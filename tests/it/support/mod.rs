@@ -106,6 +106,7 @@ pub async fn connect_rustls(
 }
 
 /// Polls `probe` until it returns true or `timeout` passes; returns whether it did.
+#[must_use = "false means the probe never held: assert it"]
 pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -121,6 +122,7 @@ pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
 
 /// As [`wait_until`], for async tests: yields to the runtime (which may run the pooler) while
 /// polling.
+#[must_use = "false means the probe never held: assert it"]
 pub async fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
