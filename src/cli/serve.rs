@@ -96,18 +96,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
     // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
-    let threads = std::env::var("BOUNCECTL_WORKER_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-        .unwrap_or(1);
+    let threads = tuning_env(
+        "BOUNCECTL_WORKER_THREADS",
+        "a whole number over 0",
+        |n: &usize| *n > 0,
+    )
+    .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+    .unwrap_or(1);
+    let wake_at = tuning_env(
+        "BOUNCECTL_WORKERS_WAKE_AT",
+        "a number from 0 to 1",
+        |v: &f64| (0.0..=1.0).contains(v),
+    )
+    .unwrap_or(workers::WAKE_AT);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let workers = Workers::start(runtime.handle(), threads, wake_at_from_env())
+    let workers = Workers::start(runtime.handle(), threads, wake_at)
         .context("cannot start the worker monitor")?;
     let served = runtime.block_on(serve(config, users, args.config, logging));
     // Dormant workers must run again for the runtime to shut down.
@@ -115,14 +122,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     served
 }
 
-/// `BOUNCECTL_WORKERS_WAKE_AT`: the awake workers' busy share (0 to 1) above which a dormant
-/// one wakes (tuning, tests).
-fn wake_at_from_env() -> f64 {
-    std::env::var("BOUNCECTL_WORKERS_WAKE_AT")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| (0.0..=1.0).contains(v))
-        .unwrap_or(workers::WAKE_AT)
+/// A runtime tuning variable (`BOUNCECTL_WORKER_THREADS`, `BOUNCECTL_WORKERS_WAKE_AT`: the
+/// awake workers' busy share above which a dormant one wakes). A value that does not parse or
+/// is out of range is ignored with a warning, not an error: it only tunes.
+fn tuning_env<T: std::str::FromStr>(
+    name: &str,
+    expected: &str,
+    valid: impl Fn(&T) -> bool,
+) -> Option<T> {
+    let text = std::env::var(name).ok()?;
+    let value = text.trim().parse::<T>().ok().filter(|v| valid(v));
+    if value.is_none() {
+        tracing::warn!("{name}={text} ignored: expected {expected}");
+    }
+    value
 }
 
 fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {

@@ -85,3 +85,22 @@ async fn one_worker_carries_a_light_load_and_the_other_wakes_for_more() {
     });
     assert!(back_to_sleep.await, "{}", log());
 }
+
+/// A tuning value out of range is ignored with a warning that names it; the pooler serves.
+#[tokio::test]
+async fn a_wake_threshold_out_of_range_is_ignored_with_a_warning() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = start(&pg, "2").await;
+    let client = support::connect(&bin.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&client).await);
+    assert!(
+        bin.log()
+            .contains("BOUNCECTL_WORKERS_WAKE_AT=2 ignored: expected a number from 0 to 1"),
+        "{}",
+        bin.log()
+    );
+}
