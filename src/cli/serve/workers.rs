@@ -95,30 +95,27 @@ impl Workers {
         workers: usize,
         wake_at: f64,
     ) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-        });
+        // Built first: if the monitor cannot start, dropping this wakes the sleepers again.
+        let mut this = Workers {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+            }),
+            monitor: None,
+        };
         if workers < 2 {
-            return Ok(Workers {
-                shared,
-                monitor: None,
-            });
+            return Ok(this);
         }
         for _ in 1..workers {
-            shared.put_to_sleep(runtime);
+            this.shared.put_to_sleep(runtime);
         }
-        let monitor = {
-            let shared = Arc::clone(&shared);
-            let runtime = runtime.clone();
-            std::thread::Builder::new()
-                .name("bouncectl-workers".into())
-                .spawn(move || monitor(&shared, &runtime, workers, wake_at))?
-        };
-        Ok(Workers {
-            shared,
-            monitor: Some(monitor),
-        })
+        let shared = Arc::clone(&this.shared);
+        let runtime = runtime.clone();
+        let monitor = std::thread::Builder::new()
+            .name("bouncectl-workers".into())
+            .spawn(move || monitor(&shared, &runtime, workers, wake_at))?;
+        this.monitor = Some(monitor);
+        Ok(this)
     }
 }
 
