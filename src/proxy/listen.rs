@@ -19,14 +19,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 
-use self::bind::defers_accept;
+use self::bind::ListenerOptions;
 use super::handshake::{self, LoggedIn, Outcome};
 use super::session::{End, Session, Timeouts};
 use super::{Shared, before};
 use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
-use crate::net::TcpTuning;
 use crate::protocol::backend::{Severity, error_response};
 use crate::registry::{Addr, ClientInfo, Endpoints};
 use crate::tls::{self, ClientStream, Stage, TlsError};
@@ -36,12 +35,8 @@ impl Listeners {
     pub async fn serve(self, shared: Arc<Shared>) {
         let mut tasks = tokio::task::JoinSet::new();
         for listener in self.tcp {
-            let inherited = Inherited {
-                listener: Some(self.tuning),
-                queued_before_change: 0,
-                queue_limit: self.backlog.saturating_add(1),
-            };
-            tasks.spawn(accept_tcp(listener, inherited, Arc::clone(&shared)));
+            let options = self.options.clone();
+            tasks.spawn(accept_tcp(listener, options, Arc::clone(&shared)));
         }
         let unix_path = self.unix.as_ref().map(|(_, p)| p.clone());
         if let Some((listener, _)) = self.unix {
@@ -54,54 +49,8 @@ impl Listeners {
     }
 }
 
-/// The options the connections a listener accepts come with: Linux copies the listener's
-/// socket options into each of them, so they are set on the listener, not on every client.
-struct Inherited {
-    /// The options the listener carries; unknown after the kernel refused one of them (those
-    /// set before it stay set).
-    listener: Option<TcpTuning>,
-    /// Connections still to be tuned one by one after the listener took new options: those
-    /// already in the accept queue then, made with the old ones.
-    queued_before_change: u32,
-    /// The most the accept queue holds: `listen_backlog` + 1 at the time of `listen`.
-    queue_limit: u32,
-}
-
-impl Inherited {
-    /// Gives an accepted socket the options `config` names, with system calls only when a
-    /// reload changed them.
-    fn tune(
-        &mut self,
-        listener: &TcpListener,
-        stream: &TcpStream,
-        config: &Config,
-    ) -> std::io::Result<()> {
-        let wanted = TcpTuning::from_settings(&config.pgbouncer);
-        if self.listener != Some(wanted) {
-            match wanted.retune(listener) {
-                Ok(()) => {
-                    self.listener = Some(wanted);
-                    self.queued_before_change = self.queue_limit;
-                }
-                // Then every connection is tuned on its own until the listener takes them.
-                Err(e) => {
-                    self.listener = None;
-                    tracing::warn!("listening socket: {e}");
-                }
-            }
-            return wanted.retune(stream);
-        }
-        if self.queued_before_change > 0 {
-            self.queued_before_change -= 1;
-            return wanted.retune(stream);
-        }
-        Ok(())
-    }
-}
-
-async fn accept_tcp(listener: TcpListener, mut inherited: Inherited, shared: Arc<Shared>) {
+async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared: Arc<Shared>) {
     let mut phase = shared.shutdown.subscribe();
-    let mut deferred = defers_accept(&shared.config().pgbouncer);
     // Bound to one address, every connection's local end is that address: no getsockname.
     let bound = listener
         .local_addr()
@@ -114,16 +63,7 @@ async fn accept_tcp(listener: TcpListener, mut inherited: Inherited, shared: Arc
                     // Read per client (a reload changes the options for the next one), and
                     // handed to the client's task, which needs it too.
                     let config = shared.config();
-                    // A reload that turned tcp_defer_accept on or off: applied here, so from
-                    // the connection after this one (every PostgreSQL client speaks first).
-                    let defer = defers_accept(&config.pgbouncer);
-                    if defer != deferred {
-                        deferred = defer;
-                        if let Err(e) = crate::net::defer_accept(&listener, defer) {
-                            tracing::warn!("{e}");
-                        }
-                    }
-                    if let Err(e) = inherited.tune(&listener, &stream, &config) {
+                    if let Err(e) = options.on_accept(&listener, &stream, &config) {
                         // As PgBouncer: a socket that cannot be tuned is closed.
                         tracing::warn!(addr = %peer, "{e}");
                         continue;

@@ -1,23 +1,100 @@
 //! Binding the listening sockets: each `listen_addr` (`*` is 0.0.0.0 and ::) with its TCP
-//! options, and the unix socket `.s.PGSQL.<port>` in `unix_socket_dir` with its mode and group.
+//! options, kept in step with reloads ([`ListenerOptions`]), and the unix socket
+//! `.s.PGSQL.<port>` in `unix_socket_dir` with its mode and group.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
-use crate::config::{Config, Key};
+use crate::config::{Config, Key, Settings};
 use crate::net::TcpTuning;
 
 /// The bound sockets.
 pub struct Listeners {
     pub(super) tcp: Vec<TcpListener>,
-    /// The TCP options the listeners carry, and so every connection they accept.
-    pub(super) tuning: TcpTuning,
-    /// `listen_backlog` as the listeners were given it.
-    pub(super) backlog: u32,
+    /// What every TCP listener was given.
+    pub(super) options: ListenerOptions,
     pub(super) unix: Option<(UnixListener, PathBuf)>,
+}
+
+/// The options a TCP listener carries, kept in step with reloads by its accept loop:
+/// TCP_DEFER_ACCEPT, and the TCP options Linux copies from it into every connection it
+/// accepts (so they are set on the listener, not on each client).
+#[derive(Clone)]
+pub(super) struct ListenerOptions {
+    /// The config last checked; a reload makes a new one. None until the first connection.
+    seen: Option<Arc<Config>>,
+    /// `tcp_defer_accept` as set.
+    defer: bool,
+    /// The options the listener carries; unknown after the kernel refused one of them (those
+    /// set before it stay set).
+    tuning: Option<TcpTuning>,
+    /// Connections still to be tuned one by one after the listener took new options: those
+    /// already in the accept queue then, made with the old ones.
+    queued_before_change: u32,
+    /// `listen_backlog` as `listen` was given it; the accept queue holds at most one more.
+    backlog: u32,
+}
+
+impl ListenerOptions {
+    fn new(s: &Settings) -> Self {
+        ListenerOptions {
+            seen: None,
+            defer: defers_accept(s),
+            tuning: Some(TcpTuning::from_settings(s)),
+            queued_before_change: 0,
+            backlog: backlog(s),
+        }
+    }
+
+    /// Brings `listener` in step with `config`, and gives `stream`, just accepted from it, the
+    /// TCP options it did not inherit: system calls only after a reload changed them.
+    pub(super) fn on_accept(
+        &mut self,
+        listener: &TcpListener,
+        stream: &TcpStream,
+        config: &Arc<Config>,
+    ) -> std::io::Result<()> {
+        let reloaded = !self.seen.as_ref().is_some_and(|c| Arc::ptr_eq(c, config));
+        if reloaded {
+            self.seen = Some(Arc::clone(config));
+            // Applies from the connection after this one (every PostgreSQL client speaks first).
+            let defer = defers_accept(&config.pgbouncer);
+            if defer != self.defer {
+                self.defer = defer;
+                if let Err(e) = crate::net::defer_accept(listener, defer) {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        if reloaded || self.tuning.is_none() {
+            let wanted = TcpTuning::from_settings(&config.pgbouncer);
+            if self.tuning != Some(wanted) {
+                match wanted.retune(listener) {
+                    Ok(()) => {
+                        self.tuning = Some(wanted);
+                        self.queued_before_change = self.backlog.saturating_add(1);
+                    }
+                    // Then every connection is tuned on its own until the listener takes them.
+                    Err(e) => {
+                        self.tuning = None;
+                        tracing::warn!("listening socket: {e}");
+                    }
+                }
+                return wanted.retune(stream);
+            }
+        }
+        match self.tuning {
+            Some(tuning) if self.queued_before_change > 0 => {
+                self.queued_before_change -= 1;
+                tuning.retune(stream)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why listening failed.
@@ -35,6 +112,7 @@ impl Listeners {
     pub async fn bind(config: &Config, port: Option<u16>) -> Result<Self, ListenError> {
         let s = &config.pgbouncer;
         let port = port.unwrap_or_else(|| s.listen_port());
+        let options = ListenerOptions::new(s);
         let mut tcp = Vec::new();
         for addr in s.listen_addrs() {
             let hosts: Vec<String> = match addr.trim() {
@@ -44,10 +122,13 @@ impl Listeners {
             };
             for host in hosts {
                 let target = format!("{}:{port}", bracket(&host));
-                let listener = listen_tcp(&target, s).await.map_err(|source| ListenError {
-                    addr: target.clone(),
-                    source,
-                })?;
+                let listener =
+                    listen_tcp(&target, s, &options)
+                        .await
+                        .map_err(|source| ListenError {
+                            addr: target.clone(),
+                            source,
+                        })?;
                 tcp.push(listener);
             }
         }
@@ -80,12 +161,7 @@ impl Listeners {
             }
             Some((listener, path))
         };
-        Ok(Listeners {
-            tcp,
-            tuning: TcpTuning::from_settings(s),
-            backlog: backlog(s),
-            unix,
-        })
+        Ok(Listeners { tcp, options, unix })
     }
 
     /// The TCP addresses actually bound.
@@ -121,8 +197,11 @@ fn chgrp(path: &std::path::Path, group: &str) -> std::io::Result<()> {
 /// Listens on the first address `target` resolves to that binds, with `listen_backlog`,
 /// `tcp_socket_buffer` and, when `so_reuseport`, SO_REUSEPORT (several poolers on one port, for
 /// a restart without a gap).
-async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Result<TcpListener> {
-    let tuning = TcpTuning::from_settings(s);
+async fn listen_tcp(
+    target: &str,
+    s: &Settings,
+    options: &ListenerOptions,
+) -> std::io::Result<TcpListener> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
     for addr in tokio::net::lookup_host(target).await? {
         let socket = match addr {
@@ -141,12 +220,14 @@ async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Resul
         socket.set_reuseport(s.flag(Key::SoReuseport))?;
         // Accepted sockets inherit the options (the accept loop sets them again only after a
         // reload changed them), and the window scale they offer comes from the buffers.
-        tuning.apply_buffers(&socket)?;
-        tuning.apply_options(&socket)?;
+        if let Some(tuning) = options.tuning {
+            tuning.apply_buffers(&socket)?;
+            tuning.apply_options(&socket)?;
+        }
         match socket.bind(addr) {
             Ok(()) => {
-                let listener = socket.listen(backlog(s))?;
-                if defers_accept(s) {
+                let listener = socket.listen(options.backlog)?;
+                if options.defer {
                     crate::net::defer_accept(&listener, true)?;
                 }
                 return Ok(listener);
@@ -158,11 +239,11 @@ async fn listen_tcp(target: &str, s: &crate::config::Settings) -> std::io::Resul
 }
 
 /// `listen_backlog`, as `listen` takes it.
-fn backlog(s: &crate::config::Settings) -> u32 {
+fn backlog(s: &Settings) -> u32 {
     u32::try_from(s.int(Key::ListenBacklog)).unwrap_or(128)
 }
 
 /// `tcp_defer_accept`: PgBouncer's default (1) turns it on.
-pub(super) fn defers_accept(s: &crate::config::Settings) -> bool {
+fn defers_accept(s: &Settings) -> bool {
     s.int(Key::TcpDeferAccept) > 0
 }
