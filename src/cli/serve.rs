@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-mod workers;
-
-use self::workers::Workers;
 use super::output;
 use crate::FastMap;
 use crate::admin;
@@ -95,47 +92,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         daemonize(&config)?;
     }
     let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
     // One worker per core by default; BOUNCECTL_WORKER_THREADS overrides it (tuning, benchmarks).
-    let threads = tuning_env(
-        "BOUNCECTL_WORKER_THREADS",
-        "a whole number over 0",
-        |n: &usize| *n > 0,
-    )
-    .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
-    .unwrap_or(1);
-    let wake_at = tuning_env(
-        "BOUNCECTL_WORKERS_WAKE_AT",
-        "a number from 0 to 1",
-        |v: &f64| (0.0..=1.0).contains(v),
-    )
-    .unwrap_or(workers::WAKE_AT);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    if let Some(n) = worker_threads_from_env() {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let workers = Workers::start(runtime.handle(), threads, wake_at)
-        .context("cannot start the worker monitor")?;
-    let served = runtime.block_on(serve(config, users, args.config, logging));
-    // Dormant workers must run again for the runtime to shut down.
-    drop(workers);
-    served
+    runtime.block_on(serve(config, users, args.config, logging))
 }
 
-/// A runtime tuning variable (`BOUNCECTL_WORKER_THREADS`, `BOUNCECTL_WORKERS_WAKE_AT`: the
-/// awake workers' busy share above which a dormant one wakes). A value that does not parse or
-/// is out of range is ignored with a warning, not an error: it only tunes.
-fn tuning_env<T: std::str::FromStr>(
-    name: &str,
-    expected: &str,
-    valid: impl Fn(&T) -> bool,
-) -> Option<T> {
-    let text = std::env::var(name).ok()?;
-    let value = text.trim().parse::<T>().ok().filter(|v| valid(v));
-    if value.is_none() {
-        tracing::warn!("{name}={text} ignored: expected {expected}");
+/// `BOUNCECTL_WORKER_THREADS`. A value that is not a whole number over 0 is ignored with a
+/// warning, not an error: it only tunes.
+fn worker_threads_from_env() -> Option<usize> {
+    let text = std::env::var("BOUNCECTL_WORKER_THREADS").ok()?;
+    let threads = text.trim().parse::<usize>().ok().filter(|n| *n > 0);
+    if threads.is_none() {
+        tracing::warn!("BOUNCECTL_WORKER_THREADS={text} ignored: expected a whole number over 0");
     }
-    value
+    threads
 }
 
 fn load(path: Option<&Path>) -> Result<Config, Vec<ConfigError>> {

@@ -402,3 +402,23 @@ async fn keys_without_effect_are_warned_about_at_start_and_reload() {
     assert_eq!(log.matches("pkt_buf = 8192").count(), 1, "said once: {log}");
     assert!(!log.contains("sbuf_loopcnt"), "{log}");
 }
+
+/// A `BOUNCECTL_WORKER_THREADS` that is not a whole number over 0 is ignored with a warning
+/// that names it; the pooler serves with its default.
+#[tokio::test]
+async fn a_worker_thread_count_that_does_not_parse_is_named_in_a_warning() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let databases = format!("* = host=127.0.0.1 port={}\n", pg.port());
+    let env = [("BOUNCECTL_WORKER_THREADS", "zero")];
+    let bin = crate::support::binary::Binary::start_with(&pg, &databases, "", &["-q"], &env).await;
+    let client = connect(&bin.url(MD5_USER, "postgres")).await.unwrap();
+    assert!(select_one(&client).await);
+    assert!(
+        bin.log()
+            .contains("BOUNCECTL_WORKER_THREADS=zero ignored: expected a whole number over 0"),
+        "{}",
+        bin.log()
+    );
+}
