@@ -36,3 +36,4 @@ mod tls_ciphers;
 mod tls_pooler;
 mod tls_serve;
 mod training;
+mod workers;

@@ -1,0 +1,88 @@
+//! The runtime's second worker stays asleep under a light load and takes a share of a heavy
+//! one: the change to tokio's wake-ups in `vendor/tokio` (see `vendor/README.md`).
+
+use crate::support::binary::Binary;
+use crate::support::postgres::{MD5_USER, TempPostgres};
+use crate::support::{self};
+
+/// CPU ticks (user + system) of each of the pooler's tokio worker threads, in thread order.
+fn worker_ticks(pid: u32) -> Vec<u64> {
+    let mut tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| task.ok().map(|t| t.path()))
+        .collect();
+    tasks.sort_by_key(|dir| {
+        let tid = dir
+            .file_name()
+            .and_then(|n| n.to_str()?.parse::<u32>().ok());
+        tid.unwrap_or(u32::MAX)
+    });
+    tasks
+        .iter()
+        .filter_map(|dir| {
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if !comm.starts_with("tokio-rt-worker") {
+                return None;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the command name's closing parenthesis, from the third (state) on.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields[i].parse::<u64>().unwrap();
+            Some(ticks(11) + ticks(12))
+        })
+        .collect()
+}
+
+/// `clients` clients at once, each sending `queries` queries, `pipelined` of them in flight.
+async fn load(bin: &Binary, clients: usize, queries: usize, pipelined: usize) {
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let url = bin.url(MD5_USER, "postgres");
+        running.spawn(async move {
+            let client = support::connect(&url).await.unwrap();
+            for _ in 0..queries / pipelined {
+                let batch = (0..pipelined).map(|_| support::select_one(&client));
+                let answers = futures_util::future::join_all(batch).await;
+                assert!(answers.into_iter().all(|ok| ok));
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// Ticks each worker spent on `work`.
+async fn ticks_during(bin: &Binary, work: impl std::future::Future<Output = ()>) -> Vec<u64> {
+    let before = worker_ticks(bin.pid());
+    work.await;
+    let after = worker_ticks(bin.pid());
+    assert_eq!(before.len(), 2, "two workers expected: {before:?}");
+    after.iter().zip(&before).map(|(a, b)| a - b).collect()
+}
+
+#[tokio::test]
+async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let databases = format!("* = host=127.0.0.1 port={}\n", pg.port());
+    let env = [("BOUNCECTL_WORKER_THREADS", "2")];
+    let bin = Binary::start_with(&pg, &databases, "", &[], &env).await;
+
+    // Two clients, one query each in flight: never more than a couple of tasks ready at once.
+    let light = ticks_during(&bin, load(&bin, 2, 3000, 1)).await;
+    let (most, least) = (*light.iter().max().unwrap(), *light.iter().min().unwrap());
+    assert!(most >= 10, "the load did too little to tell: {light:?}");
+    assert!(
+        least * 10 <= most,
+        "the second worker woke for a light load: {light:?}"
+    );
+
+    // Forty clients with ten queries each in flight: backlogs that the other worker shares.
+    let heavy = ticks_during(&bin, load(&bin, 40, 1000, 10)).await;
+    assert!(
+        heavy.iter().all(|&t| t >= 2),
+        "a worker sat out a heavy load: {heavy:?}"
+    );
+}
