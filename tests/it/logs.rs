@@ -410,9 +410,8 @@ async fn a_worker_thread_count_that_does_not_parse_is_named_in_a_warning() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let databases = format!("* = host=127.0.0.1 port={}\n", pg.port());
     let env = [("BOUNCECTL_WORKER_THREADS", "zero")];
-    let bin = crate::support::binary::Binary::start_with(&pg, &databases, "", &["-q"], &env).await;
+    let bin = crate::support::binary::Binary::start_env(&pg, &env).await;
     let client = connect(&bin.url(MD5_USER, "postgres")).await.unwrap();
     assert!(select_one(&client).await);
     assert!(

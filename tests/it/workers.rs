@@ -66,9 +66,7 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let databases = format!("* = host=127.0.0.1 port={}\n", pg.port());
-    let env = [("BOUNCECTL_WORKER_THREADS", "2")];
-    let bin = Binary::start_with(&pg, &databases, "", &[], &env).await;
+    let bin = Binary::start_env(&pg, &[("BOUNCECTL_WORKER_THREADS", "2")]).await;
 
     // Two clients, one query each in flight: never more than a couple of tasks ready at once.
     let light = ticks_during(&bin, load(&bin, 2, 3000, 1)).await;

@@ -25,6 +25,13 @@ impl Binary {
         Self::start_with(pg, &databases, settings, &["-q"], &[]).await
     }
 
+    /// As [`Binary::start`] against `pg` itself, with no settings and the extra environment
+    /// given.
+    pub async fn start_env(pg: &TempPostgres, env: &[(&str, &str)]) -> Binary {
+        let databases = format!("* = host=127.0.0.1 port={}\n", pg.port());
+        Self::start_with(pg, &databases, "", &["-q"], env).await
+    }
+
     /// As [`Binary::start`] with the `[databases]` section, the command-line flags and extra
     /// environment given.
     pub async fn start_with(
