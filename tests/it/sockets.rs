@@ -259,6 +259,54 @@ fn a_tcp_option_the_kernel_refuses_stops_the_start() {
     );
 }
 
+/// After a reload to a value the kernel refuses, every client is closed, as PgBouncer closes a
+/// socket it cannot tune, with the listener's refusal logged once; a reload back serves again.
+#[tokio::test]
+async fn a_reload_to_a_refused_tcp_option_closes_clients_until_it_is_undone() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, pg.port(), "tcp_keepcnt = 4").await;
+    let good = std::fs::read_to_string(bin.ini()).unwrap();
+    std::fs::write(
+        bin.ini(),
+        good.replace("tcp_keepcnt = 4", "tcp_keepcnt = 1000"),
+    )
+    .unwrap();
+    assert_eq!(bin.console().await.query("RELOAD").await.error, None);
+    for _ in 0..2 {
+        assert!(
+            !answers_ssl_request(bin.port),
+            "served with a refused option"
+        );
+    }
+    let log = bin.log();
+    assert_eq!(log.matches("listening socket:").count(), 1, "{log}");
+    assert!(log.contains("setsockopt/TCP_KEEPCNT failed"), "{log}");
+
+    // By signal: the console, over TCP, is closed like every other client now.
+    std::fs::write(bin.ini(), good).unwrap();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(bin.pid()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    let served = support::eventually(Duration::from_secs(5), || answers_ssl_request(bin.port));
+    assert!(
+        served.await,
+        "not served after the reload back: {}",
+        bin.log()
+    );
+}
+
+/// Whether the pooler on `port` answers an SSLRequest (`N`) instead of closing the connection.
+fn answers_ssl_request(port: u16) -> bool {
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client.write_all(&SSL_REQUEST).unwrap();
+    let mut answer = [0u8; 1];
+    matches!(client.read(&mut answer), Ok(1) if answer == *b"N")
+}
+
 /// `unix_socket_group` hands the socket file to the group; a group that does not exist stops
 /// the start with a message naming it.
 #[tokio::test]

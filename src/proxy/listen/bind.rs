@@ -78,10 +78,12 @@ impl ListenerOptions {
                         self.tuning = Some(wanted);
                         self.queued_before_change = self.backlog.saturating_add(1);
                     }
-                    // Then every connection is tuned on its own until the listener takes them.
+                    // Then every connection is tuned on its own until the listener takes them;
+                    // said once, not at each connection that tries the listener again.
                     Err(e) => {
-                        self.tuning = None;
-                        tracing::warn!("listening socket: {e}");
+                        if self.tuning.take().is_some() {
+                            tracing::warn!("listening socket: {e}");
+                        }
                     }
                 }
                 return wanted.retune(stream);
@@ -221,8 +223,7 @@ async fn listen_tcp(
         // Accepted sockets inherit the options (the accept loop sets them again only after a
         // reload changed them), and the window scale they offer comes from the buffers.
         if let Some(tuning) = options.tuning {
-            tuning.apply_buffers(&socket)?;
-            tuning.apply_options(&socket)?;
+            tuning.apply(&socket)?;
         }
         match socket.bind(addr) {
             Ok(()) => {
