@@ -25,6 +25,10 @@ pub(crate) struct Stats {
     /// Tracked in nanoseconds, stored as a `f64` since that is what we use with
     /// the EWMA calculations
     task_poll_time_ewma: f64,
+
+    // bouncectl: whether batches are timed. The timing (two clock reads, a `powf` per batch)
+    // only tunes the global queue interval, and the busy-duration metric bouncectl never reads.
+    timed: bool,
 }
 
 /// How to weigh each individual poll time, value is plucked from thin air.
@@ -50,7 +54,16 @@ impl Stats {
             processing_scheduled_tasks_started_at: Instant::now(),
             tasks_polled_in_batch: 0,
             task_poll_time_ewma,
+            timed: true,
         }
+    }
+
+    /// bouncectl: no batch timing when the global queue interval is fixed (`Builder::
+    /// global_queue_interval`), as nothing is left to tune. `worker_total_busy_duration`
+    /// then stays at zero.
+    pub(crate) fn untimed_if_fixed(mut self, config: &Config) -> Stats {
+        self.timed = config.global_queue_interval.is_none();
+        self
     }
 
     pub(crate) fn tuned_global_queue_interval(&self, config: &Config) -> u32 {
@@ -84,6 +97,9 @@ impl Stats {
     }
 
     pub(crate) fn start_processing_scheduled_tasks(&mut self) {
+        if !self.timed {
+            return;
+        }
         self.batch.start_processing_scheduled_tasks();
 
         self.processing_scheduled_tasks_started_at = Instant::now();
@@ -91,6 +107,9 @@ impl Stats {
     }
 
     pub(crate) fn end_processing_scheduled_tasks(&mut self) {
+        if !self.timed {
+            return;
+        }
         self.batch.end_processing_scheduled_tasks();
 
         // Update the EWMA task poll time

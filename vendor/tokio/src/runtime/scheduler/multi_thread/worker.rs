@@ -291,7 +291,8 @@ pub(super) fn create(
         let park = park.for_worker(index == 0);
         let unpark = park.unpark();
         let metrics = WorkerMetrics::from_config(&config);
-        let stats = Stats::new(&metrics);
+        // bouncectl: a fixed global queue interval turns the batch timing off.
+        let stats = Stats::new(&metrics).untimed_if_fixed(&config);
 
         cores.push(Box::new(Core {
             tick: 0,
