@@ -134,6 +134,11 @@ pub enum ServerStream {
 }
 
 impl ServerStream {
+    /// True when encrypted.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ServerStream::Tls(_))
+    }
+
     /// "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519" on a TLS connection, `None` in plaintext.
     pub fn tls_description(&self) -> Option<String> {
         match self {

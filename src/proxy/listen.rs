@@ -494,6 +494,7 @@ fn session_of<S: AsyncRead + AsyncWrite + Unpin>(
     let s = &config.pgbouncer;
     let max_len = conn.max_message_len();
     let parts = conn.into_parts();
+    let plain = !parts.stream.is_tls();
     Session::new(
         parts.stream,
         parts.read_buf,
@@ -505,6 +506,7 @@ fn session_of<S: AsyncRead + AsyncWrite + Unpin>(
     .with_entry(Arc::clone(entry))
     .refuse_simple_queries(s.flag(Key::DisablePqexec))
     .fast_close(s.flag(Key::ServerFastClose))
+    .socket_wakers(plain)
 }
 
 /// The session timers of `user`: its `[users]` values, else the global ones.

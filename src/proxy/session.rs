@@ -5,15 +5,14 @@
 //! the pool's FIFO when needed), tracked parameters are re-applied, and bytes flow both ways until
 //! [`release_after`] says the server may go back.
 
-use std::future::{Future as _, poll_fn};
-use std::pin::{Pin, pin};
+use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::handshake::{LoggedIn, pool_error};
 use super::prepared::{ClientStatements, Pipeline};
@@ -29,9 +28,11 @@ use crate::shutdown::{Phase, Shutdown};
 
 mod forward;
 mod timeouts;
+mod wait;
 
 use timeouts::Limit;
 pub use timeouts::Timeouts;
+use wait::{Armed, Marks, SocketWakers, Woke, poll_client_side, poll_linked};
 
 /// Whether a server goes back to the pool now (the pure release decision of STYLE.md §3.2).
 ///
@@ -88,6 +89,10 @@ struct Link {
     /// Likewise toward the server: bytes of a large client message still to come. The server
     /// holds a partial message until they are in, so it can go to no one else before.
     client_stream_left: usize,
+    /// Both sockets are plain, so each is read under its own waker ([`wait`]). A TLS read may
+    /// also write, under whatever waker it is given: then both are polled at every wake.
+    marked: bool,
+    armed: Armed,
 }
 
 impl Link {
@@ -117,21 +122,10 @@ pub struct Session<S> {
     /// `server_fast_close` (session mode): a server marked close_needed is closed, with its
     /// client, at the end of the transaction instead of the session.
     fast_close: bool,
+    /// The client socket is plain: links to plain servers use [`SocketWakers`].
+    plain: bool,
+    wakers: Option<SocketWakers>,
 }
-
-const READ_CHUNK: usize = 16 * 1024;
-
-/// A server's buffer offers every read at least this much room.
-const SERVER_READ_ROOM: usize = READ_CHUNK / 4;
-
-/// A client's buffer (1 KB from its login) takes a chunk only once less than this is free: a
-/// client of small queries, or one that leaves after a few, never needs more.
-const CLIENT_READ_ROOM: usize = 512;
-
-/// An empty client buffer larger than this (a big message or a burst grew it) goes back to its
-/// login size ([`crate::conn::READ_CAPACITY`]): an idle client keeps 1 KB, not the most it ever
-/// sent, as PgBouncer frees an empty buffer.
-const CLIENT_KEEP: usize = 4 * 1024;
 
 /// The most room reserved at once for the rest of an incomplete message.
 const RESERVE_AHEAD: usize = 64 * 1024;
@@ -174,7 +168,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             statements: ClientStatements::default(),
             refuse_simple: false,
             fast_close: false,
+            plain: false,
+            wakers: None,
         }
+    }
+
+    /// The client socket is plain (not TLS): a wake-up then polls only the socket whose waker
+    /// fired.
+    pub fn socket_wakers(mut self, plain: bool) -> Self {
+        self.plain = plain;
+        self
     }
 
     /// `server_fast_close`: in session mode, a server marked close_needed ends its session
@@ -412,6 +415,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             PoolMode::Session => 0,
             _ => pool.max_prepared_statements(),
         };
+        let marked = self.plain && !server.stream.is_tls();
         Ok(Link {
             server,
             pending: 0,
@@ -425,6 +429,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             expect: Pipeline::default(),
             stream_left: 0,
             client_stream_left: 0,
+            marked,
+            armed: Armed::default(),
         })
     }
 
@@ -510,18 +516,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let timer = wake_at.map(tokio::time::sleep_until);
         let mut timer = pin!(timer);
         let server = &mut *link.server;
+        let mut marks = Marks {
+            on: link.marked,
+            wakers: &mut self.wakers,
+            armed: &mut link.armed,
+        };
         let (client, cbuf) = (&mut self.client, &mut self.cbuf);
         let entry = self.entry.as_deref();
-        // Fixed order, server first: its replies are what the client waits for.
-        let woke = poll_fn(|cx| {
-            if let Poll::Ready(n) =
-                poll_read_more(&mut server.stream, &mut server.buf, SERVER_READ_ROOM, cx)
-            {
-                return Poll::Ready(Woke::Server(n));
-            }
-            poll_client_side(client, cbuf, timer.as_mut(), entry, || false, cx)
-        })
-        .await;
+        let woke =
+            poll_fn(|cx| poll_linked(server, client, cbuf, &mut marks, timer.as_mut(), entry, cx))
+                .await;
         match woke {
             Woke::Server(n) => {
                 if n.map_err(|_| ClientError::ServerCrashed)? == 0 {
@@ -599,64 +603,6 @@ enum Step {
 /// anything up to max_packet_size (2 GB by default) before a single byte of it has arrived.
 fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
     buf.reserve(wanted.min(RESERVE_AHEAD));
-}
-
-/// What ended a relay wait.
-enum Woke {
-    /// The server's socket: bytes read (0 at EOF) or its error.
-    Server(std::io::Result<usize>),
-    /// The client's socket, likewise.
-    Client(std::io::Result<usize>),
-    /// The wait's timer fired.
-    Deadline,
-    /// The admin console killed the client (`true`), or a shutdown closes idle clients.
-    Interrupted(bool),
-}
-
-/// Polls what every relay wait watches besides the server: the client's socket, the wait's
-/// timer, and KILL (or `give_up`, as [`ClientInfo::poll_killed_or`]).
-fn poll_client_side<S: AsyncRead + Unpin>(
-    client: &mut S,
-    cbuf: &mut BytesMut,
-    timer: Pin<&mut Option<Sleep>>,
-    entry: Option<&ClientInfo>,
-    give_up: impl Fn() -> bool,
-    cx: &mut Context<'_>,
-) -> Poll<Woke> {
-    if cbuf.is_empty() {
-        if cbuf.capacity() > CLIENT_KEEP {
-            *cbuf = BytesMut::with_capacity(crate::conn::READ_CAPACITY);
-        } else {
-            // Back to the start of its allocation (nothing to copy), instead of a new chunk
-            // once the consumed bytes have used up the room.
-            cbuf.reserve(CLIENT_READ_ROOM);
-        }
-    }
-    if let Poll::Ready(n) = poll_read_more(client, cbuf, CLIENT_READ_ROOM, cx) {
-        return Poll::Ready(Woke::Client(n));
-    }
-    if let Some(t) = timer.as_pin_mut() {
-        if t.poll(cx).is_ready() {
-            return Poll::Ready(Woke::Deadline);
-        }
-    }
-    match entry {
-        Some(e) => e.poll_killed_or(cx, give_up).map(Woke::Interrupted),
-        None => Poll::Pending,
-    }
-}
-
-/// Reads what `r` has into `buf`, making room for a chunk when less than `least_room` is left.
-fn poll_read_more<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut BytesMut,
-    least_room: usize,
-    cx: &mut Context<'_>,
-) -> Poll<std::io::Result<usize>> {
-    if buf.capacity() - buf.len() < least_room {
-        buf.reserve(READ_CHUNK);
-    }
-    tokio_util::io::poll_read_buf(Pin::new(r), cx, buf)
 }
 
 /// A safe shutdown has begun: a session holding no server ends (as PgBouncer's SIGINT).
