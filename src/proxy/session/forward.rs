@@ -26,6 +26,11 @@ pub(super) const STREAM_OVER: usize = 256 * 1024;
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends every complete client message to the server; `false` when the client said Terminate.
     pub(super) async fn forward_client(&mut self, link: &mut Link) -> Result<bool, ClientError> {
+        if self.cbuf.is_empty() {
+            // After each server batch, most often: nothing to send, and the tracker has no
+            // reply of its own pending either (it emits those as server messages come in).
+            return Ok(true);
+        }
         if link.client_stream_left > 0 {
             // The rest of a large message: straight on, as far as it goes.
             let n = link.client_stream_left.min(self.cbuf.len());
