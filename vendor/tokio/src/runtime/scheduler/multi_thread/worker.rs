@@ -115,6 +115,9 @@ struct Core {
     /// Used to schedule bookkeeping tasks every so often.
     tick: u32,
 
+    /// bouncectl: whether this worker was busy lately, which alone lets it wake others.
+    load: Load,
+
     /// When a task is scheduled from a worker, it is stored in this slot. The
     /// worker will check this slot for a task **before** checking the run
     /// queue. This effectively results in the **last** scheduled task to be run
@@ -306,6 +309,7 @@ pub(super) fn create(
             is_traced: false,
             enable_eager_driver_handoff: config.enable_eager_driver_handoff,
             had_driver: park::HadDriver::No,
+            load: Load::new(),
             park: Some(park),
             global_queue_interval: stats.tuned_global_queue_interval(&config),
             stats,
@@ -519,9 +523,84 @@ impl Launch {
 }
 
 /// bouncectl: a worker wakes a parked one only when it has more than this many tasks waiting
-/// (upstream: 1). Waking a thread costs more than running a few short tasks in turn, so a light
-/// load stays on one thread and only a backlog spreads to the others.
+/// (upstream: 1), and only when it was busy lately ([`Load`]). Waking a thread costs more than
+/// running a few short tasks in turn, so a light load stays on one thread and only a backlog on
+/// a busy worker spreads to the others.
 const NOTIFY_OVER: usize = 4;
+
+/// bouncectl: how busy a worker has been: its share of one core over the last window.
+///
+/// A queue length alone is a poor sign of a busy worker: one turn of the I/O driver queues
+/// every socket that became ready since the last, dozens at a time even under a load that
+/// keeps the worker busy a third of the time. Nor is the time spent outside park: on a machine
+/// whose cores are taken (by PostgreSQL, say), a runnable worker waits for a core without
+/// parking. Waking another worker then costs futex calls and context switches and gains
+/// nothing, as no core is free to run it. CPU time says both: a worker that gets most of a
+/// core and still has a backlog needs help, and there is a core to give it.
+struct Load {
+    window_start: Instant,
+    /// The thread's CPU time at `window_start`; `None` until the worker first parks (the
+    /// struct is made on the thread that builds the runtime).
+    cpu_start: Option<Duration>,
+    busy: bool,
+}
+
+impl Load {
+    /// The span over which the share of a core is measured.
+    const WINDOW: Duration = Duration::from_millis(10);
+
+    fn new() -> Load {
+        Load {
+            window_start: Instant::now(),
+            cpu_start: None,
+            busy: false,
+        }
+    }
+
+    /// Called after each park, woken at `now`. A worker that runs tasks without a break still
+    /// parks with a zero timeout every `event_interval` ticks, so its windows close as well.
+    fn parked(&mut self, now: Instant) {
+        let span = now.saturating_duration_since(self.window_start);
+        if span < Self::WINDOW && self.cpu_start.is_some() {
+            return;
+        }
+        let cpu = thread_cpu_time();
+        self.busy = match (self.cpu_start, cpu) {
+            // More than 70% of a core.
+            (Some(start), Some(cpu)) => cpu.saturating_sub(start) * 10 > span * 7,
+            // The first look only takes the baseline.
+            (None, Some(_)) => self.busy,
+            (_, None) => true,
+        };
+        self.window_start = now;
+        self.cpu_start = cpu;
+    }
+}
+
+/// bouncectl: the calling thread's CPU time (one system call, once per [`Load::WINDOW`]).
+#[cfg(all(target_os = "linux", feature = "net"))]
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
+}
+
+/// bouncectl: without a thread CPU clock, every worker counts as busy (upstream's behaviour
+/// with [`NOTIFY_OVER`]).
+#[cfg(not(all(target_os = "linux", feature = "net")))]
+fn thread_cpu_time() -> Option<Duration> {
+    None
+}
 
 fn run(worker: Arc<Worker>) {
     #[allow(dead_code)]
@@ -908,6 +987,7 @@ impl Context {
         } else {
             park.park(&self.worker.handle.driver)
         };
+        let woke_at = Instant::now();
 
         self.defer.wake();
 
@@ -933,6 +1013,7 @@ impl Context {
         // Place `park` back in `core`
         core.park = Some(park);
         core.had_driver = had_driver;
+        core.load.parked(woke_at);
 
         if core.should_notify_others() {
             self.worker.handle.notify_parked_local();
@@ -1228,7 +1309,7 @@ impl Core {
         if self.is_searching {
             return false;
         }
-        self.lifo_slot.is_some() as usize + self.run_queue.len() > NOTIFY_OVER
+        self.load.busy && self.lifo_slot.is_some() as usize + self.run_queue.len() > NOTIFY_OVER
     }
 
     /// Prepares the worker state for parking.
@@ -1399,7 +1480,7 @@ impl Handle {
         let should_notify = if is_yield || !core.lifo_enabled {
             core.run_queue
                 .push_back_or_overflow(task, self, &mut core.stats);
-            core.lifo_slot.is_some() as usize + core.run_queue.len() > NOTIFY_OVER
+            core.load.busy && core.lifo_slot.is_some() as usize + core.run_queue.len() > NOTIFY_OVER
         } else {
             // Push to the LIFO slot
             let prev = core.lifo_slot.take();
@@ -1412,7 +1493,7 @@ impl Handle {
 
             core.lifo_slot = Some(task);
 
-            ret && core.run_queue.len() + 1 > NOTIFY_OVER
+            ret && core.load.busy && core.run_queue.len() + 1 > NOTIFY_OVER
         };
 
         // Only notify if not currently parked. If `park` is `None`, then the
