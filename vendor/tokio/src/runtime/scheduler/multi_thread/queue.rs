@@ -401,6 +401,7 @@ impl<T> Local<T> {
 
 impl<T> Steal<T> {
     /// Returns the number of entries in the queue
+    #[allow(dead_code)] // bouncectl: no longer asked (worker.rs, `notify_if_work_pending`)
     pub(crate) fn len(&self) -> usize {
         let (_, head) = unpack(self.0.head.load(Acquire));
         let tail = self.0.tail.load(Acquire);
@@ -409,6 +410,7 @@ impl<T> Steal<T> {
 
     /// Return true if the queue is empty,
     /// false if there are any entries in the queue
+    #[allow(dead_code)] // bouncectl: as `len`
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -1296,7 +1296,11 @@ impl Core {
         }
 
         self.is_searching = false;
-        worker.handle.transition_worker_from_searching()
+        // bouncectl: the final searching worker, which found work, wakes another only when it
+        // is busy, as in `should_notify_others`; upstream always does. (This was
+        // `Handle::transition_worker_from_searching`.)
+        let last = worker.handle.shared.idle.transition_worker_from_searching();
+        last && self.load.busy && worker.handle.notify_parked_local()
     }
 
     fn has_tasks(&self) -> bool {
@@ -1569,26 +1573,11 @@ impl Handle {
     }
 
     fn notify_if_work_pending(&self) {
-        for remote in &self.shared.remotes[..] {
-            if !remote.steal.is_empty() {
-                self.notify_parked_local();
-                return;
-            }
-        }
-
+        // bouncectl: tasks in another worker's queue are not a reason to wake anyone. Their
+        // worker is awake (no worker parks with tasks of its own) and wakes others when it is
+        // busy. Upstream wakes a worker for them.
         if !self.shared.inject.is_empty() {
             self.notify_parked_local();
-        }
-    }
-
-    /// Returns `true` if another parked worker was notified, `false` otherwise.
-    fn transition_worker_from_searching(&self) -> bool {
-        if self.shared.idle.transition_worker_from_searching() {
-            // We are the final searching worker. Because work was found, we
-            // need to notify another worker.
-            self.notify_parked_local()
-        } else {
-            false
         }
     }
 
