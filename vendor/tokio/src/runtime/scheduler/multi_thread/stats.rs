@@ -26,8 +26,9 @@ pub(crate) struct Stats {
     /// the EWMA calculations
     task_poll_time_ewma: f64,
 
-    // bouncectl: whether batches are timed. The timing (two clock reads, a `powf` per batch)
-    // only tunes the global queue interval, and the busy-duration metric bouncectl never reads.
+    // bouncectl: whether batches are timed. The timing (four clock reads with the metrics
+    // batch's, and a `powf`, per batch) only tunes the global queue interval and feeds the
+    // busy-duration metric, which bouncectl never reads.
     timed: bool,
 }
 
