@@ -122,8 +122,12 @@ pub struct Session<S> {
     /// `server_fast_close` (session mode): a server marked close_needed is closed, with its
     /// client, at the end of the transaction instead of the session.
     fast_close: bool,
-    /// The client socket is plain: links to plain servers use [`SocketWakers`].
+    /// The client socket is plain: links to plain servers use [`SocketWakers`]. In transaction
+    /// and statement mode, from the session's second link on (`linked_before`): a client that
+    /// leaves after one transaction, as under `pgbench -C`, is spared their two allocations.
+    /// A session-mode session has only the one link.
     plain: bool,
+    linked_before: bool,
     wakers: Option<SocketWakers>,
 }
 
@@ -169,6 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             refuse_simple: false,
             fast_close: false,
             plain: false,
+            linked_before: false,
             wakers: None,
         }
     }
@@ -415,7 +420,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             PoolMode::Session => 0,
             _ => pool.max_prepared_statements(),
         };
-        let marked = self.plain && !server.stream.is_tls();
+        let lasting = self.linked_before || self.mode == PoolMode::Session;
+        let marked = self.plain && lasting && !server.stream.is_tls();
         Ok(Link {
             server,
             pending: 0,
@@ -452,6 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Gives the server back, or closes it when the link did not end clean (`ended_by` an
     /// error, a transaction still open, replies still owed).
     fn unlink(&mut self, link: Link, ended_by: Option<&ClientError>) {
+        self.linked_before = true;
         if let Some(entry) = &self.entry {
             entry.unlinked();
         }
