@@ -93,20 +93,6 @@ impl SocketWakers {
     pub(super) fn serve(&self, task: &Waker) -> bool {
         self.client.mark.task.will_wake(task)
     }
-
-    /// The server socket's context when it must be polled now ([`Armed`]).
-    pub(super) fn server(&self, armed: bool) -> Option<Context<'_>> {
-        self.server
-            .due(armed)
-            .then(|| Context::from_waker(&self.server.waker))
-    }
-
-    /// The client socket's context when it must be polled now.
-    pub(super) fn client(&self, armed: bool) -> Option<Context<'_>> {
-        self.client
-            .due(armed)
-            .then(|| Context::from_waker(&self.client.waker))
-    }
 }
 
 /// Per link: which socket's last read returned Pending under its own waker, so that only a
@@ -140,38 +126,44 @@ pub(super) fn poll_linked<S: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
 ) -> Poll<Woke> {
     let armed = &mut *marks.armed;
-    let wakers = match marks.on {
-        true => Some(wakers_for(marks.wakers, armed, cx.waker())),
-        false => None,
-    };
-    let server_cx = match wakers {
-        Some(w) => w.server(armed.server),
-        None => Some(Context::from_waker(cx.waker())),
-    };
-    if let Some(mut scx) = server_cx {
-        let read = poll_read_more(
-            &mut server.stream,
-            &mut server.buf,
-            SERVER_READ_ROOM,
-            &mut scx,
-        );
-        armed.server = read.is_pending();
-        if let Poll::Ready(n) = read {
-            return Poll::Ready(Woke::Server(n));
+    let (server_waker, client_waker) = match marks.on {
+        true => {
+            let w = wakers_for(marks.wakers, armed, cx.waker());
+            (Some(&w.server), Some(&w.client))
         }
+        false => (None, None),
+    };
+    let read = poll_socket(server_waker, &mut armed.server, cx, |scx| {
+        poll_read_more(&mut server.stream, &mut server.buf, SERVER_READ_ROOM, scx)
+    });
+    if let Some(Poll::Ready(n)) = read {
+        return Poll::Ready(Woke::Server(n));
     }
-    let client_cx = match wakers {
-        Some(w) => w.client(armed.client),
-        None => Some(Context::from_waker(cx.waker())),
-    };
-    if let Some(mut ccx) = client_cx {
-        let read = poll_client_read(client, cbuf, &mut ccx);
-        armed.client = read.is_pending();
-        if let Poll::Ready(n) = read {
-            return Poll::Ready(Woke::Client(n));
-        }
+    let read = poll_socket(client_waker, &mut armed.client, cx, |ccx| {
+        poll_client_read(client, cbuf, ccx)
+    });
+    if let Some(Poll::Ready(n)) = read {
+        return Poll::Ready(Woke::Client(n));
     }
     poll_waits(timer, entry, || false, cx)
+}
+
+/// Reads one socket with `read`: under its own `waker`, unless that is `armed` and has not
+/// fired (then `None`), or under the task's when it has none. Notes whether it is armed now.
+#[inline]
+fn poll_socket<T>(
+    waker: Option<&SocketWaker>,
+    armed: &mut bool,
+    cx: &mut Context<'_>,
+    read: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Option<Poll<T>> {
+    let polled = match waker {
+        Some(w) if !w.due(*armed) => return None,
+        Some(w) => read(&mut Context::from_waker(&w.waker)),
+        None => read(cx),
+    };
+    *armed = polled.is_pending();
+    Some(polled)
 }
 
 /// What ended a relay wait.
@@ -286,19 +278,16 @@ mod tests {
         let task = Waker::from(Arc::clone(&count));
         let wakers = SocketWakers::new(&task);
         assert!(wakers.serve(&task));
-        assert!(wakers.server(false).is_some(), "not armed: polled");
-        assert!(wakers.server(true).is_none(), "armed, no wake: skipped");
-        let cx = wakers.client(false).expect("not armed: polled");
-        cx.waker().wake_by_ref();
+        assert!(wakers.server.due(false), "not armed: polled");
+        assert!(!wakers.server.due(true), "armed, no wake: skipped");
+        assert!(wakers.client.due(false), "not armed: polled");
+        wakers.client.waker.wake_by_ref();
         assert_eq!(count.0.load(Ordering::Relaxed), 1, "the task is woken");
         assert!(
-            wakers.server(true).is_none(),
+            !wakers.server.due(true),
             "the client's wake is not the server's"
         );
-        assert!(wakers.client(true).is_some(), "fired: polled");
-        assert!(
-            wakers.client(true).is_none(),
-            "the mark is cleared by the look"
-        );
+        assert!(wakers.client.due(true), "fired: polled");
+        assert!(!wakers.client.due(true), "the mark is cleared by the look");
     }
 }
