@@ -1313,7 +1313,13 @@ impl Core {
         if self.is_searching {
             return false;
         }
-        self.load.busy && self.lifo_slot.is_some() as usize + self.run_queue.len() > NOTIFY_OVER
+        self.wakes_others_for(self.lifo_slot.is_some() as usize + self.run_queue.len())
+    }
+
+    /// bouncectl: whether `queued` tasks waiting here call for another worker: a backlog
+    /// ([`NOTIFY_OVER`]) on a busy worker ([`Load`]).
+    fn wakes_others_for(&self, queued: usize) -> bool {
+        self.load.busy && queued > NOTIFY_OVER
     }
 
     /// Prepares the worker state for parking.
@@ -1484,7 +1490,7 @@ impl Handle {
         let should_notify = if is_yield || !core.lifo_enabled {
             core.run_queue
                 .push_back_or_overflow(task, self, &mut core.stats);
-            core.load.busy && core.lifo_slot.is_some() as usize + core.run_queue.len() > NOTIFY_OVER
+            core.wakes_others_for(core.lifo_slot.is_some() as usize + core.run_queue.len())
         } else {
             // Push to the LIFO slot
             let prev = core.lifo_slot.take();
@@ -1497,7 +1503,7 @@ impl Handle {
 
             core.lifo_slot = Some(task);
 
-            ret && core.load.busy && core.run_queue.len() + 1 > NOTIFY_OVER
+            ret && core.wakes_others_for(core.run_queue.len() + 1)
         };
 
         // Only notify if not currently parked. If `park` is `None`, then the
