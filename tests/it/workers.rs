@@ -40,21 +40,19 @@ fn worker_ticks(pid: u32) -> Vec<u64> {
 
 /// `clients` clients at once, each sending `queries` queries, `pipelined` of them in flight.
 async fn load(bin: &Binary, clients: usize, queries: usize, pipelined: usize) {
-    let mut running = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let url = bin.url(MD5_USER, "postgres");
-        running.spawn(async move {
+    let url = bin.url(MD5_USER, "postgres");
+    all_at_once(clients, || {
+        let url = url.clone();
+        async move {
             let client = support::connect(&url).await.unwrap();
             for _ in 0..queries / pipelined {
                 let batch = (0..pipelined).map(|_| support::select_one(&client));
                 let answers = futures_util::future::join_all(batch).await;
                 assert!(answers.into_iter().all(|ok| ok));
             }
-        });
-    }
-    while let Some(done) = running.join_next().await {
-        done.unwrap();
-    }
+        }
+    })
+    .await;
 }
 
 /// `clients` clients that each send `rounds` batches of `batch` Close/Sync pairs. The pooler
@@ -66,10 +64,10 @@ async fn own_answers(bin: &Binary, clients: usize, rounds: usize, batch: usize) 
         frontend::close(&mut pairs, Target::Statement, "s").unwrap();
         frontend::sync(&mut pairs);
     }
-    let mut running = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let (port, pairs) = (bin.port, pairs.clone());
-        running.spawn(async move {
+    let port = bin.port;
+    all_at_once(clients, || {
+        let pairs = pairs.clone();
+        async move {
             let params = [("user", MD5_USER), ("database", "postgres")];
             let client = RawClient::connect(port, &params, PASSWORD).await.unwrap();
             let mut stream = client.into_stream();
@@ -79,7 +77,19 @@ async fn own_answers(bin: &Binary, clients: usize, rounds: usize, batch: usize) 
                 stream.write_all(&pairs).await.unwrap();
                 stream.read_exact(&mut answers).await.unwrap();
             }
-        });
+        }
+    })
+    .await;
+}
+
+/// Runs `clients` tasks made by `client` at once, until all are done.
+async fn all_at_once<F>(clients: usize, client: impl Fn() -> F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        running.spawn(client());
     }
     while let Some(done) = running.join_next().await {
         done.unwrap();
