@@ -36,4 +36,3 @@ mod tls_ciphers;
 mod tls_pooler;
 mod tls_serve;
 mod training;
-mod workers;

@@ -1,17 +1,36 @@
 //! The runtime's second worker stays asleep under a light load and takes a share of a heavy
 //! one: the change to tokio's wake-ups in `vendor/tokio` (see `vendor/README.md`).
+//!
+//! A test binary of its own because it reads CPU time: cargo runs test binaries one after
+//! another, so no other test loads the machine meanwhile. A worker wakes another only while it
+//! gets most of a core, and beside a pgbench run of another test it does not, by design.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+// The `it` binary uses the rest of the module.
+#[allow(unused)]
+#[path = "it/support/mod.rs"]
+mod support;
+
+use std::time::Duration;
 
 use bouncectl::protocol::frontend::{self, Target};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::support::binary::Binary;
-use crate::support::client::RawClient;
-use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres};
-use crate::support::{self};
+use support::binary::Binary;
+use support::client::RawClient;
+use support::postgres::{MD5_USER, PASSWORD, TempPostgres};
 
-/// CPU ticks (user + system) of each of the pooler's tokio worker threads, in thread order.
+/// CPU ticks (user + system) of the pooler's two tokio workers. They are the first two threads
+/// with tokio's name: blocking-pool threads, which share it, start later.
 fn worker_ticks(pid: u32) -> Vec<u64> {
+    let mut ticks = named_ticks(pid);
+    ticks.truncate(2);
+    ticks
+}
+
+/// CPU ticks of each thread of `pid` that has tokio's name, in thread order.
+fn named_ticks(pid: u32) -> Vec<u64> {
     let mut tasks: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .filter_map(|task| task.ok().map(|t| t.path()))
@@ -111,6 +130,16 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
         return;
     };
     let bin = Binary::start_env(&pg, &[("BOUNCECTL_WORKER_THREADS", "2")]).await;
+    // A thread takes its name once it first runs, which on a busy machine may come after the
+    // pooler answers.
+    let named = support::eventually(Duration::from_secs(10), || {
+        named_ticks(bin.pid()).len() >= 2
+    });
+    assert!(
+        named.await,
+        "two workers expected: {:?}",
+        named_ticks(bin.pid())
+    );
 
     // Two clients, one query each in flight: never more than a couple of tasks ready at once.
     let light = ticks_during(&bin, load(&bin, 2, 3000, 1)).await;
@@ -136,10 +165,17 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
     );
 
     // Work that is all the pooler's keeps the first worker busy: the other takes a share.
-    let heavy = ticks_during(&bin, own_answers(&bin, 16, 40, 200)).await;
-    eprintln!("heavy: {heavy:?}");
-    assert!(
-        heavy.iter().all(|&t| t >= 2),
-        "a worker sat out a heavy load: {heavy:?}"
-    );
+    // Three tries, as a machine shared with other jobs may not give the first worker most of a
+    // core; with the wake-ups gated shut, all three stay on one worker.
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let heavy = ticks_during(&bin, own_answers(&bin, 16, 40, 200)).await;
+        eprintln!("heavy: {heavy:?}");
+        let spread = heavy.iter().all(|&t| t >= 2);
+        tries.push(heavy);
+        if spread {
+            return;
+        }
+    }
+    panic!("a worker sat out a heavy load: {tries:?}");
 }
