@@ -11,7 +11,7 @@
 #[path = "it/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bouncectl::protocol::frontend::{self, Target};
 use bytes::BytesMut;
@@ -115,6 +115,13 @@ where
     }
 }
 
+/// Cores' worth of CPU that `ticks` (/proc's clock ticks, 100 a second on Linux) took over
+/// `wall`.
+fn cores_used(ticks: &[u64], wall: Duration) -> f64 {
+    let cpu = Duration::from_millis(10 * ticks.iter().sum::<u64>());
+    cpu.as_secs_f64() / wall.as_secs_f64().max(1e-3)
+}
+
 /// Ticks each worker spent on `work`.
 async fn ticks_during(bin: &Binary, work: impl std::future::Future<Output = ()>) -> Vec<u64> {
     let before = worker_ticks(bin.pid());
@@ -165,17 +172,26 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
     );
 
     // Work that is all the pooler's keeps the first worker busy: the other takes a share.
-    // Three tries, as a machine shared with other jobs may not give the first worker most of a
-    // core; with the wake-ups gated shut, all three stay on one worker.
+    // This checks the outcome, not one wake-up path: with the backlog rule forced off, a
+    // busy searching worker still brings the other in (seen with `wakes_others_for` false).
+    // Up to three tries, as a machine shared with other jobs may not give the pooler most of
+    // a core; then a second worker would find no core either and, by design, is not woken.
+    // Such a try tells nothing. One where the pooler did get most of a core and stayed on one
+    // worker fails the test.
     let mut tries = Vec::new();
     for _ in 0..3 {
+        let started = Instant::now();
         let heavy = ticks_during(&bin, own_answers(&bin, 16, 40, 200)).await;
-        eprintln!("heavy: {heavy:?}");
-        let spread = heavy.iter().all(|&t| t >= 2);
-        tries.push(heavy);
-        if spread {
+        let cores = cores_used(&heavy, started.elapsed());
+        eprintln!("heavy: {heavy:?}, {cores:.2} of a core");
+        if heavy.iter().all(|&t| t >= 2) {
             return;
         }
+        tries.push((heavy, cores));
+    }
+    if tries.iter().all(|&(_, cores)| cores < 0.6) {
+        eprintln!("SKIPPED: the pooler never got most of a core, too busy a machine: {tries:?}");
+        return;
     }
     panic!("a worker sat out a heavy load: {tries:?}");
 }
