@@ -115,20 +115,39 @@ where
     }
 }
 
-/// Cores' worth of CPU that `ticks` (/proc's clock ticks, 100 a second on Linux) took over
-/// `wall`.
-fn cores_used(ticks: &[u64], wall: Duration) -> f64 {
-    let cpu = Duration::from_millis(10 * ticks.iter().sum::<u64>());
-    cpu.as_secs_f64() / wall.as_secs_f64().max(1e-3)
+/// What the workers spent on some work: ticks each, and cores' worth in all over its wall time.
+#[derive(Debug)]
+struct Spent {
+    ticks: Vec<u64>,
+    cores: f64,
 }
 
-/// Ticks each worker spent on `work`.
-async fn ticks_during(bin: &Binary, work: impl std::future::Future<Output = ()>) -> Vec<u64> {
+impl Spent {
+    /// Asserts that the work did enough to tell and stayed on one worker: the other spent at
+    /// most a tenth of the first's ticks (`why` says what waking it would mean).
+    fn assert_one_worker(&self, why: &str) {
+        let (most, least) = (
+            *self.ticks.iter().max().unwrap(),
+            *self.ticks.iter().min().unwrap(),
+        );
+        assert!(most >= 10, "the load did too little to tell: {self:?}");
+        assert!(least * 10 <= most, "the second worker woke {why}: {self:?}");
+    }
+}
+
+/// What each worker spent on `work`. The cores take /proc's clock ticks at 100 a second
+/// (Linux's fixed USER_HZ).
+async fn spent_on(bin: &Binary, work: impl std::future::Future<Output = ()>) -> Spent {
+    let started = Instant::now();
     let before = worker_ticks(bin.pid());
     work.await;
     let after = worker_ticks(bin.pid());
+    let wall = started.elapsed();
     assert_eq!(before.len(), 2, "two workers expected: {before:?}");
-    after.iter().zip(&before).map(|(a, b)| a - b).collect()
+    let ticks: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let cpu = Duration::from_millis(10 * ticks.iter().sum::<u64>());
+    let cores = cpu.as_secs_f64() / wall.as_secs_f64().max(1e-3);
+    Spent { ticks, cores }
 }
 
 #[tokio::test]
@@ -149,29 +168,14 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
     );
 
     // Two clients, one query each in flight: never more than a couple of tasks ready at once.
-    let light = ticks_during(&bin, load(&bin, 2, 3000, 1)).await;
-    let (most, least) = (*light.iter().max().unwrap(), *light.iter().min().unwrap());
-    assert!(most >= 10, "the load did too little to tell: {light:?}");
-    assert!(
-        least * 10 <= most,
-        "the second worker woke for a light load: {light:?}"
-    );
+    let light = spent_on(&bin, load(&bin, 2, 3000, 1)).await;
+    light.assert_one_worker("for a light load");
 
     // Forty clients with ten queries each in flight: backlogs, but the first worker gets well
     // under a core (PostgreSQL and the test take most of the machine), so no one is woken.
-    let started = Instant::now();
-    let backlog = ticks_during(&bin, load(&bin, 40, 1000, 10)).await;
-    let cores = cores_used(&backlog, started.elapsed());
-    let (most, least) = (
-        *backlog.iter().max().unwrap(),
-        *backlog.iter().min().unwrap(),
-    );
-    eprintln!("backlog: {backlog:?}, {cores:.2} of a core");
-    assert!(most >= 10, "the load did too little to tell: {backlog:?}");
-    assert!(
-        least * 10 <= most,
-        "the second worker woke for a worker that was not busy: {backlog:?}, {cores:.2} of a core"
-    );
+    let backlog = spent_on(&bin, load(&bin, 40, 1000, 10)).await;
+    eprintln!("backlog: {backlog:?}");
+    backlog.assert_one_worker("for a worker that was not busy");
 
     // Work that is all the pooler's keeps the first worker busy: the other takes a share.
     // This checks the outcome, not one wake-up path: with the backlog rule forced off, a
@@ -182,16 +186,14 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
     // worker fails the test.
     let mut tries = Vec::new();
     for _ in 0..3 {
-        let started = Instant::now();
-        let heavy = ticks_during(&bin, own_answers(&bin, 16, 40, 200)).await;
-        let cores = cores_used(&heavy, started.elapsed());
-        eprintln!("heavy: {heavy:?}, {cores:.2} of a core");
-        if heavy.iter().all(|&t| t >= 2) {
+        let heavy = spent_on(&bin, own_answers(&bin, 16, 40, 200)).await;
+        eprintln!("heavy: {heavy:?}");
+        if heavy.ticks.iter().all(|&t| t >= 2) {
             return;
         }
-        tries.push((heavy, cores));
+        tries.push(heavy);
     }
-    if tries.iter().all(|&(_, cores)| cores < 0.6) {
+    if tries.iter().all(|t| t.cores < 0.6) {
         eprintln!("SKIPPED: the pooler never got most of a core, too busy a machine: {tries:?}");
         return;
     }
