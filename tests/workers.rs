@@ -179,7 +179,7 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
 
     // Work that is all the pooler's keeps the first worker busy: the other takes a share.
     // This checks the outcome, not one wake-up path: with the backlog rule forced off, a
-    // busy searching worker still brings the other in (seen with `wakes_others_for` false).
+    // busy searching worker still brings the other in (seen with `wakes_others` false).
     // Up to three tries, as a machine shared with other jobs may not give the pooler most of
     // a core; then a second worker would find no core either and, by design, is not woken.
     // Such a try tells nothing. One where the pooler did get most of a core and stayed on one

@@ -1313,13 +1313,13 @@ impl Core {
         if self.is_searching {
             return false;
         }
-        self.wakes_others_for(self.lifo_slot.is_some() as usize + self.run_queue.len())
+        self.wakes_others()
     }
 
-    /// bouncectl: whether `queued` tasks waiting here call for another worker: a backlog
+    /// bouncectl: whether the tasks waiting here call for another worker: a backlog
     /// ([`NOTIFY_OVER`]) on a busy worker ([`Load`]).
-    fn wakes_others_for(&self, queued: usize) -> bool {
-        self.load.busy && queued > NOTIFY_OVER
+    fn wakes_others(&self) -> bool {
+        self.load.busy && self.lifo_slot.is_some() as usize + self.run_queue.len() > NOTIFY_OVER
     }
 
     /// Prepares the worker state for parking.
@@ -1490,7 +1490,7 @@ impl Handle {
         let should_notify = if is_yield || !core.lifo_enabled {
             core.run_queue
                 .push_back_or_overflow(task, self, &mut core.stats);
-            core.wakes_others_for(core.lifo_slot.is_some() as usize + core.run_queue.len())
+            core.wakes_others()
         } else {
             // Push to the LIFO slot
             let prev = core.lifo_slot.take();
@@ -1503,7 +1503,7 @@ impl Handle {
 
             core.lifo_slot = Some(task);
 
-            ret && core.wakes_others_for(core.run_queue.len() + 1)
+            ret && core.wakes_others()
         };
 
         // Only notify if not currently parked. If `park` is `None`, then the
