@@ -101,12 +101,15 @@ impl RegistrationSet {
     }
 
     pub(super) fn release(&self, synced: &mut Synced) {
-        let pending = std::mem::take(&mut synced.pending_release);
+        let mut pending = std::mem::take(&mut synced.pending_release);
 
-        for io in pending {
+        for io in pending.drain(..) {
             // safety: the registration is part of our list
             unsafe { self.remove(synced, &io) }
         }
+        // bouncectl: the emptied list goes back with its room. Upstream drops it, so the next
+        // closed socket allocates a new one: once per client connection under a login storm.
+        synced.pending_release = pending;
 
         self.num_pending_release.store(0, Release);
     }
