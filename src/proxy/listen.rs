@@ -56,8 +56,11 @@ async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared:
         .local_addr()
         .ok()
         .filter(|a| !a.ip().is_unspecified());
+    let mut drain = std::pin::pin!(draining(&mut phase));
     loop {
         tokio::select! {
+            biased;
+            () = &mut drain => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     // Read per client (a reload changes the options for the next one), and
@@ -93,15 +96,17 @@ async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared:
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            () = draining(&mut phase) => return,
         }
     }
 }
 
 async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
     let mut phase = shared.shutdown.subscribe();
+    let mut drain = std::pin::pin!(draining(&mut phase));
     loop {
         tokio::select! {
+            biased;
+            () = &mut drain => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     // Peer credentials: the pooler's own uid may use the console as `pgbouncer`.
@@ -128,11 +133,12 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            () = draining(&mut phase) => return,
         }
     }
 }
 
+/// Ends when shutdown starts. Made once per listener: one made per accepted client would
+/// subscribe to the shutdown channel anew each time.
 async fn draining(phase: &mut tokio::sync::watch::Receiver<crate::shutdown::Phase>) {
     // The guard wait_for returns is dropped here, before any await of the caller.
     let _ = phase.wait_for(|p| p.is_draining()).await.map(|_| ());
