@@ -288,6 +288,7 @@ async fn janitor(shared: Arc<Shared>) {
         tokio::select! {
             _ = tick.tick() => {
                 crate::registry::resync_wall_clock();
+                shared.logins.expire(tokio::time::Instant::now());
                 shared.registry.close_expired();
                 shared.registry.fill_min();
                 nudge_queued(&shared);

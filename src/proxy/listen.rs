@@ -393,12 +393,14 @@ async fn log_in<S: AsyncRead + AsyncWrite + Unpin>(
     let deadline = login_deadline(config);
     let who = handshake_peer(origin, unix);
     let outcome = loop {
-        let outcome = before(
-            deadline,
-            handshake::run(&mut conn, shared, &who, over_limit),
-        )
-        .await
-        .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        let outcome = shared
+            .logins
+            .within(
+                deadline,
+                handshake::run(&mut conn, shared, &who, over_limit),
+            )
+            .await
+            .unwrap_or(Err(ClientError::ClientLoginTimeout));
         if !matches!(outcome, Ok(Outcome::StartTls)) {
             break outcome;
         }

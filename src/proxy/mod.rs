@@ -17,6 +17,7 @@ pub mod console_login;
 pub mod handshake;
 pub mod hba;
 pub mod listen;
+pub mod login_deadlines;
 pub mod params;
 pub mod prepared;
 pub mod reload;
@@ -69,6 +70,8 @@ pub struct Shared {
     pub mock_key: [u8; 32],
     /// Logged-in clients, for the admin console.
     pub registry_clients: Arc<ClientRegistry>,
+    /// Deadlines of logins in progress (`client_login_timeout`), swept by the janitor.
+    pub logins: login_deadlines::LoginDeadlines,
     clients: AtomicUsize,
     client_ids: AtomicU64,
     per_db: std::sync::Mutex<FastMap<String, usize>>,
@@ -118,6 +121,7 @@ impl Shared {
             shutdown,
             mock_key,
             registry_clients: Arc::new(ClientRegistry::default()),
+            logins: login_deadlines::LoginDeadlines::default(),
             clients: AtomicUsize::new(0),
             client_ids: AtomicU64::new(1),
             per_db: std::sync::Mutex::new(FastMap::default()),
