@@ -65,7 +65,8 @@ impl LoginDeadlines {
     }
 
     /// Logins waiting with a deadline.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.lock().entries.iter().flatten().count()
     }
 
