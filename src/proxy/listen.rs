@@ -20,9 +20,9 @@ use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 
 use self::bind::ListenerOptions;
+use super::Shared;
 use super::handshake::{self, LoggedIn, Outcome};
 use super::session::{End, Session, Timeouts};
-use super::{Shared, before};
 use crate::config::{Config, Key};
 use crate::conn::Conn;
 use crate::error::ClientError;
@@ -234,17 +234,18 @@ async fn direct_tls_or_client(
     let peer = origin.peer();
     let deadline = login_deadline(&config);
     let mut first = [0u8; 1];
-    let Some(Ok(1)) = before(deadline, stream.peek(&mut first)).await else {
+    let peeked = {
+        let peek = std::pin::pin!(stream.peek(&mut first));
+        shared.logins.within(deadline, peek).await
+    };
+    let Some(Ok(1)) = peeked else {
         return; // closed, failed or silent until the login timeout: nothing to answer
     };
     let [first] = first;
     let stream = if tls::peek_direct_tls(first) {
         // Boxed: TLS handshakes are large futures, and most clients never run one.
-        let accepted = before(
-            deadline,
-            Box::pin(tls::accept_client_tls(stream, &server_tls)),
-        )
-        .await;
+        let mut handshake = Box::pin(tls::accept_client_tls(stream, &server_tls));
+        let accepted = shared.logins.within(deadline, handshake.as_mut()).await;
         match accepted {
             // PostgreSQL 17 requires the `postgresql` ALPN on direct TLS, so does this pooler.
             Some(Ok(tls)) if tls::negotiated_postgresql_alpn(&tls) => ClientStream::from(tls),
@@ -393,18 +394,16 @@ async fn log_in<S: AsyncRead + AsyncWrite + Unpin>(
     let deadline = login_deadline(config);
     let who = handshake_peer(origin, unix);
     let outcome = loop {
-        let outcome = shared
-            .logins
-            .within(
-                deadline,
-                handshake::run(&mut conn, shared, &who, over_limit),
-            )
-            .await
-            .unwrap_or(Err(ClientError::ClientLoginTimeout));
+        let outcome = {
+            let handshake = std::pin::pin!(handshake::run(&mut conn, shared, &who, over_limit));
+            let done = shared.logins.within(deadline, handshake).await;
+            done.unwrap_or(Err(ClientError::ClientLoginTimeout))
+        };
         if !matches!(outcome, Ok(Outcome::StartTls)) {
             break outcome;
         }
-        conn = match before(deadline, Box::pin(start_tls(conn, shared))).await {
+        let mut tls = Box::pin(start_tls(conn, shared));
+        conn = match shared.logins.within(deadline, tls.as_mut()).await {
             Some(Ok(conn)) => conn,
             Some(Err(e)) => {
                 tls_failed(shared, &origin.peer(), &e);

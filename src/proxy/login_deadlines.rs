@@ -1,11 +1,12 @@
 //! `client_login_timeout` without a timer per login, as PgBouncer enforces it: a login that
-//! waits on its client leaves its deadline here, and the janitor's sweep, once a second, wakes
+//! waits on its client (a TLS handshake included) leaves its deadline here, and the janitor's sweep, once a second, wakes
 //! every login past it. A tokio timer per login put an entry into the timer wheel and took it
 //! out again on every connection, 3% of a login's instructions under `pgbench -C`; here a wait
 //! costs a turn of one uncontended mutex. The limit is in seconds, and PgBouncer's own check
 //! runs from its janitor too, so a deadline noticed up to a second late is what operators know.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 
@@ -32,25 +33,28 @@ struct Entry {
 impl LoginDeadlines {
     /// Runs `work` to its end, or until a sweep finds `at` passed (`None`); no deadline with
     /// `at` unset.
-    pub async fn within<F: Future>(&self, at: Option<Instant>, work: F) -> Option<F::Output> {
-        let Some(at) = at else {
-            return Some(work.await);
-        };
-        let mut work = std::pin::pin!(work);
+    ///
+    /// Takes the work pinned where the caller made it, and is no async fn: a login's handshake
+    /// is most of a client task's size, and an async fn here would hold it twice (as its
+    /// argument and in the local it is pinned in), for every client.
+    pub fn within<'a, F: Future + ?Sized>(
+        &'a self,
+        at: Option<Instant>,
+        mut work: Pin<&'a mut F>,
+    ) -> impl Future<Output = Option<F::Output>> + 'a {
         let mut slot = Slot {
             owner: self,
             key: None,
         };
-        std::future::poll_fn(|cx| {
+        std::future::poll_fn(move |cx| {
             if let Poll::Ready(out) = work.as_mut().poll(cx) {
                 return Poll::Ready(Some(out));
             }
-            match slot.expired_or_wait(at, cx.waker()) {
+            match at.is_some_and(|at| slot.expired_or_wait(at, cx.waker())) {
                 true => Poll::Ready(None),
                 false => Poll::Pending,
             }
         })
-        .await
     }
 
     /// Wakes every login past its deadline at `now`: the janitor calls this once a second.
@@ -95,22 +99,17 @@ impl Slot<'_> {
             }
             return entry.expired;
         }
-        let entry = Some(Entry {
-            at,
-            waker: waker.clone(),
-            expired: false,
+        let key = slots.free.pop().unwrap_or_else(|| {
+            slots.entries.push(None);
+            slots.entries.len() - 1
         });
-        let reused = slots.free.pop();
-        let key = match reused.and_then(|key| Some((key, slots.entries.get_mut(key)?))) {
-            Some((key, free)) => {
-                *free = entry;
-                key
-            }
-            None => {
-                slots.entries.push(entry);
-                slots.entries.len() - 1
-            }
-        };
+        if let Some(free) = slots.entries.get_mut(key) {
+            *free = Some(Entry {
+                at,
+                waker: waker.clone(),
+                expired: false,
+            });
+        }
         self.key = Some(key);
         false
     }
@@ -145,7 +144,8 @@ mod tests {
         let deadlines = LoginDeadlines::default();
         let at = Instant::now() + Duration::from_secs(5);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let mut login = Box::pin(deadlines.within(Some(at), rx));
+        let mut rx = std::pin::pin!(rx);
+        let mut login = Box::pin(deadlines.within(Some(at), rx.as_mut()));
         assert!(futures_util::poll!(login.as_mut()).is_pending());
         assert_eq!(deadlines.waiting(), 1);
         deadlines.expire(at - Duration::from_secs(1));
@@ -168,11 +168,13 @@ mod tests {
         let deadlines = LoginDeadlines::default();
         let at = Some(Instant::now() + Duration::from_secs(60));
         let (_first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut first = Box::pin(deadlines.within(at, first_rx));
+        let mut first_rx = std::pin::pin!(first_rx);
+        let mut first = Box::pin(deadlines.within(at, first_rx.as_mut()));
         assert!(futures_util::poll!(first.as_mut()).is_pending());
         for _ in 0..3 {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let mut login = Box::pin(deadlines.within(at, rx));
+            let mut rx = std::pin::pin!(rx);
+            let mut login = Box::pin(deadlines.within(at, rx.as_mut()));
             assert!(futures_util::poll!(login.as_mut()).is_pending());
             assert_eq!(deadlines.waiting(), 2);
             tx.send(7).unwrap();
@@ -190,6 +192,7 @@ mod tests {
             0,
             "kept after the last login"
         );
-        assert_eq!(Some(1), deadlines.within(None, async { 1 }).await);
+        let one = std::pin::pin!(async { 1 });
+        assert_eq!(Some(1), deadlines.within(None, one).await);
     }
 }

@@ -513,7 +513,7 @@ fn nonzero(d: Duration, fallback: Duration) -> Duration {
 /// Runs `work` until `deadline` (none: to the end); `None` when the deadline came first.
 ///
 /// Not an async fn: one would hold `work` twice, as its argument and inside the timeout, and
-/// the futures given here (a login's handshake, a relay write) sit in every client's task.
+/// the futures given here (a relay write) sit in every client's task.
 pub(crate) fn before<F: Future>(
     deadline: Option<Instant>,
     work: F,
