@@ -157,12 +157,27 @@ pub(crate) fn metrics_settings(port: u16) -> String {
     format!("metrics_listen = 127.0.0.1:{port}\nmax_client_conn = 50\nmax_user_connections = 9\n")
 }
 
+/// A pooler with [`metrics_settings`] on a port picked free. `metrics_listen` takes no port 0,
+/// and another test's connection may take the picked port before the pooler binds it: such a
+/// start is tried again on another port.
+pub(crate) async fn start_with_metrics(pg: &TempPostgres) -> TestBouncer {
+    let mut error = String::new();
+    for _ in 0..5 {
+        match TestBouncer::try_start(pg, &metrics_settings(postgres::free_port())).await {
+            Ok(bouncer) => return bouncer,
+            Err(e) if e.contains("in use") => error = e,
+            Err(e) => panic!("the pooler did not start: {e}"),
+        }
+    }
+    panic!("the pooler did not start on five ports: {error}");
+}
+
 #[tokio::test]
 async fn scrape_after_known_traffic_has_exact_values() {
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let bouncer = TestBouncer::start(&pg, &metrics_settings(postgres::free_port())).await;
+    let bouncer = start_with_metrics(&pg).await;
     let addr = metrics_addr(&bouncer);
     let (_a, _b) = traffic(&bouncer.url(MD5_USER, "postgres")).await;
 
@@ -368,7 +383,7 @@ async fn healthz_and_readyz_follow_pause_postgres_and_shutdown() {
     let Some(mut pg) = TempPostgres::start_or_skip() else {
         return;
     };
-    let bouncer = TestBouncer::start(&pg, &metrics_settings(postgres::free_port())).await;
+    let bouncer = start_with_metrics(&pg).await;
     let addr = metrics_addr(&bouncer);
     let status = |path: &'static str| async move { get(addr, path, "*/*").await.status };
     assert_eq!(status("/healthz").await, 200);

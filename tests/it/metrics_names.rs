@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::metrics::{metrics_addr, metrics_settings, scrape, show, traffic};
-use crate::support::bouncer::{ADMIN_USER, TestBouncer};
+use crate::metrics::{metrics_addr, scrape, show, start_with_metrics, traffic};
+use crate::support::bouncer::ADMIN_USER;
 use crate::support::connect;
 use crate::support::pgbouncer::{self as pgb, TempPgbouncer};
-use crate::support::postgres::{self, MD5_USER, TempPostgres};
+use crate::support::postgres::{MD5_USER, TempPostgres};
 
 /// The column names of `SHOW what` (from its RowDescription, so also for an empty result).
 async fn show_columns(client: &tokio_postgres::Client, what: &str) -> Vec<String> {
@@ -188,7 +188,7 @@ async fn every_name_the_exporter_derives_from_pgbouncer_exists() {
         );
     }
 
-    let ours = TestBouncer::start(&pg, &metrics_settings(postgres::free_port())).await;
+    let ours = start_with_metrics(&pg).await;
     let (_c, _d) = traffic(&ours.url(MD5_USER, "postgres")).await;
     let our_console = connect(&ours.admin_url(ADMIN_USER)).await.unwrap();
     let from_ours = exporter_names(&our_console).await;

@@ -48,8 +48,27 @@ impl TestBouncer {
         Self::start_with(pg, &databases, settings).await
     }
 
+    /// As [`TestBouncer::start`], with the server's start error returned (a port picked free
+    /// for `settings` may be taken by another test before the pooler binds it).
+    pub async fn try_start(pg: &TempPostgres, settings: &str) -> Result<TestBouncer, String> {
+        let port = pg.port();
+        let databases =
+            format!("postgres = host=127.0.0.1 port={port}\n* = host=127.0.0.1 port={port}\n");
+        Self::try_start_with(pg, &databases, settings).await
+    }
+
     /// As [`TestBouncer::start`] with the `[databases]` section given.
     pub async fn start_with(pg: &TempPostgres, databases: &str, settings: &str) -> TestBouncer {
+        Self::try_start_with(pg, databases, settings)
+            .await
+            .unwrap_or_else(|e| panic!("the pooler did not start: {e}"))
+    }
+
+    async fn try_start_with(
+        pg: &TempPostgres,
+        databases: &str,
+        settings: &str,
+    ) -> Result<TestBouncer, String> {
         let dir = tempfile::tempdir().unwrap();
         let auth_file = dir.path().join("userlist.txt");
         std::fs::write(&auth_file, userlist(pg)).unwrap();
@@ -62,24 +81,24 @@ impl TestBouncer {
             auth = auth_file.display(),
         );
         std::fs::write(&ini, text).unwrap();
-        Self::start_config(
-            Config::load(&ini, &NoEnv).unwrap_or_else(|e| panic!("{e:?}")),
-            dir,
-            ini,
-        )
-        .await
+        let config = Config::load(&ini, &NoEnv).unwrap_or_else(|e| panic!("{e:?}"));
+        Self::start_config(config, dir, ini).await
     }
 
-    async fn start_config(config: Config, dir: tempfile::TempDir, ini: PathBuf) -> TestBouncer {
+    async fn start_config(
+        config: Config,
+        dir: tempfile::TempDir,
+        ini: PathBuf,
+    ) -> Result<TestBouncer, String> {
         let users = load_users(&config).unwrap();
-        let server = Server::start(config, users, Some(0)).await.unwrap();
+        let server = Server::start(config, users, Some(0)).await?;
         let port = server.addrs[0].port();
-        TestBouncer {
+        Ok(TestBouncer {
             port,
             server: Some(server),
             _dir: dir,
             ini,
-        }
+        })
     }
 
     /// A key=value connection string through the pooler.
