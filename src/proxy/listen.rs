@@ -84,6 +84,7 @@ async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared:
                         pid: 0,
                         ip: Some(peer.ip()),
                         uid: None,
+                        login_deadline: login_deadline(&config),
                     };
                     // Boxed: the task then moves a pointer, not the future, each time tokio
                     // hands it on while spawning.
@@ -111,6 +112,7 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                 Ok((stream, _)) => {
                     // Peer credentials: the pooler's own uid may use the console as `pgbouncer`.
                     let cred = stream.peer_cred().ok();
+                    let config = shared.config();
                     let origin = Origin {
                         trusted: true,
                         endpoints: Endpoints {
@@ -123,9 +125,10 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                         pid: cred.and_then(|c| c.pid()).unwrap_or(0),
                         ip: None,
                         uid: cred.map(|c| c.uid()),
+                        login_deadline: login_deadline(&config),
                     };
                     let stream = ClientStream::Plain(stream);
-                    let task = client(stream, Arc::clone(&shared), shared.config(), origin, true);
+                    let task = client(stream, Arc::clone(&shared), config, origin, true);
                     tokio::spawn(Box::pin(task));
                 }
                 Err(e) => {
@@ -166,6 +169,9 @@ struct Origin {
     ip: Option<std::net::IpAddr>,
     /// Its uid over a unix socket (HBA `peer`).
     uid: Option<u32>,
+    /// When its login must be done by: `client_login_timeout` after the accept, as PgBouncer
+    /// counts it, over the TLS handshake and the startup alike (none when zero).
+    login_deadline: Option<Instant>,
 }
 
 impl Origin {
@@ -232,7 +238,7 @@ async fn direct_tls_or_client(
     server_tls: Arc<rustls::ServerConfig>,
 ) {
     let peer = origin.peer();
-    let deadline = login_deadline(&config);
+    let deadline = origin.login_deadline;
     let mut first = [0u8; 1];
     let peeked = {
         let peek = std::pin::pin!(stream.peek(&mut first));
@@ -391,7 +397,7 @@ async fn log_in<S: AsyncRead + AsyncWrite + Unpin>(
     let s = &config.pgbouncer;
     let max_len = usize::try_from(s.int(Key::MaxPacketSize)).unwrap_or(usize::MAX);
     let mut conn = Conn::with_max_message_len(stream, max_len);
-    let deadline = login_deadline(config);
+    let deadline = origin.login_deadline;
     let who = handshake_peer(origin, unix);
     let outcome = loop {
         let outcome = {

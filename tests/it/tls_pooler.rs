@@ -289,6 +289,45 @@ async fn direct_tls_from_a_postgresql_17_style_client() {
     assert_eq!(row.get::<_, i32>(0), 42);
 }
 
+/// `client_login_timeout` counts from the accept over a direct TLS handshake too: a client that
+/// waits before its ClientHello and then sends no startup packet has no fresh timeout after TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_login_timeout_spans_a_direct_tls_handshake() {
+    use tokio::io::AsyncReadExt as _;
+
+    let certs = TestCerts::generate();
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Accepted at once, not when the first byte comes (`tcp_defer_accept`), so the login's time
+    // starts with the connect.
+    let settings = format!(
+        "{}client_login_timeout = 3\ntcp_defer_accept = 0\n",
+        client_tls("require", &certs)
+    );
+    let bouncer = TestBouncer::start(&pg, &settings).await;
+    let started = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", bouncer.port))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut config = rustls_client(&certs.ca);
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    // No startup packet: the pooler hangs up once the login's time, counted from the accept, is
+    // up (its sweep runs once a second). A fresh 3 s after TLS would end it 5.5 s in at least.
+    let mut rest = Vec::new();
+    let _ = tls.read_to_end(&mut rest).await;
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_millis(2500)
+            && took < std::time::Duration::from_millis(5000),
+        "a silent direct TLS login lived {took:?} under client_login_timeout = 3"
+    );
+}
+
 #[tokio::test]
 async fn a_reload_rotates_the_certificate_and_keeps_clients() {
     let certs = TestCerts::generate();
