@@ -94,6 +94,7 @@ pub enum Outcome {
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     conn: &mut Conn<S>,
     shared: &Shared,
+    config: &Config,
     peer: &Peer,
     over_limit: bool,
 ) -> Result<Outcome, ClientError> {
@@ -102,7 +103,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     let startup = loop {
         match conn.read_startup().await {
             Ok(Some(Startup::SslRequest))
-                if !unix && !encrypted && shared.tls().client.is_some() =>
+                if !unix && !encrypted && shared.with_tls(|tls| tls.client.is_some()) =>
             {
                 conn.write_raw(b"S");
                 conn.flush()
@@ -135,7 +136,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
             Err(e) => return Err(ClientError::Protocol(e.to_string())),
         }
     };
-    if !unix && !encrypted && !shared.tls().client_may_skip_tls() {
+    if !unix && !encrypted && !shared.with_tls(crate::tls::TlsSettings::client_may_skip_tls) {
         return Err(ClientError::SslRequired);
     }
     let (user, database) = startup.user_and_database();
@@ -160,7 +161,6 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         .await?;
         return Ok(Outcome::Console(Box::new(login)));
     }
-    let config = shared.config();
     let settings = &config.pgbouncer;
     let mut params = ClientParams::from_startup(
         startup.params(),
@@ -197,7 +197,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     {
         if let Some(db) = config.database(&database) {
             secret = Box::pin(super::auth_query::lookup(
-                shared, &config, &database, db, &user,
+                shared, config, &database, db, &user,
             ))
             .await?
             .map(std::borrow::Cow::Owned);
@@ -209,7 +209,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
         cert_login(conn.get_ref(), &user, named)?;
         Proof::Nothing
     } else {
-        let scram = shared.scram(&config);
+        let scram = shared.scram(config);
         client_auth::authenticate(conn, method, &user, secret.as_deref(), scram).await?
     };
     if !known && method == AuthType::Trust {
@@ -221,7 +221,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     if shared.registry.controls.is_disabled(&database) {
         return Err(ClientError::DatabaseDisabled(database));
     }
-    let pool = shared.pool_for(&config, &database, &user, db);
+    let pool = shared.pool_for(config, &database, &user, db);
     prove_with_server(&pool, method, &proof, secret.as_deref(), db).await?;
 
     let welcome = match pool.welcome() {

@@ -215,7 +215,7 @@ fn client_tcp(
     config: Arc<Config>,
     origin: Origin,
 ) -> impl Future<Output = ()> {
-    match shared.tls().client.clone() {
+    match shared.with_tls(|tls| tls.client.clone()) {
         None => Either::Left(client(
             ClientStream::Plain(stream),
             shared,
@@ -283,7 +283,7 @@ async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
 ) -> Result<Conn<ClientStream<S>>, TlsError> {
     let max_len = conn.max_message_len();
-    let config = shared.tls().client.clone();
+    let config = shared.with_tls(|tls| tls.client.clone());
     match (tls::stream_for_handshake(conn.into_parts())?, config) {
         (ClientStream::Plain(socket), Some(config)) => {
             let tls = tls::accept_client_tls(socket, &config).await?;
@@ -401,7 +401,8 @@ async fn log_in<S: AsyncRead + AsyncWrite + Unpin>(
     let who = handshake_peer(origin, unix);
     let outcome = loop {
         let outcome = {
-            let handshake = std::pin::pin!(handshake::run(&mut conn, shared, &who, over_limit));
+            let handshake =
+                std::pin::pin!(handshake::run(&mut conn, shared, config, &who, over_limit));
             let done = shared.logins.within(deadline, handshake).await;
             done.unwrap_or(Err(ClientError::ClientLoginTimeout))
         };

@@ -172,6 +172,12 @@ impl Shared {
         self.read(|r| Arc::clone(&r.tls))
     }
 
+    /// `f` of the TLS settings in force, under the read lock: for a look that ends at once, it
+    /// spares the clone and drop of [`Shared::tls`].
+    pub fn with_tls<T>(&self, f: impl FnOnce(&TlsSettings) -> T) -> T {
+        self.read(|r| f(&r.tls))
+    }
+
     /// The `auth_hba_file` rules and `auth_ident_file` maps in force.
     pub fn hba(&self) -> Arc<crate::config::hba::Hba> {
         self.read(|r| Arc::clone(&r.hba))
@@ -311,11 +317,17 @@ impl Shared {
         db: &Database,
     ) -> Arc<Pool> {
         let server_user = db.target.user.as_deref().unwrap_or(user);
-        let tls = self.tls();
         self.registry
             .get_or_create(database, server_user, || PoolSpec {
                 settings: pool_settings(config, database, user, db),
-                login: login_info(config, database, server_user, db, tls, self.registry.dns()),
+                login: login_info(
+                    config,
+                    database,
+                    server_user,
+                    db,
+                    self.tls(),
+                    self.registry.dns(),
+                ),
                 max_db_connections: count(
                     db.pool
                         .max_db_connections
