@@ -173,13 +173,14 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     if settings.flag(Key::ApplicationNameAddHost) {
         params.add_host(&peer.details(settings.int(Key::ListenPort)));
     }
-    let hba = shared.hba();
-    let (method, cert_map) = match settings.auth_type() {
+    // The rules are read only when a rule or a certificate decides (a read is an Arc clone).
+    let (method, cert_map, hba) = match settings.auth_type() {
         AuthType::Hba => {
+            let hba = shared.hba();
             let chosen = super::hba::method_for(&hba, peer, encrypted, &database, &user)?;
-            (chosen.method, chosen.cert_map)
+            (chosen.method, chosen.cert_map, Some(hba))
         }
-        method => (method, None),
+        method => (method, None, None),
     };
     if method == AuthType::Passthrough && !(trusted_transport || encrypted) {
         return Err(ClientError::Config(
@@ -205,6 +206,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     }
     let known = secret.is_some() || matches!(method, AuthType::Any | AuthType::Passthrough);
     let proof = if method == AuthType::Cert {
+        let hba = hba.unwrap_or_else(|| shared.hba());
         let named = |cn: &str| hba.names_user(cert_map.as_deref(), cn, &user);
         cert_login(conn.get_ref(), &user, named)?;
         Proof::Nothing
