@@ -85,6 +85,23 @@ impl Shutdown {
     pub fn subscribe(&self) -> watch::Receiver<Phase> {
         self.tx.subscribe()
     }
+
+    /// A read-only view of the phase, for a session's checks: one shared counter to take and
+    /// drop per client, where a clone of the whole handle is the channel's sender as well.
+    pub fn view(&self) -> PhaseView {
+        PhaseView(Arc::clone(&self.now))
+    }
+}
+
+/// The phase as [`Shutdown::phase`] reads it, without the means to move it.
+#[derive(Debug, Clone)]
+pub struct PhaseView(Arc<AtomicU8>);
+
+impl PhaseView {
+    /// The current phase (one atomic load).
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.0.load(SeqCst))
+    }
 }
 
 #[cfg(test)]

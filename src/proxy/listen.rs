@@ -515,7 +515,7 @@ fn session_of<S: AsyncRead + AsyncWrite + Unpin>(
         login,
         max_len,
         timeouts_for(config, &entry.user),
-        shared.shutdown.clone(),
+        shared.shutdown.view(),
     )
     .with_entry(Arc::clone(entry))
     .refuse_simple_queries(s.flag(Key::DisablePqexec))

@@ -24,7 +24,7 @@ use crate::protocol::backend::TxStatus;
 use crate::protocol::tag::frontend as fe;
 use crate::protocol::walk::Walk;
 use crate::registry::{ClientInfo, wall_us};
-use crate::shutdown::{Phase, Shutdown};
+use crate::shutdown::{Phase, PhaseView};
 
 mod forward;
 mod timeouts;
@@ -114,7 +114,7 @@ pub struct Session<S> {
     mode: PoolMode,
     max_len: usize,
     timeouts: Timeouts,
-    shutdown: Shutdown,
+    shutdown: PhaseView,
     entry: Option<Arc<ClientInfo>>,
     statements: ClientStatements,
     /// `disable_pqexec`: a simple Query ends the session before it reaches a server.
@@ -157,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         login: LoggedIn,
         max_len: usize,
         timeouts: Timeouts,
-        shutdown: Shutdown,
+        shutdown: PhaseView,
     ) -> Self {
         let mode = login.pool.settings().mode;
         Session {
@@ -613,7 +613,7 @@ fn reserve_ahead(buf: &mut BytesMut, wanted: usize) {
 }
 
 /// A safe shutdown has begun: a session holding no server ends (as PgBouncer's SIGINT).
-fn closes_unlinked(shutdown: &Shutdown) -> bool {
+fn closes_unlinked(shutdown: &PhaseView) -> bool {
     shutdown.phase() >= Phase::WaitForServers
 }
 
