@@ -320,14 +320,7 @@ impl Shared {
         self.registry
             .get_or_create(database, server_user, || PoolSpec {
                 settings: pool_settings(config, database, user, db),
-                login: login_info(
-                    config,
-                    database,
-                    server_user,
-                    db,
-                    self.tls(),
-                    self.registry.dns(),
-                ),
+                login: self.login_info(config, database, server_user, db),
                 max_db_connections: count(
                     db.pool
                         .max_db_connections
