@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf as _, BytesMut};
+use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
@@ -437,7 +437,7 @@ impl ServerConn {
     }
 
     /// Reads one whole message (tag, body) from the server, outside the relay.
-    async fn read_message(&mut self) -> Result<(u8, BytesMut), ServerError> {
+    async fn read_message(&mut self) -> Result<(u8, Bytes), ServerError> {
         use tokio::io::AsyncReadExt as _;
         loop {
             let mut walk = crate::protocol::walk::Walk::new(
@@ -448,11 +448,12 @@ impl ServerConn {
                 .next_message()
                 .map_err(|_| ServerError::Unsupported("oversized message"))?
             {
-                let tag = m.tag;
+                // Copied out, not split off: a split would make the server's read buffer a
+                // shared one, with an atomic reference count on every later use in the relay.
+                let message = (m.tag, Bytes::copy_from_slice(m.body));
                 let len = walk.consumed();
-                let mut frame = self.buf.split_to(len);
-                frame.advance(crate::protocol::HEADER_LEN);
-                return Ok((tag, frame));
+                self.buf.advance(len);
+                return Ok(message);
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(8192);

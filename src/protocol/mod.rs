@@ -283,16 +283,15 @@ pub fn decode_frame(buf: &mut BytesMut, max_len: usize) -> Result<Option<Frame>,
             max: max_len,
         });
     }
-    if buf.len() < total {
+    let Some(body) = buf.get(HEADER_LEN..total) else {
         buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
-    }
-    let mut message = buf.split_to(total);
-    message.advance(HEADER_LEN);
-    Ok(Some(Frame {
-        tag,
-        body: message.freeze(),
-    }))
+    };
+    // Copied out rather than split off, as a startup packet is (`startup::decode_startup`):
+    // the frames decoded here are a login's and the admin console's, small and few.
+    let body = Bytes::copy_from_slice(body);
+    buf.advance(total);
+    Ok(Some(Frame { tag, body }))
 }
 
 /// Appends one tagged message: writes the tag and a placeholder length, lets `body` write the

@@ -3,7 +3,7 @@
 //! They share one shape (Int32 length, Int32 code, body) and the same 10,000-byte cap PostgreSQL
 //! enforces (`MAX_STARTUP_PACKET_LENGTH`), checked before anything is buffered. Pure: no IO.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::reader::Reader;
 use super::{DecodeError, EncodeError, put_cstr, put_untagged};
@@ -148,16 +148,20 @@ pub fn decode_startup(buf: &mut BytesMut) -> Result<Option<Startup>, DecodeError
             max: MAX_STARTUP_PACKET_LENGTH + 4,
         });
     }
-    if buf.len() < total {
+    let Some(packet) = buf.get(4..total) else {
         buf.reserve(total - buf.len());
         return Ok(None);
-    }
-    let packet = buf.split_to(total).freeze();
-    parse_startup(packet.slice(4..)).map(Some)
+    };
+    // The few dozen bytes kept are copied out rather than split off: a split turns the
+    // connection's read buffer into a shared one, whose every later split and drop is an atomic
+    // reference count (and the first an allocation).
+    let startup = parse_startup(packet);
+    buf.advance(total);
+    startup.map(Some)
 }
 
-fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
-    let mut r = Reader::new(&body, MESSAGE);
+fn parse_startup(body: &[u8]) -> Result<Startup, DecodeError> {
+    let mut r = Reader::new(body, MESSAGE);
     match r.u32()? {
         SSL_REQUEST_CODE => r.finish().map(|()| Startup::SslRequest),
         GSSENC_REQUEST_CODE => r.finish().map(|()| Startup::GssEncRequest),
@@ -170,7 +174,7 @@ fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
                     field: "secret key length",
                 });
             }
-            let secret_key = body.slice_ref(key);
+            let secret_key = Bytes::copy_from_slice(key);
             Ok(Startup::CancelRequest(CancelRequest {
                 process_id,
                 secret_key,
@@ -184,7 +188,8 @@ fn parse_startup(body: Bytes) -> Result<Startup, DecodeError> {
             let area = r.rest();
             check_params(area)?;
             // Without the terminating empty name (check_params saw it is there).
-            let params = body.slice_ref(area.split_last().map_or(&[][..], |(_, pairs)| pairs));
+            let params =
+                Bytes::copy_from_slice(area.split_last().map_or(&[][..], |(_, pairs)| pairs));
             Ok(Startup::StartupMessage(StartupMessage {
                 protocol_version: version,
                 params,
