@@ -115,11 +115,12 @@ where
     }
 }
 
-/// What the workers spent on some work: ticks each, and cores' worth in all over its wall time.
+/// What the workers spent on some work: ticks each, and the busiest worker's share of a core
+/// over the work's wall time.
 #[derive(Debug)]
 struct Spent {
     ticks: Vec<u64>,
-    cores: f64,
+    busiest: f64,
 }
 
 impl Spent {
@@ -145,9 +146,10 @@ async fn spent_on(bin: &Binary, work: impl std::future::Future<Output = ()>) -> 
     let wall = started.elapsed();
     assert_eq!(before.len(), 2, "two workers expected: {before:?}");
     let ticks: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-    let cpu = Duration::from_millis(10 * ticks.iter().sum::<u64>());
-    let cores = cpu.as_secs_f64() / wall.as_secs_f64().max(1e-3);
-    Spent { ticks, cores }
+    let wall = wall.as_secs_f64().max(1e-3);
+    let most = ticks.iter().copied().max().unwrap_or(0);
+    let busiest = Duration::from_millis(10 * most).as_secs_f64() / wall;
+    Spent { ticks, busiest }
 }
 
 #[tokio::test]
@@ -173,19 +175,20 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
 
     // Forty clients with ten queries each in flight: backlogs, but the first worker gets well
     // under a core (PostgreSQL and the test take most of the machine), so no one is woken.
-    let backlog = spent_on(&bin, load(&bin, 40, 1000, 10)).await;
+    let backlog = spent_on(&bin, load(&bin, 40, 2500, 10)).await;
     eprintln!("backlog: {backlog:?}");
     backlog.assert_one_worker("for a worker that was not busy");
 
     // Work that is all the pooler's keeps the first worker busy: the other takes a share.
     // This checks the outcome, not one wake-up path: with the backlog rule forced off, a
     // busy searching worker still brings the other in (seen with `wakes_others` false).
-    // Up to three tries, as a machine shared with other jobs may not give the pooler most of
-    // a core; then a second worker would find no core either and, by design, is not woken.
-    // Such a try tells nothing. One where the pooler did get most of a core and stayed on one
-    // worker fails the test.
+    // Up to five tries, as a machine may not give the pooler's first worker most of a core
+    // (shared with other jobs, or where this ping-pong leaves it waiting on the test: seen at
+    // 0.65 of a core on a machine where it used to pass); then it is not busy by the rule's
+    // measure (over 70% of a core) and, by design, wakes no one. Such a try tells nothing. One
+    // where a worker alone ran 0.8 of a core or more and the other sat out fails the test.
     let mut tries = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let heavy = spent_on(&bin, own_answers(&bin, 16, 40, 200)).await;
         eprintln!("heavy: {heavy:?}");
         if heavy.ticks.iter().all(|&t| t >= 2) {
@@ -193,8 +196,8 @@ async fn a_light_load_stays_on_one_worker_and_a_heavy_one_spreads() {
         }
         tries.push(heavy);
     }
-    if tries.iter().all(|t| t.cores < 0.6) {
-        eprintln!("SKIPPED: the pooler never got most of a core, too busy a machine: {tries:?}");
+    if tries.iter().all(|t| t.busiest < 0.8) {
+        eprintln!("SKIPPED: no worker got most of a core, so none had to wake another: {tries:?}");
         return;
     }
     panic!("a worker sat out a heavy load: {tries:?}");
