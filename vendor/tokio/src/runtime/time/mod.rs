@@ -131,8 +131,25 @@ struct InnerState {
     /// The earliest time at which we promise to wake up without unparking.
     next_wake: Option<NonZeroU64>,
 
+    /// bouncectl: the wheel's next expiration (inner `None`: no timer), kept until a timer is
+    /// added or removed. Upstream computes it three times per park (a look at each of the
+    /// wheel's six levels every time), though timers rarely change between two parks.
+    known_expiration: Option<Option<u64>>,
+
     /// Timer wheel.
     wheel: wheel::Wheel,
+}
+
+impl InnerState {
+    /// bouncectl: the wheel's next expiration, computed again only after a timer changed.
+    fn next_expiration(&mut self) -> Option<u64> {
+        if let Some(known) = self.known_expiration {
+            return known;
+        }
+        let next = self.wheel.next_expiration_time();
+        self.known_expiration = Some(next);
+        next
+    }
 }
 
 // ===== impl Driver =====
@@ -150,6 +167,7 @@ impl Driver {
             inner: Inner::Traditional {
                 state: Mutex::new(InnerState {
                     next_wake: None,
+                    known_expiration: None,
                     wheel: wheel::Wheel::new(),
                 }),
                 is_shutdown: AtomicBool::new(false),
@@ -216,7 +234,7 @@ impl Driver {
 
         assert!(!handle.is_shutdown());
 
-        let next_wake = lock.wheel.next_expiration_time();
+        let next_wake = lock.next_expiration();
         lock.next_wake =
             next_wake.map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
 
@@ -308,6 +326,17 @@ impl Handle {
             now = lock.wheel.elapsed();
         }
 
+        // bouncectl: no timer changed since the next expiration was computed and it is not due:
+        // advancing the wheel's clock is all a poll would do. (Shutdown's `u64::MAX` drains.)
+        if now != u64::MAX && lock.next_expiration().is_none_or(|at| now < at) {
+            lock.wheel.advance_idle(now);
+            lock.next_wake = lock
+                .next_expiration()
+                .map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
+            return;
+        }
+        lock.known_expiration = None;
+
         while let Some(entry) = lock.wheel.poll(now) {
             debug_assert!(unsafe { entry.is_pending() });
 
@@ -326,9 +355,10 @@ impl Handle {
             }
         }
 
+        // bouncectl: computed afresh here, under the lock, so it is known until a timer changes.
+        lock.known_expiration = None;
         lock.next_wake = lock
-            .wheel
-            .poll_at()
+            .next_expiration()
             .map(|t| NonZeroU64::new(t).unwrap_or_else(|| NonZeroU64::new(1).unwrap()));
 
         drop(lock);
@@ -383,6 +413,7 @@ impl Handle {
 
             if entry.as_ref().might_be_registered() {
                 lock.wheel.remove(entry);
+                lock.known_expiration = None;
             }
 
             let waker = entry.as_ref().handle().fire(Ok(()));
@@ -411,6 +442,8 @@ impl Handle {
             if unsafe { entry.as_ref().might_be_registered() } {
                 lock.wheel.remove(entry);
             }
+            // bouncectl: whatever follows, the wheel's next expiration may have moved.
+            lock.known_expiration = None;
 
             // Now that we have exclusive control of this entry, mint a handle to reinsert it.
             let entry = entry.as_ref().handle();
