@@ -59,9 +59,9 @@ pub struct StartupMessage {
     /// Requested protocol version (major in the high 16 bits); the major is always 3.
     pub protocol_version: u32,
     /// The name/value pairs as the packet carries them, each NUL-terminated, without the list's
-    /// final empty name; checked (shape and UTF-8) when decoded, then read in place: a login
-    /// costs no allocation per parameter.
-    params: Bytes,
+    /// final empty name; checked (shape and UTF-8) once, when decoded, then read in place: a
+    /// login costs no allocation per parameter.
+    params: Box<str>,
 }
 
 impl StartupMessage {
@@ -75,20 +75,23 @@ impl StartupMessage {
         // version and the list's final NUL are then dropped.
         let mut packet = BytesMut::new();
         startup_message(&mut packet, protocol_version, params)?;
-        let mut area = packet.split_off(8);
-        area.truncate(area.len().saturating_sub(1));
+        let area = packet
+            .get(8..packet.len().saturating_sub(1))
+            .unwrap_or_default();
         Ok(StartupMessage {
             protocol_version,
-            params: area.freeze(),
+            // Built from `&str`s and NULs: always UTF-8, so nothing is ever replaced.
+            params: String::from_utf8_lossy(area).into(),
         })
     }
 
     /// The parameters (`user`, `database`, `options`, `replication`, `application_name`, ...)
     /// in the client's order.
     pub fn params(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        // Checked when decoded (or built): the fallback is never taken. One check of the whole
-        // area, then plain byte searches: NUL is ASCII, so every cut is a char boundary.
-        let mut rest = std::str::from_utf8(&self.params).unwrap_or_default();
+        // Plain byte searches, as the parts are a few bytes each (a `str::split` on NUL cost
+        // several times more per login, `memchr` no less): NUL is ASCII, so every cut is a char
+        // boundary.
+        let mut rest: &str = &self.params;
         let mut next = move || {
             let end = rest.bytes().position(|b| b == 0)?;
             let part = rest.get(..end)?;
@@ -188,8 +191,7 @@ fn parse_startup(body: &[u8]) -> Result<Startup, DecodeError> {
             let area = r.rest();
             check_params(area)?;
             // Without the terminating empty name (check_params saw it is there).
-            let params =
-                Bytes::copy_from_slice(area.split_last().map_or(&[][..], |(_, pairs)| pairs));
+            let params = pairs_text(area.split_last().map_or(&[][..], |(_, pairs)| pairs))?;
             Ok(Startup::StartupMessage(StartupMessage {
                 protocol_version: version,
                 params,
@@ -199,7 +201,7 @@ fn parse_startup(body: &[u8]) -> Result<Startup, DecodeError> {
 }
 
 /// Checks name/value pairs up to the empty name, which must be the packet's last byte (as
-/// PostgreSQL's "expected terminator as last byte" check), every one of them UTF-8.
+/// PostgreSQL's "expected terminator as last byte" check).
 fn check_params(area: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(area, MESSAGE);
     loop {
@@ -208,11 +210,15 @@ fn check_params(area: &[u8]) -> Result<(), DecodeError> {
         }
         r.cstr()?;
     }
-    r.finish()?;
-    // NUL-separated parts of valid UTF-8 are valid UTF-8 each: a NUL byte is never inside a
-    // multi-byte character.
-    match std::str::from_utf8(area) {
-        Ok(_) => Ok(()),
+    r.finish()
+}
+
+/// The checked pairs as text, every one of them UTF-8. One check covers them all:
+/// NUL-separated parts of valid UTF-8 are valid UTF-8 each, as a NUL byte is never inside a
+/// multi-byte character.
+fn pairs_text(pairs: &[u8]) -> Result<Box<str>, DecodeError> {
+    match std::str::from_utf8(pairs) {
+        Ok(text) => Ok(text.into()),
         Err(_) => Err(DecodeError::InvalidUtf8 { message: MESSAGE }),
     }
 }
