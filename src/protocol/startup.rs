@@ -155,9 +155,9 @@ pub fn decode_startup(buf: &mut BytesMut) -> Result<Option<Startup>, DecodeError
         buf.reserve(total - buf.len());
         return Ok(None);
     };
-    // The few dozen bytes kept are copied out rather than split off: a split turns the
-    // connection's read buffer into a shared one, whose every later split and drop is an atomic
-    // reference count (and the first an allocation).
+    // What is kept (a few dozen bytes as a rule, 10,000 at most) is copied out rather than
+    // split off: a split turns the connection's read buffer into a shared one, whose every later
+    // split and drop is an atomic reference count (and the first an allocation).
     let startup = parse_startup(packet);
     buf.advance(total);
     startup.map(Some)
