@@ -488,4 +488,52 @@ mod tests {
             .sum();
         assert_eq!(busy, Duration::ZERO, "workers timed their batches");
     }
+
+    #[test]
+    fn timers_fire_on_time_as_they_are_added_moved_and_dropped() {
+        // The vendored time driver keeps the wheel's next expiration until a timer changes
+        // (vendor/README.md, change 5). A change it missed would hold a timer back until the
+        // far one (5 s): each kind runs alone beside it, and every timer must fire at its
+        // deadline, never before, and well before that.
+        use tokio::time::{Instant, sleep, sleep_until};
+        const SLACK: Duration = Duration::from_millis(400);
+        let runtime = super::build_runtime(Some(2)).expect("runtime");
+        runtime.block_on(async {
+            let far = tokio::spawn(sleep(Duration::from_secs(5)));
+            tokio::task::yield_now().await;
+            for kind in 0..3 {
+                let mut timers = tokio::task::JoinSet::new();
+                for i in 0..20u64 {
+                    // Deadlines spread over 5-300 ms, in no order.
+                    let after = Duration::from_millis(5 + (i * 37) % 295);
+                    timers.spawn(async move {
+                        let due = Instant::now() + after;
+                        match kind {
+                            0 => sleep_until(due).await,
+                            // Set late, then moved earlier: the wheel must see the new deadline.
+                            1 => {
+                                let timer = sleep(Duration::from_secs(4));
+                                tokio::pin!(timer);
+                                tokio::task::yield_now().await;
+                                timer.as_mut().reset(due);
+                                timer.await;
+                            }
+                            // Raced by a longer one, which is then dropped unfired.
+                            _ => tokio::select! {
+                                () = sleep_until(due) => {}
+                                () = sleep(after + Duration::from_secs(3)) => {}
+                            },
+                        }
+                        let now = Instant::now();
+                        assert!(now >= due, "kind {kind}: fired {:?} early", due - now);
+                        assert!(now - due < SLACK, "kind {kind}: fired {:?} late", now - due);
+                    });
+                }
+                while let Some(done) = timers.join_next().await {
+                    done.expect("timer task");
+                }
+            }
+            far.abort();
+        });
+    }
 }
