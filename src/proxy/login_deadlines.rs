@@ -2,8 +2,9 @@
 //! waits on its client (a TLS handshake included) leaves its deadline here, and the janitor's
 //! sweep, once a second, wakes every login past it. A tokio timer per login put an entry into
 //! the timer wheel and took it out again on every connection, 3% of a login's instructions
-//! under `pgbench -C`; here a wait costs a turn of one uncontended mutex. The limit is in seconds, and PgBouncer's own check
-//! runs from its janitor too, so a deadline noticed up to a second late is what operators know.
+//! under `pgbench -C`; here a wait costs a turn of one uncontended mutex. The limit is in
+//! seconds, and PgBouncer's own check runs from its janitor too, so a deadline noticed up to a
+//! second late is what operators know.
 
 use std::future::Future;
 use std::pin::Pin;
