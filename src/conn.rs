@@ -36,7 +36,7 @@ const WRITE_CAPACITY: usize = 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
     /// The socket failed.
-    #[error("connection IO failed")]
+    #[error("connection IO failed: {0}")]
     Io(#[from] std::io::Error),
     /// The peer sent bytes that are not a valid message (or one over the size limit).
     #[error("malformed message from peer")]

@@ -450,12 +450,17 @@ impl Pool {
         let mut server = match ServerConn::connect(info, host, id).await {
             Ok(server) => server,
             Err(e) => {
+                // Each error names what failed, but a refusal is the server's own words alone.
+                let refused = match e {
+                    ServerError::Refused { .. } => "server login failed: ",
+                    _ => "",
+                };
                 tracing::warn!(
                     server = format_args!("S-{id:#x}"),
                     db = %self.database,
                     user = %self.user,
                     addr = format_args!("{}:{}", host.host, host.port),
-                    "server connection failed: {e}"
+                    "{refused}{e}"
                 );
                 return Err(e);
             }

@@ -113,6 +113,10 @@ pub enum ServerError {
     /// Broken or unexpected traffic.
     #[error("server connection failed: {0}")]
     Conn(#[from] ConnError),
+    /// The server closed the connection between two messages, where it owed the pooler an
+    /// answer (a database shutting down, a backend killed). PgBouncer's words for it.
+    #[error("server conn crashed?")]
+    Closed,
     /// TLS negotiation with the server failed (refused, certificate not verified...).
     #[error("server TLS failed: {0}")]
     Tls(#[from] TlsError),
@@ -312,9 +316,17 @@ impl ServerConn {
             _ => None,
         };
         let stream = match stream {
-            ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &host.host).await? {
-                MaybeTls::Plain(tcp) => ServerStream::Tcp(tcp),
-                MaybeTls::Tls(tls) => ServerStream::Tls(tls),
+            ServerStream::Tcp(tcp) => match info.tls.connect_server(tcp, &host.host).await {
+                Ok(MaybeTls::Plain(tcp)) => ServerStream::Tcp(tcp),
+                Ok(MaybeTls::Tls(tls)) => ServerStream::Tls(tls),
+                // A hang-up before the SSLRequest's answer is the same crash as one later on.
+                Err(TlsError::Io {
+                    stage: crate::tls::Stage::SslRequest,
+                    source,
+                }) if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(ServerError::Closed);
+                }
+                Err(e) => return Err(e.into()),
             },
             other => other,
         };
@@ -465,9 +477,10 @@ impl ServerConn {
                 .await
                 .map_err(ConnError::from)?;
             if n == 0 {
-                return Err(ServerError::Conn(ConnError::UnexpectedEof {
-                    buffered: self.buf.len(),
-                }));
+                return Err(match self.buf.len() {
+                    0 => ServerError::Closed,
+                    buffered => ServerError::Conn(ConnError::UnexpectedEof { buffered }),
+                });
             }
         }
     }
@@ -539,7 +552,7 @@ async fn login(conn: &mut Conn<ServerStream>, info: &LoginInfo) -> Result<Welcom
     let mut scram: Option<ScramClient> = None;
     loop {
         let Some(frame) = conn.read_frame().await? else {
-            return Err(ServerError::Conn(ConnError::UnexpectedEof { buffered: 0 }));
+            return Err(ServerError::Closed);
         };
         match frame.tag {
             tag::AUTHENTICATION => {

@@ -165,6 +165,42 @@ async fn server_login_retry_fails_clients_fast_with_the_cached_error_then_retrie
     assert_eq!(who, "retry_user");
 }
 
+/// A server that hangs up during the login (a database going down, a backend killed before it
+/// answers) is "server conn crashed?", PgBouncer's reason, and that is the cached error, not a
+/// "closed mid-message" that never had a message.
+#[tokio::test]
+async fn a_server_that_hangs_up_at_login_is_a_crashed_server_conn() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // Accepts, reads the startup packet and closes: a postmaster on its way down.
+    let dead_end = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead_end.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in dead_end.incoming().flatten() {
+            let _ = std::io::Read::read(&mut stream, &mut [0u8; 512]);
+        }
+    });
+    let dbs = format!(
+        "postgres = host=127.0.0.1 port={}\ngone = host=127.0.0.1 port={port} dbname=postgres\n",
+        pg.port()
+    );
+    let bouncer = TestBouncer::start_with(&pg, &dbs, "server_login_retry = 30").await;
+    let url = bouncer.url(MD5_USER, "gone");
+    assert_eq!(
+        login_error(&url).await,
+        ("08006".to_owned(), "server conn crashed?".to_owned())
+    );
+    assert_eq!(
+        login_error(&url).await,
+        (
+            "08P01".to_owned(),
+            "server login has been failing, cached error: server conn crashed? (server_login_retry)"
+                .to_owned()
+        )
+    );
+}
+
 /// Where the server behind `client`'s next statement came from (`127.0.0.1` or `unix`).
 async fn origin(client: &tokio_postgres::Client) -> String {
     client
