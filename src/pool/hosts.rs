@@ -128,13 +128,27 @@ impl HostList {
 pub struct LoginRetry {
     /// Set while a failure is remembered, so the hot path reads one atomic, not a lock.
     failing: AtomicBool,
-    last: Mutex<Option<(Instant, String)>>,
+    last: Mutex<Option<(Instant, Failure)>>,
+}
+
+/// A remembered login failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// What went wrong, in the words clients get (the "cached error").
+    pub reason: String,
+    /// The database refused only for now ([`ServerError::is_temporary`]): clients already
+    /// waiting keep waiting through it, as PgBouncer's do.
+    pub temporary: bool,
 }
 
 impl LoginRetry {
     /// Remembers a failed login and what went wrong (the "cached error").
     pub fn failed(&self, e: &ServerError) {
-        *lock(&self.last) = Some((Instant::now(), cached_reason(e)));
+        let failure = Failure {
+            reason: cached_reason(e),
+            temporary: e.is_temporary(),
+        };
+        *lock(&self.last) = Some((Instant::now(), failure));
         self.failing.store(true, Ordering::Release);
     }
 
@@ -150,16 +164,15 @@ impl LoginRetry {
         self.failing.load(Ordering::Acquire)
     }
 
-    /// The cached error and when `retry` runs out, while the last login failed less than
-    /// `retry` ago.
-    pub fn cached(&self, retry: Duration) -> Option<(String, Instant)> {
+    /// The last failure and when `retry` runs out, while it happened less than `retry` ago.
+    pub fn cached(&self, retry: Duration) -> Option<(Failure, Instant)> {
         if !self.failing.load(Ordering::Acquire) {
             return None;
         }
         let last = lock(&self.last);
-        let (at, reason) = last.as_ref()?;
+        let (at, failure) = last.as_ref()?;
         let until = *at + retry;
-        (Instant::now() < until).then(|| (reason.clone(), until))
+        (Instant::now() < until).then(|| (failure.clone(), until))
     }
 }
 
@@ -258,15 +271,27 @@ mod tests {
         let r = LoginRetry::default();
         assert!(r.cached(Duration::from_secs(15)).is_none());
         r.failed(&ServerError::Timeout);
-        let (reason, _) = r.cached(Duration::from_secs(15)).unwrap();
-        assert_eq!(reason, "connect timeout");
+        let (failure, _) = r.cached(Duration::from_secs(15)).unwrap();
+        assert_eq!(failure.reason, "connect timeout");
+        assert!(!failure.temporary);
         tokio::time::advance(Duration::from_secs(16)).await;
         assert!(r.cached(Duration::from_secs(15)).is_none());
         r.failed(&ServerError::Refused {
             sqlstate: "28P01".into(),
             message: "password authentication failed for user \"x\"".into(),
         });
-        assert!(r.cached(Duration::from_secs(15)).is_some());
+        assert!(
+            r.cached(Duration::from_secs(15))
+                .is_some_and(|(f, _)| !f.temporary)
+        );
+        r.failed(&ServerError::Refused {
+            sqlstate: "57P03".into(),
+            message: "the database system is shutting down".into(),
+        });
+        assert!(
+            r.cached(Duration::from_secs(15))
+                .is_some_and(|(f, _)| f.temporary)
+        );
         r.succeeded();
         assert!(r.cached(Duration::from_secs(15)).is_none());
     }

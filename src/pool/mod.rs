@@ -52,6 +52,17 @@ pub enum PoolError {
     LoginFailing(String),
 }
 
+/// Who meets a remembered login failure ([`Pool::login_retry`]).
+#[derive(Debug, Clone, Copy)]
+enum Asker {
+    /// A client asking for a server, before any queue.
+    New,
+    /// A client that got a slot to open a server without waiting for it.
+    Opening,
+    /// A client that waited in the queue for its slot; its `query_wait_timeout` deadline.
+    Waiting(Option<Instant>),
+}
+
 /// Per-pool settings resolved from the config (user → database → global precedence).
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
@@ -228,8 +239,8 @@ impl Pool {
     /// Opens one connection for `min_pool_size` into the idle list, unless a login failed within
     /// `server_login_retry`; a failure starts that delay.
     pub async fn open_spare(&self) -> Result<(), PoolError> {
-        if let Some((reason, _)) = self.retry.cached(self.settings().server_login_retry) {
-            return Err(PoolError::LoginFailing(reason));
+        if let Some((failure, _)) = self.retry.cached(self.settings().server_login_retry) {
+            return Err(PoolError::LoginFailing(failure.reason));
         }
         self.open_idle(true).await
     }
@@ -326,7 +337,7 @@ impl Pool {
     /// Returns it with the time the client waited.
     pub async fn acquire(&self, started: Instant) -> Result<(ServerConn, Instant), PoolError> {
         if self.retry.is_failing() {
-            self.login_retry(false).await?;
+            self.login_retry(Asker::New).await?;
         }
         let mut again = false;
         loop {
@@ -359,12 +370,9 @@ impl Pool {
                     return Ok((server, now));
                 }
                 Lease::Open(slot) => {
-                    if self.retry.is_failing() {
-                        self.login_retry(true).await?;
-                    }
                     // Boxed: a login (TLS, SCRAM) is rare next to a lease, and inline it would
                     // add its 2 KB to every waiting client's task.
-                    let server = Box::pin(self.login_server(true)).await?;
+                    let server = Box::pin(self.open_for(started, queued)).await?;
                     slot.fill();
                     let now = Instant::now();
                     server.set_active(now);
@@ -386,24 +394,67 @@ impl Pool {
             .map_err(|_| ServerError::Unresponsive)?
     }
 
-    /// `server_login_retry` after a failed login: with no server up, the client gets the cached
-    /// error; otherwise a new login (`opening`) waits out the rest of the delay, so a struggling
-    /// server is not hammered.
-    async fn login_retry(&self, opening: bool) -> Result<(), PoolError> {
-        let Some((reason, until)) = self.retry.cached(self.settings().server_login_retry) else {
+    /// Logs in a server for a client that asked at `started` and holds an open slot. One that
+    /// had to wait in the queue (`queued`) keeps waiting while the database answers that it
+    /// cannot take connections now (57P03: starting up, shutting down): it tries again each
+    /// `server_login_retry`, until its `query_wait_timeout`, as PgBouncer keeps its waiting
+    /// clients through that answer, so a restart can cost those clients a wait instead of an
+    /// error. Any other failure, and any failure of a client that did not wait, is the
+    /// client's at once.
+    async fn open_for(&self, started: Instant, queued: bool) -> Result<ServerConn, PoolError> {
+        let waiting = queued.then(|| self.queue.wait_timeout().map(|t| started + t));
+        loop {
+            if self.retry.is_failing() {
+                self.login_retry(waiting.map_or(Asker::Opening, Asker::Waiting))
+                    .await?;
+            }
+            match self.login_server(true).await {
+                Err(e) if e.is_temporary() && waiting.is_some() => {
+                    if waiting.flatten().is_some_and(|d| Instant::now() >= d) {
+                        return Err(CheckoutError::WaitTimeout.into());
+                    }
+                    // With `server_login_retry = 0` nothing else spaces the tries out.
+                    if self.settings().server_login_retry.is_zero() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                done => return done.map_err(PoolError::from),
+            }
+        }
+    }
+
+    /// `server_login_retry` after a failed login, for `asker`. With no server up, the cached
+    /// error goes to a new request and to one about to open a server, and to a waiting one
+    /// unless the database refused only for now. Otherwise one about to open a server waits
+    /// out the rest of the delay, so a struggling server is not hammered; a waiting one fails
+    /// with `query_wait_timeout` if its deadline comes first.
+    async fn login_retry(&self, asker: Asker) -> Result<(), PoolError> {
+        let Some((failure, until)) = self.retry.cached(self.settings().server_login_retry) else {
             return Ok(());
         };
         let up = lock(&self.servers)
             .values()
             .filter(|s| s.state() != ServerState::Login)
             .count();
-        if up == 0 {
-            return Err(PoolError::LoginFailing(reason));
+        let refuse = up == 0
+            && match asker {
+                Asker::New | Asker::Opening => true,
+                Asker::Waiting(_) => !failure.temporary,
+            };
+        if refuse {
+            return Err(PoolError::LoginFailing(failure.reason));
         }
-        if opening {
-            tokio::time::sleep_until(until).await;
+        match asker {
+            Asker::New => Ok(()),
+            Asker::Waiting(Some(deadline)) if deadline < until => {
+                tokio::time::sleep_until(deadline).await;
+                Err(CheckoutError::WaitTimeout.into())
+            }
+            Asker::Opening | Asker::Waiting(_) => {
+                tokio::time::sleep_until(until).await;
+                Ok(())
+            }
         }
-        Ok(())
     }
 
     /// Opens and logs in a new server connection (its slot must already be counted), trying the

@@ -217,6 +217,11 @@ impl<T: Send + 'static> Queue<T> {
         self.paused.send_replace(paused);
     }
 
+    /// `query_wait_timeout` as the pool has it now; `None` waits forever.
+    pub fn wait_timeout(&self) -> Option<Duration> {
+        lock(&self.state).limits.wait_timeout
+    }
+
     /// Whether the pool is paused.
     pub fn is_paused(&self) -> bool {
         self.paused_now.load(Ordering::Acquire)

@@ -126,6 +126,15 @@ pub enum ServerError {
     TlsLogin(std::io::Error),
 }
 
+impl ServerError {
+    /// The database refused the login only for now: 57P03 (`cannot_connect_now`), starting up,
+    /// shutting down or in recovery. PgBouncer keeps waiting clients queued through it, where
+    /// any other refusal goes to them all.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, ServerError::Refused { sqlstate, .. } if sqlstate == "57P03")
+    }
+}
+
 /// A server socket: TCP or unix.
 #[derive(Debug)]
 pub enum ServerStream {

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::bouncer::{ADMIN_USER, TestBouncer};
+use crate::support::client::RawClient;
 use crate::support::postgres::{MD5_USER, PASSWORD, TempPostgres, free_port};
 use crate::support::{self};
 
@@ -201,6 +202,91 @@ async fn a_server_that_hangs_up_at_login_is_a_crashed_server_conn() {
     );
 }
 
+/// A client queued for a server while the database shuts down keeps waiting: its login meets
+/// "the database system is shutting down" (57P03), which PgBouncer does not pass on to waiting
+/// clients, and it tries again after `server_login_retry`, by when the database is back. A
+/// client that comes in meanwhile, with no server up, gets the cached error at once.
+#[tokio::test]
+async fn a_queued_client_waits_through_a_database_shutting_down() {
+    let Some(mut pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(
+        &pg,
+        "default_pool_size = 1\nserver_login_retry = 5\nquery_wait_timeout = 60",
+    )
+    .await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let holder = support::connect(&url).await.unwrap();
+    holder.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let waiter = support::connect(&url).await.unwrap();
+    let queued = tokio::spawn(async move {
+        let row = waiter.query_one("SELECT 42", &[]).await?;
+        Ok::<i32, tokio_postgres::Error>(row.get(0))
+    });
+    let direct = support::connect(&pg.superuser_url()).await.unwrap();
+    let mut console = bouncer.console(ADMIN_USER).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pools = console.query("SHOW POOLS").await;
+        let users = RawClient::column(&pools, "user");
+        let waiting = RawClient::column(&pools, "cl_waiting");
+        if users
+            .iter()
+            .zip(&waiting)
+            .any(|(u, w)| *u == Some(MD5_USER) && *w == Some("1"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second client never queued: {pools:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A smart shutdown refuses new sessions (57P03) while `direct` lives; the pooler's server
+    // is ended under the holder, so the waiter's slot opens onto a database going down.
+    pg.begin_smart_shutdown();
+    direct
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename = '{MD5_USER}' AND pid <> pg_backend_pid()"
+        ))
+        .await
+        .unwrap();
+    let refused_at = Instant::now();
+    assert!(holder.batch_execute("COMMIT").await.is_err());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !queued.is_finished(),
+        "the waiter got an answer: {:?}",
+        queued.await
+    );
+    let newcomer = support::connect(&url).await.unwrap();
+    let e = newcomer.simple_query("SELECT 1").await.unwrap_err();
+    let db = e.as_db_error().unwrap_or_else(|| panic!("{e:?}"));
+    assert_eq!(
+        db.message(),
+        "server login has been failing, cached error: the database system is shutting down (server_login_retry)"
+    );
+
+    // The last session ends, PostgreSQL exits and starts again, within the retry delay.
+    drop(direct);
+    pg.stop();
+    pg.start_again();
+    let answer = tokio::time::timeout(Duration::from_secs(15), queued)
+        .await
+        .expect("the waiter got no server within 15 s")
+        .unwrap();
+    assert_eq!(answer.unwrap(), 42);
+    assert!(
+        refused_at.elapsed() >= Duration::from_secs(4),
+        "the waiter logged in again before server_login_retry: {:?}",
+        refused_at.elapsed()
+    );
+}
+
 /// Where the server behind `client`'s next statement came from (`127.0.0.1` or `unix`).
 async fn origin(client: &tokio_postgres::Client) -> String {
     client
@@ -264,7 +350,6 @@ async fn a_reload_that_changes_the_host_moves_the_pool_to_it() {
 
 #[tokio::test]
 async fn a_host_name_is_cached_for_dns_max_ttl_and_listed_in_show_dns_hosts() {
-    use crate::support::client::RawClient;
     let Some(pg) = TempPostgres::start_or_skip() else {
         return;
     };

@@ -386,6 +386,15 @@ impl TempPostgres {
         }
     }
 
+    /// Starts a smart shutdown (SIGTERM, as `pg_ctl stop -m smart`) without waiting for it:
+    /// PostgreSQL refuses new connections with 57P03 until its last session ends, then exits.
+    pub fn begin_smart_shutdown(&self) {
+        if let Some(child) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
     /// Starts the stopped server again on the same port.
     pub fn start_again(&mut self) {
         self.spawn_server()
