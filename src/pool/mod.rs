@@ -34,7 +34,7 @@ use crate::protocol::backend::TxStatus;
 use crate::registry::{Addr, Endpoints, ServerInfo, ServerState};
 use crate::stats::PoolStats;
 use hosts::Host;
-use queue::{CheckoutError, Lease, Limits, Queue};
+use queue::{CheckoutError, Lease, Limits, Queue, Refusal};
 use server::{LoginInfo, ServerConn, ServerCredential, ServerError};
 
 /// Why a client could not get a server.
@@ -565,7 +565,13 @@ impl Pool {
         }
         server.last_used = now;
         server.set_state(ServerState::Idle);
-        self.queue.checkin_at(server, now);
+        if let Err((server, why)) = self.queue.checkin_at(server, now) {
+            let reason = match why {
+                Refusal::Closed => reasons::SHUTDOWN,
+                Refusal::OverSize => reasons::TOO_MANY,
+            };
+            self.close(server, reason);
+        }
     }
 
     /// Closes a server connection and frees its slot.

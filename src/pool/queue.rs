@@ -106,6 +106,15 @@ pub enum Lease<T: Send + 'static> {
     Open(Slot<T>),
 }
 
+/// Why [`Queue::checkin_at`] gave a connection back instead of keeping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pool is closed (shutdown).
+    Closed,
+    /// More connections are open than the pool's size (plus reserve) allows.
+    OverSize,
+}
+
 /// Why a checkout failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CheckoutError {
@@ -403,35 +412,44 @@ impl<T: Send + 'static> Queue<T> {
             } else {
                 0
             };
+        // Found before the caps are taken: a waiter already granted is gone from the line, and
+        // caps taken for it would never be given back.
+        let pos = state.waiters.iter().position(|w| w.id == id)?;
         if state.open >= limit || !self.take_caps() {
             return None;
         }
-        let pos = state.waiters.iter().position(|w| w.id == id)?;
         state.waiters.remove(pos);
         state.open += 1;
         Some(Lease::Open(self.slot()))
     }
 
-    /// Returns a healthy connection: to the first waiter, else to the idle list.
+    /// [`Queue::checkin_at`] now, for tests: a refused connection is dropped and its slot freed.
+    #[cfg(test)]
     pub fn checkin(&self, conn: T) {
-        self.checkin_at(conn, Instant::now());
+        if self.checkin_at(conn, Instant::now()).is_err() {
+            self.discard();
+        }
     }
 
-    /// [`Queue::checkin`] of a connection that became idle at `now` (the caller's clock read).
-    pub fn checkin_at(&self, conn: T, now: Instant) {
+    /// Returns a healthy connection that became idle at `now` (the caller's clock read): to
+    /// the first waiter, else to the idle list. A closed pool, or one over its size since a
+    /// reload made it smaller, gives it back to be closed; its slot is still counted, so the
+    /// caller closes it the usual way (which frees the slot).
+    pub fn checkin_at(&self, conn: T, now: Instant) -> Result<(), (T, Refusal)> {
         let mut conn = conn;
         let mut state = lock(&self.state);
-        if state.closed || state.open > state.limits.pool_size + state.limits.reserve_size {
-            drop(state);
-            self.discard();
-            return;
+        if state.closed {
+            return Err((conn, Refusal::Closed));
+        }
+        if state.open > state.limits.pool_size + state.limits.reserve_size {
+            return Err((conn, Refusal::OverSize));
         }
         while let Some(waiter) = state.waiters.pop_front() {
             match waiter.tx.send(Grant::Conn(conn)) {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(Grant::Conn(back)) => conn = back,
                 // Only a Conn was sent, so only a Conn comes back.
-                Err(Grant::Open | Grant::TimedOut) => return,
+                Err(Grant::Open | Grant::TimedOut) => return Ok(()),
             }
         }
         // Checkouts take from the end: the newest there (LIFO, PgBouncer's default), or the
@@ -441,6 +459,7 @@ impl<T: Send + 'static> Queue<T> {
             false => state.idle.push(idle),
             true => state.idle.insert(0, idle),
         }
+        Ok(())
     }
 
     /// Takes in a connection opened outside a slot when there is room; gives it back otherwise.
@@ -452,8 +471,10 @@ impl<T: Send + 'static> Queue<T> {
             }
             state.open += 1;
         }
-        self.checkin(conn);
-        Ok(())
+        self.checkin_at(conn, Instant::now()).map_err(|(conn, _)| {
+            self.discard();
+            conn
+        })
     }
 
     /// A connection was closed (or never opened): frees its slot and lets a waiter open one.
@@ -498,10 +519,26 @@ impl<T: Send + 'static> Queue<T> {
         }
     }
 
-    /// Applies new limits (reload); connections over a smaller size close as they come back.
+    /// Applies new limits (reload); connections over a smaller size close as they come back,
+    /// and a larger size lets waiters open connections at once.
     pub fn set_limits(self: &Arc<Self>, limits: Limits) {
         let mut state = lock(&self.state);
         state.limits = limits;
+        while state.open < state.limits.pool_size && !state.waiters.is_empty() && self.take_caps() {
+            let granted = loop {
+                let Some(waiter) = state.waiters.pop_front() else {
+                    break false;
+                };
+                if waiter.tx.send(Grant::Open).is_ok() {
+                    break true;
+                }
+            };
+            if !granted {
+                self.caps.iter().for_each(|c| c.give_back());
+                break;
+            }
+            state.open += 1;
+        }
         // A query_wait_timeout that a reload turned on applies to those already waiting too.
         self.start_sweeper(&mut state);
     }

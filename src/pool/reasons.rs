@@ -28,5 +28,7 @@ pub const TRANSACTION_TIMEOUT: &str = "transaction timeout";
 pub const PAUSE: &str = "pause mode";
 /// KILL of the database.
 pub const KILLED: &str = "database killed";
+/// A reload made the pool smaller than the servers it has open.
+pub const TOO_MANY: &str = "too many servers in the pool";
 /// The pooler is shutting down.
 pub const SHUTDOWN: &str = "pooler is shutting down";

@@ -23,6 +23,7 @@ mod logs;
 mod metrics;
 mod metrics_names;
 mod modes;
+mod pool_size;
 mod prepared;
 mod prepared_raw;
 mod security;

@@ -139,7 +139,10 @@ async fn shrinking_the_pool_closes_returning_connections() {
     open(&q).await.fill();
     open(&q).await.fill();
     q.set_limits(limits(1));
-    q.checkin(1);
+    // Given back to be closed by the caller, which frees the slot; it is not dropped here.
+    assert_eq!(q.checkin_at(1, Instant::now()), Err((1, Refusal::OverSize)));
+    assert_eq!(q.counts().open, 2);
+    q.discard();
     assert_eq!(
         q.counts(),
         Counts {
@@ -229,4 +232,39 @@ async fn a_wait_timeout_turned_on_by_reload_reaches_those_already_waiting() {
     );
     // It had waited 60 s already, past the new 10 s: it fails at once.
     assert_eq!(reloaded.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn growing_the_pool_lets_waiters_open_connections_at_once() {
+    let cap = SharedCap::new(2);
+    let q = Queue::new(limits(1), vec![Arc::clone(&cap)]);
+    open(&q).await.fill();
+    let mut waiters = Vec::new();
+    for _ in 0..3 {
+        waiters.push(tokio::spawn({
+            let q = Arc::clone(&q);
+            async move { q.checkout().await }
+        }));
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(q.counts().waiting, 3);
+    // The pool may now have 4, but the database's cap (2) lets only one more open.
+    q.set_limits(limits(4));
+    let first = waiters.remove(0).await.unwrap();
+    assert!(matches!(first, Ok(Lease::Open(_))), "{first:?}");
+    assert_eq!((q.counts().open, q.counts().waiting, cap.open()), (2, 2, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reserve_try_for_a_waiter_already_served_takes_no_cap() {
+    let cap = SharedCap::new(3);
+    let with_reserve = Limits {
+        reserve_size: 1,
+        ..limits(1)
+    };
+    let q = Queue::new(with_reserve, vec![Arc::clone(&cap)]);
+    open(&q).await.fill();
+    // No waiter has this id (its grant came first): the reserve has room, but nothing is taken.
+    assert_eq!(q.try_reserve(12345).map(|_| ()), None);
+    assert_eq!(cap.open(), 1);
 }
