@@ -10,6 +10,7 @@ pub mod leaks;
 pub mod logging;
 pub mod output;
 pub mod pgpass;
+pub mod pidfile;
 pub mod serve;
 pub mod show;
 pub mod size;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::output;
+use super::{output, pidfile};
 use crate::FastMap;
 use crate::admin;
 use crate::config::userlist::Secret;
@@ -88,6 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     handshake::supported(&config).map_err(super::usage)?;
     let users = load_users(&config).map_err(super::usage)?;
+    // Before the fork, so that `-d` fails where its caller sees it.
+    if let Some(path) = config.pgbouncer.text(Key::Pidfile) {
+        pidfile::check(Path::new(path)).map_err(super::usage)?;
+    }
     if args.daemon {
         daemonize(&config)?;
     }
@@ -165,17 +169,16 @@ async fn serve(
         .pgbouncer
         .text(Key::Pidfile)
         .map(PathBuf::from);
-    if let Some(pidfile) = &pidfile {
-        write_pidfile(pidfile)
-            .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+    if let Some(path) = &pidfile {
+        pidfile::write(path).with_context(|| format!("cannot write pidfile {}", path.display()))?;
     }
     if let Some(user) = server.shared.config().pgbouncer.text(Key::User) {
         change_user(user).map_err(super::usage)?;
     }
     tokio::spawn(signals.run(Arc::clone(&server.shared), path));
     server.wait().await;
-    if let Some(pidfile) = &pidfile {
-        let _ = std::fs::remove_file(pidfile);
+    if let Some(path) = &pidfile {
+        pidfile::remove(path);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -364,18 +367,6 @@ fn change_user(name: &str) -> Result<(), String> {
         .map_err(|e| format!("user = {name}: cannot change to it: {e}"))?;
     tracing::info!("running as user {name} (uid {})", user.uid);
     Ok(())
-}
-
-/// Writes our pid to a temporary name and renames it into place, so whoever reads the pidfile
-/// (a service manager, a monitoring script) sees the whole pid or no file, never an empty one.
-fn write_pidfile(path: &Path) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 /// SIGINT: sessions holding no server wait on their own wake-up, not on the shutdown channel

@@ -280,6 +280,83 @@ async fn daemon_mode_writes_its_pidfile_and_serves() {
     );
 }
 
+/// As PgBouncer's `check_pidfile`: a second instance whose pidfile names a live process does
+/// not start (so it never deletes the first one's file at its exit); a stale one is replaced.
+#[tokio::test]
+async fn a_pidfile_held_by_a_live_process_refuses_a_second_instance() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pidfile = first_dir.path().join("bouncectl.pid");
+    let setting = format!("pidfile = {}", pidfile.display());
+    let port = crate::support::postgres::free_port();
+    let first_ini = write_config(&pg, first_dir.path(), port, &setting);
+    let second_port = crate::support::postgres::free_port();
+    let second_ini = write_config(&pg, second_dir.path(), second_port, &setting);
+    let serve = |ini: &std::path::Path| {
+        Reaped(
+            Command::new(support::bin())
+                .arg("serve")
+                .arg(ini)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut first = serve(&first_ini);
+    assert!(
+        support::eventually(Duration::from_secs(10), || pidfile.is_file()).await,
+        "no pidfile"
+    );
+    let mut refused = serve(&second_ini);
+    let exited = support::eventually(Duration::from_secs(10), || {
+        !matches!(refused.0.try_wait(), Ok(None))
+    })
+    .await;
+    assert!(exited, "a second instance started on a live pidfile");
+    assert_eq!(refused.0.wait().unwrap().code(), Some(2));
+    let mut stderr = String::new();
+    if let Some(mut pipe) = refused.0.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    }
+    assert!(stderr.contains("another instance running?"), "{stderr}");
+    let first_pid = first.0.id();
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        first_pid.to_string(),
+        "the first instance's pidfile is left alone"
+    );
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+
+    // The first one died without cleaning up: its pidfile is stale now, and no obstacle.
+    let mut second = serve(&second_ini);
+    let second_pid = second.0.id();
+    let took_over = support::eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.trim() == second_pid.to_string())
+    })
+    .await;
+    assert!(
+        took_over,
+        "the second instance did not take over the stale pidfile"
+    );
+    kill(Pid::from_raw(second_pid as i32), Signal::SIGTERM).unwrap();
+    second.0.wait().unwrap();
+    assert!(!pidfile.exists(), "the pidfile is removed at exit");
+}
+
+/// A child pooler killed when the test ends, passed or not: one left running would keep the
+/// test harness's output open.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn daemon_mode_without_pidfile_is_refused() {
     let dir = tempfile::tempdir().unwrap();
