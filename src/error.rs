@@ -115,6 +115,9 @@ pub enum ClientError {
     /// Broken protocol from the client.
     #[error("{0}")]
     Protocol(String),
+    /// The client's connection closed or broke during its login: nothing more reaches it.
+    #[error("client unexpected eof ({0})")]
+    ClientGone(String),
     /// A configuration the pooler cannot serve (e.g. an auth method not built in).
     #[error("bouncer config error: {0}")]
     Config(String),

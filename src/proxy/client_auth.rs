@@ -171,16 +171,14 @@ async fn scram_exchange<S: AsyncRead + AsyncWrite + Unpin>(
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Conn<S>,
 ) -> Result<bytes::Bytes, ClientError> {
-    conn.flush()
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    conn.flush().await?;
     match conn.read_frame().await {
         Ok(Some(frame)) if frame.tag == tag::PASSWORD_MESSAGE => Ok(frame.body),
         Ok(Some(_)) => Err(ClientError::Protocol("expected a password message".into())),
-        Ok(None) => Err(ClientError::Protocol(
-            "client closed the connection during login".into(),
+        Ok(None) => Err(ClientError::ClientGone(
+            "closed the connection during login".into(),
         )),
-        Err(e) => Err(ClientError::Protocol(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 

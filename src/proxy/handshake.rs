@@ -14,7 +14,7 @@ use super::client_auth::{self, Proof};
 use super::params::ClientParams;
 use crate::config::userlist::Secret;
 use crate::config::{AuthType, Config, Key};
-use crate::conn::Conn;
+use crate::conn::{Conn, ConnError};
 use crate::error::ClientError;
 use crate::pool::server::ServerCredential;
 use crate::pool::{Pool, PoolError};
@@ -106,17 +106,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
                 if !unix && !encrypted && shared.with_tls(|tls| tls.client.is_some()) =>
             {
                 conn.write_raw(b"S");
-                conn.flush()
-                    .await
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                conn.flush().await?;
                 return Ok(Outcome::StartTls);
             }
             Ok(Some(Startup::SslRequest | Startup::GssEncRequest)) => {
                 // No TLS here: answer 'N' and let the client go on in plaintext (or give up).
                 conn.write_raw(b"N");
-                conn.flush()
-                    .await
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                conn.flush().await?;
             }
             Ok(Some(Startup::CancelRequest(req))) => {
                 let key: Option<ClientKey> = req
@@ -133,7 +129,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
             }
             Ok(Some(Startup::StartupMessage(msg))) => break msg,
             Ok(None) => return Ok(Outcome::Cancelled),
-            Err(e) => return Err(ClientError::Protocol(e.to_string())),
+            Err(e) => return Err(e.into()),
         }
     };
     if !unix && !encrypted && !shared.with_tls(crate::tls::TlsSettings::client_may_skip_tls) {
@@ -251,9 +247,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin + TlsInfo>(
     backend::backend_key_data(out, key.0, &key.1)
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
     backend::ready_for_query(out, TxStatus::Idle);
-    conn.flush()
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    conn.flush().await?;
     pool.stats.login();
     Ok(Outcome::Client(Box::new(LoggedIn {
         pool,
@@ -330,6 +324,19 @@ pub(super) async fn prove_with_server(
         Err(e) => {
             pool.restore_credential(previous, &credential);
             Err(pool_error(e))
+        }
+    }
+}
+
+impl From<ConnError> for ClientError {
+    /// A failed read or write of the client's socket is the client gone; bytes that are no
+    /// message are a protocol error.
+    fn from(e: ConnError) -> Self {
+        match e {
+            ConnError::Io(_) | ConnError::UnexpectedEof { .. } => {
+                ClientError::ClientGone(e.to_string())
+            }
+            ConnError::Decode(_) | ConnError::Encode(_) => ClientError::Protocol(e.to_string()),
         }
     }
 }

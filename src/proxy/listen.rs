@@ -446,6 +446,18 @@ async fn log_in<S: AsyncRead + AsyncWrite + Unpin>(
             .await;
             None
         }
+        // Nothing can be sent to a client that went away: no error for it, and not the
+        // pooler's error (PgBouncer logs it as a disconnection only).
+        Err(e @ ClientError::ClientGone(_)) => {
+            if s.flag(Key::LogDisconnections) {
+                tracing::info!(
+                    client = format_args!("C-{id:#x}"),
+                    addr = %origin.peer(),
+                    "closing because: {e}"
+                );
+            }
+            None
+        }
         Err(e) => {
             if s.flag(Key::LogPoolerErrors) {
                 tracing::warn!(

@@ -421,3 +421,37 @@ async fn a_worker_thread_count_that_does_not_parse_is_named_in_a_warning() {
         bin.log()
     );
 }
+
+#[tokio::test]
+async fn a_client_gone_during_its_login_is_a_disconnection_not_a_pooler_error() {
+    use std::io::{Read as _, Write as _};
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bin = Binary::start(&pg, "log_disconnections = 1\nlog_pooler_errors = 1", false);
+    // A startup packet, then gone before answering the md5 request.
+    let mut body = 196_608_u32.to_be_bytes().to_vec();
+    body.extend_from_slice(format!("user\0{MD5_USER}\0database\0postgres\0\0").as_bytes());
+    let mut packet = u32::try_from(body.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    packet.extend_from_slice(&body);
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
+    socket.write_all(&packet).unwrap();
+    let mut request = [0u8; 1];
+    socket.read_exact(&mut request).unwrap();
+    assert_eq!(&request, b"R", "an authentication request");
+    drop(socket);
+    until(
+        "the disconnection is logged",
+        Duration::from_secs(10),
+        || {
+            bin.read("stderr.log")
+                .contains("closing because: client unexpected eof")
+        },
+    )
+    .await;
+    let log = bin.read("stderr.log");
+    assert!(!log.contains("pooler error"), "{log}");
+}
