@@ -482,15 +482,23 @@ impl<T: Send + 'static> Queue<T> {
         let mut state = lock(&self.state);
         state.open = state.open.saturating_sub(1);
         self.caps.iter().for_each(|c| c.give_back());
-        if state.open < state.limits.pool_size && self.take_caps() {
-            while let Some(waiter) = state.waiters.pop_front() {
-                if waiter.tx.send(Grant::Open).is_ok() {
-                    state.open += 1;
-                    return;
-                }
-            }
-            self.caps.iter().for_each(|c| c.give_back());
+        self.grant_open(&mut state);
+    }
+
+    /// Lets the first waiter still there open a connection, when the pool's size and the caps
+    /// have room for one more; false when no waiter got it.
+    fn grant_open(&self, state: &mut State<T>) -> bool {
+        if state.open >= state.limits.pool_size || state.waiters.is_empty() || !self.take_caps() {
+            return false;
         }
+        while let Some(waiter) = state.waiters.pop_front() {
+            if waiter.tx.send(Grant::Open).is_ok() {
+                state.open += 1;
+                return true;
+            }
+        }
+        self.caps.iter().for_each(|c| c.give_back());
+        false
     }
 
     /// Removes idle connections for which `expired(conn, idle_for)` holds; the caller closes them.
@@ -524,21 +532,7 @@ impl<T: Send + 'static> Queue<T> {
     pub fn set_limits(self: &Arc<Self>, limits: Limits) {
         let mut state = lock(&self.state);
         state.limits = limits;
-        while state.open < state.limits.pool_size && !state.waiters.is_empty() && self.take_caps() {
-            let granted = loop {
-                let Some(waiter) = state.waiters.pop_front() else {
-                    break false;
-                };
-                if waiter.tx.send(Grant::Open).is_ok() {
-                    break true;
-                }
-            };
-            if !granted {
-                self.caps.iter().for_each(|c| c.give_back());
-                break;
-            }
-            state.open += 1;
-        }
+        while self.grant_open(&mut state) {}
         // A query_wait_timeout that a reload turned on applies to those already waiting too.
         self.start_sweeper(&mut state);
     }
