@@ -430,13 +430,13 @@ async fn a_client_gone_during_its_login_is_a_disconnection_not_a_pooler_error() 
     };
     let bin = Binary::start(&pg, "log_disconnections = 1\nlog_pooler_errors = 1", false);
     // A startup packet, then gone before answering the md5 request.
-    let mut body = 196_608_u32.to_be_bytes().to_vec();
-    body.extend_from_slice(format!("user\0{MD5_USER}\0database\0postgres\0\0").as_bytes());
-    let mut packet = u32::try_from(body.len() + 4)
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    packet.extend_from_slice(&body);
+    let mut packet = bytes::BytesMut::new();
+    bouncectl::protocol::startup::startup_message(
+        &mut packet,
+        bouncectl::protocol::startup::PROTOCOL_3_0,
+        [("user", MD5_USER), ("database", "postgres")],
+    )
+    .unwrap();
     let mut socket = std::net::TcpStream::connect(("127.0.0.1", bin.port)).unwrap();
     socket.write_all(&packet).unwrap();
     let mut request = [0u8; 1];
