@@ -94,9 +94,7 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     backend::backend_key_data(out, i32::from_be_bytes([a & 0x7f, b, c, d]), &[e, f, g, h])
         .map_err(encode)?;
     backend::ready_for_query(out, TxStatus::Idle);
-    conn.flush()
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    conn.flush().await?;
     Ok(ConsoleLogin {
         user,
         access,

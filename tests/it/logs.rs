@@ -455,3 +455,54 @@ async fn a_client_gone_during_its_login_is_a_disconnection_not_a_pooler_error() 
     let log = bin.read("stderr.log");
     assert!(!log.contains("pooler error"), "{log}");
 }
+
+#[tokio::test]
+async fn a_console_client_gone_before_its_welcome_is_a_disconnection_not_a_pooler_error() {
+    use std::io::Write as _;
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let sockets = tempfile::tempdir().unwrap();
+    let bin = Binary::start(
+        &pg,
+        &format!(
+            "log_disconnections = 1\nlog_pooler_errors = 1\nunix_socket_dir = {}",
+            sockets.path().display()
+        ),
+        false,
+    );
+    // The socket's own superuser needs no password, so the pooler's next write is the
+    // welcome; a unix socket whose peer has closed refuses it (EPIPE). The close can lose
+    // the race with the pooler's write, so try a few times.
+    let path = sockets.path().join(format!(".s.PGSQL.{}", bin.port));
+    let mut packet = bytes::BytesMut::new();
+    bouncectl::protocol::startup::startup_message(
+        &mut packet,
+        bouncectl::protocol::startup::PROTOCOL_3_0,
+        [("user", "pgbouncer"), ("database", "pgbouncer")],
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let mut socket = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        socket.write_all(&packet).unwrap();
+        drop(socket);
+        if bin
+            .read("stderr.log")
+            .contains("closing because: client unexpected eof")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until(
+        "the disconnection is logged",
+        Duration::from_secs(10),
+        || {
+            bin.read("stderr.log")
+                .contains("closing because: client unexpected eof")
+        },
+    )
+    .await;
+    let log = bin.read("stderr.log");
+    assert!(!log.contains("pooler error"), "{log}");
+}
