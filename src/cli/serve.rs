@@ -96,8 +96,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         daemonize(&config)?;
     }
     let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
-    let runtime = build_runtime(worker_threads_from_env())?;
-    runtime.block_on(serve(config, users, args.config, logging))
+    let result = build_runtime(worker_threads_from_env())
+        .and_then(|runtime| runtime.block_on(serve(config, users, args.config, logging.clone())));
+    if let Err(e) = &result {
+        logging.fatal(e);
+    }
+    result
 }
 
 /// The multi-threaded runtime: one worker per core unless `threads` says otherwise.

@@ -357,6 +357,48 @@ impl Drop for Reaped {
     }
 }
 
+/// After `-d` stderr is /dev/null: what stops the daemon is logged to its logfile, as
+/// PgBouncer's FATAL lines are.
+#[test]
+fn a_daemon_that_cannot_listen_says_why_in_its_logfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let log = dir.path().join("bouncectl.log");
+    let pidfile = dir.path().join("bouncectl.pid");
+    let ini = dir.path().join("pgbouncer.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\n* = host=127.0.0.1 user=app\n[pgbouncer]\nauth_type = any\n\
+             unix_socket_dir =\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             logfile = {}\npidfile = {}\n",
+            log.display(),
+            pidfile.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new(support::bin())
+        .args(["serve", "-d"])
+        .arg(&ini)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the foreground process returns at once");
+    let expected = format!("cannot listen on 127.0.0.1:{port}: Address already in use");
+    let logged = support::wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains(&expected))
+    });
+    assert!(
+        logged,
+        "{:?}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        !pidfile.exists(),
+        "a pooler that never served left a pidfile"
+    );
+}
+
 #[test]
 fn daemon_mode_without_pidfile_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -72,6 +72,16 @@ impl Logging {
         };
         *lock(&self.target) = next;
     }
+
+    /// Logs the error that stops the pooler where its lines go, as PgBouncer's FATAL lines: after
+    /// `-d` stderr is /dev/null, and an operator reads the logfile or syslog. When lines go to
+    /// stderr, the caller's report prints it there once instead.
+    pub fn fatal(&self, err: &anyhow::Error) {
+        let on_stderr = matches!(*lock(&self.target), Target::Stderr);
+        if !on_stderr {
+            tracing::error!("{err:#}");
+        }
+    }
 }
 
 /// Writes each formatted line (the fmt layer writes a whole event at once) to the current target.
