@@ -1,6 +1,7 @@
 //! Socket settings as the kernel holds them: `tcp_keepalive` and its timings on the sockets the
 //! pooler accepts and opens (read from /proc, as `ss -o` does), before and after a reload,
-//! `tcp_defer_accept` on its listening socket, and `unix_socket_group` on the socket file.
+//! `tcp_defer_accept` on its listening socket, `unix_socket_group` on the socket file, and what
+//! happens when an address or the socket file is taken.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -354,5 +355,73 @@ async fn unix_socket_group_owns_the_socket_file() {
         stderr(&out).contains("no such group: no_such_group_here"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// As PgBouncer: an address that cannot be bound is a warning while another one listens.
+#[tokio::test]
+async fn an_address_that_cannot_be_bound_is_a_warning_while_another_listens() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    // 192.0.2.1 (TEST-NET-1) is on no interface here, unless the kernel binds anything.
+    if std::fs::read_to_string("/proc/sys/net/ipv4/ip_nonlocal_bind").is_ok_and(|v| v.trim() != "0")
+    {
+        eprintln!("SKIP: net.ipv4.ip_nonlocal_bind is on; every address binds");
+        return;
+    }
+    let bin = Binary::start(&pg, pg.port(), "listen_addr = 127.0.0.1, 192.0.2.1").await;
+    assert!(answers_ssl_request(bin.port), "{}", bin.log());
+    let warned = support::eventually(Duration::from_secs(5), || {
+        bin.log()
+            .contains(&format!("cannot listen on 192.0.2.1:{}", bin.port))
+    });
+    assert!(warned.await, "{}", bin.log());
+}
+
+/// A second pooler on the same socket file stops instead of removing it from under the first,
+/// as PgBouncer's "unix socket is in use, cannot continue".
+#[tokio::test]
+async fn a_unix_socket_in_use_stops_a_second_pooler() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let settings = format!("unix_socket_dir = {}", dir.path().display());
+    let bin = Binary::start(&pg, pg.port(), &settings).await;
+    let file = dir.path().join(format!(".s.PGSQL.{}", bin.port));
+    let bound = support::eventually(Duration::from_secs(5), || {
+        std::os::unix::net::UnixStream::connect(&file).is_ok()
+    });
+    assert!(bound.await, "{}", bin.log());
+    let ini = dir.path().join("second.ini");
+    let text = std::fs::read_to_string(bin.ini())
+        .unwrap()
+        .replace("listen_addr = 127.0.0.1", "listen_addr =");
+    std::fs::write(&ini, text).unwrap();
+    let mut second = std::process::Command::new(support::bin())
+        .arg("serve")
+        .arg(&ini)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stopped = support::eventually(Duration::from_secs(10), || {
+        !matches!(second.try_wait(), Ok(None))
+    })
+    .await;
+    if !stopped {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().unwrap();
+    assert!(stopped, "the second pooler started: {}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unix socket is in use, cannot continue"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::os::unix::net::UnixStream::connect(&file).is_ok(),
+        "the first pooler lost its socket"
     );
 }

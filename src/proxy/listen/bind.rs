@@ -116,6 +116,7 @@ impl Listeners {
         let port = port.unwrap_or_else(|| s.listen_port());
         let options = ListenerOptions::new(s);
         let mut tcp = Vec::new();
+        let mut refused = Vec::new();
         for addr in s.listen_addrs() {
             let hosts: Vec<String> = match addr.trim() {
                 "" => continue,
@@ -124,14 +125,27 @@ impl Listeners {
             };
             for host in hosts {
                 let target = format!("{}:{port}", bracket(&host));
-                let listener =
-                    listen_tcp(&target, s, &options)
-                        .await
-                        .map_err(|source| ListenError {
-                            addr: target.clone(),
-                            source,
-                        })?;
-                tcp.push(listener);
+                let failed = |source| ListenError {
+                    addr: target.clone(),
+                    source,
+                };
+                // A name that does not resolve is a mistake in the file, not a missing interface.
+                let addrs = tokio::net::lookup_host(&target).await.map_err(failed)?;
+                match listen_tcp(addrs, s, &options) {
+                    Ok(listener) => tcp.push(listener),
+                    Err(source) => refused.push(failed(source)),
+                }
+            }
+        }
+        // As PgBouncer: an address that cannot be bound (no IPv6 for `*`'s `::`, an interface
+        // not up yet) is a warning while another one listens.
+        if tcp.is_empty() {
+            if let Some(first) = refused.into_iter().next() {
+                return Err(first);
+            }
+        } else {
+            for e in refused {
+                tracing::warn!("{e}");
             }
         }
         let dir = s.text(Key::UnixSocketDir).unwrap_or_default();
@@ -143,7 +157,17 @@ impl Listeners {
                 .and_then(|l| l.local_addr().ok())
                 .map_or(port, |a| a.port());
             let path = PathBuf::from(dir).join(format!(".s.PGSQL.{port}"));
-            // A socket file left by a crashed run would make bind fail.
+            // A socket file left by a crashed run would make bind fail; one that still answers
+            // is another pooler's, which removing would cut off (PgBouncer refuses too).
+            if in_use(&path).await {
+                return Err(ListenError {
+                    addr: path.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "unix socket is in use, cannot continue",
+                    ),
+                });
+            }
             let _ = std::fs::remove_file(&path);
             let listener = UnixListener::bind(&path).map_err(|source| ListenError {
                 addr: path.display().to_string(),
@@ -175,6 +199,16 @@ impl Listeners {
     }
 }
 
+/// Whether something listens on the unix socket at `path`. A listener too busy to take the
+/// connection within a second counts as there.
+async fn in_use(path: &std::path::Path) -> bool {
+    let connect = tokio::net::UnixStream::connect(path);
+    match tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+        Ok(connected) => connected.is_ok(),
+        Err(_elapsed) => true,
+    }
+}
+
 fn bracket(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
@@ -199,13 +233,13 @@ fn chgrp(path: &std::path::Path, group: &str) -> std::io::Result<()> {
 /// Listens on the first address `target` resolves to that binds, with `listen_backlog`,
 /// `tcp_socket_buffer` and, when `so_reuseport`, SO_REUSEPORT (several poolers on one port, for
 /// a restart without a gap).
-async fn listen_tcp(
-    target: &str,
+fn listen_tcp(
+    addrs: impl Iterator<Item = SocketAddr>,
     s: &Settings,
     options: &ListenerOptions,
 ) -> std::io::Result<TcpListener> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address to listen on");
-    for addr in tokio::net::lookup_host(target).await? {
+    for addr in addrs {
         let socket = match addr {
             SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
             SocketAddr::V6(_) => {
