@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod admin_client;
 pub mod check;
+pub mod fdlimit;
 pub mod generate;
 pub mod hash;
 pub mod leaks;

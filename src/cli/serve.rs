@@ -96,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         daemonize(&config)?;
     }
     let logging = super::logging::init(&config, args.verbose, args.quiet || args.daemon)?;
+    super::fdlimit::check(&config, users.len());
     let result = build_runtime(worker_threads_from_env())
         .and_then(|runtime| runtime.block_on(serve(config, users, args.config, logging.clone())));
     if let Err(e) = &result {

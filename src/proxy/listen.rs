@@ -6,6 +6,7 @@
 //! answered `S`, the TLS handshake runs here too, where the connection is owned, and the
 //! handshake resumes on the encrypted stream ([`ClientStream`]) for the rest of the session.
 
+mod backoff;
 mod bind;
 
 pub use bind::{ListenError, Listeners};
@@ -19,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 
+use self::backoff::AcceptBackoff;
 use self::bind::ListenerOptions;
 use super::Shared;
 use super::handshake::{self, LoggedIn, Outcome};
@@ -57,6 +59,7 @@ async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared:
         .ok()
         .filter(|a| !a.ip().is_unspecified());
     let mut drain = std::pin::pin!(draining(&mut phase));
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             biased;
@@ -91,11 +94,7 @@ async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared:
                     let task = client_tcp(stream, Arc::clone(&shared), config, origin);
                     tokio::spawn(Box::pin(task));
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                Err(e) => backoff.after(&e).await,
             },
         }
     }
@@ -104,6 +103,7 @@ async fn accept_tcp(listener: TcpListener, mut options: ListenerOptions, shared:
 async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
     let mut phase = shared.shutdown.subscribe();
     let mut drain = std::pin::pin!(draining(&mut phase));
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             biased;
@@ -131,10 +131,7 @@ async fn accept_unix(listener: UnixListener, shared: Arc<Shared>) {
                     let task = client(stream, Arc::clone(&shared), config, origin, true);
                     tokio::spawn(Box::pin(task));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                Err(e) => backoff.after(&e).await,
             },
         }
     }

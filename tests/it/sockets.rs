@@ -1,7 +1,7 @@
 //! Socket settings as the kernel holds them: `tcp_keepalive` and its timings on the sockets the
 //! pooler accepts and opens (read from /proc, as `ss -o` does), before and after a reload,
-//! `tcp_defer_accept` on its listening socket, `unix_socket_group` on the socket file, and what
-//! happens when an address or the socket file is taken.
+//! `tcp_defer_accept` on its listening socket, `unix_socket_group` on the socket file, what
+//! happens when an address or the socket file is taken, and the open-file limit.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::MetadataExt as _;
@@ -424,4 +424,141 @@ async fn a_unix_socket_in_use_stops_a_second_pooler() {
         std::os::unix::net::UnixStream::connect(&file).is_ok(),
         "the first pooler lost its socket"
     );
+}
+
+/// `bouncectl serve` for `pg` under `prlimit --nofile=LIMITS`, `auth_type = any` with the
+/// server user forced, logging to `bouncectl.log` in `dir`; killed on drop.
+struct Limited {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Limited {
+    async fn start(pg: &TempPostgres, dir: &std::path::Path, limits: &str, settings: &str) -> Self {
+        let port = free_port();
+        let log = dir.join("bouncectl.log");
+        let ini = dir.join("pgbouncer.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={} user={MD5_USER} password={}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = any\npool_mode = transaction\nlogfile = {}\n{settings}\n",
+                pg.port(),
+                crate::support::postgres::PASSWORD,
+                log.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("prlimit")
+            .arg(format!("--nofile={limits}"))
+            .arg(support::bin())
+            .arg("serve")
+            .arg(&ini)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prlimit (util-linux) runs");
+        let up = support::eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listening on"))
+        });
+        assert!(up.await, "did not start");
+        Limited { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=anyone dbname=postgres connect_timeout=10",
+            self.port
+        )
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A systemd unit's soft limit of 1024 would cap `max_client_conn`: below what the
+/// configuration may need, the soft limit goes up to the hard one, and PgBouncer's line says so.
+#[tokio::test]
+async fn a_soft_open_file_limit_below_the_need_is_raised_to_the_hard_one() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Limited::start(&pg, dir.path(), "64:4096", "max_client_conn = 300").await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", bin.child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(open_files, ["4096", "4096"], "{limits}");
+    assert!(
+        bin.log()
+            .contains("kernel file descriptor limit: 4096 (hard: 4096); max_client_conn: 300"),
+        "{}",
+        bin.log()
+    );
+}
+
+/// Out of file descriptors, new clients wait in the listen queue instead of being dropped, the
+/// failure is logged once (not at every retry), and they get in once descriptors free up.
+#[tokio::test]
+async fn out_of_file_descriptors_clients_wait_and_get_in_when_some_free_up() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Limited::start(&pg, dir.path(), "48:48", "default_pool_size = 2").await;
+    assert!(
+        bin.log()
+            .contains("the file descriptor limit (48) is below"),
+        "{}",
+        bin.log()
+    );
+    // Connect until one is left waiting: the pooler has no descriptor to accept it with.
+    let mut clients = Vec::new();
+    let mut waiting = None;
+    for _ in 0..60 {
+        let url = bin.url();
+        let mut attempt = tokio::spawn(async move { support::connect(&url).await });
+        match tokio::time::timeout(Duration::from_secs(2), &mut attempt).await {
+            Ok(connected) => clients.push(connected.unwrap().expect("a client is served")),
+            Err(_) => {
+                waiting = Some(attempt);
+                break;
+            }
+        }
+    }
+    let waiting = waiting.expect("the descriptors never ran out");
+    assert!(clients.len() >= 10, "only {} clients got in", clients.len());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let failures = bin.log().matches("accept() failed").count();
+    assert!(
+        (1..=2).contains(&failures),
+        "logged at every retry: {}",
+        bin.log()
+    );
+    clients.truncate(clients.len() - 3);
+    let client = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiting client got in")
+        .unwrap()
+        .unwrap();
+    assert!(support::select_one(&client).await);
+    for client in &clients {
+        assert!(support::select_one(client).await);
+    }
 }
