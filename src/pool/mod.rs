@@ -10,6 +10,7 @@
     )
 )]
 
+mod cap;
 pub mod control;
 pub mod dns;
 pub mod hosts;
@@ -624,6 +625,20 @@ impl Pool {
         for server in self.queue.take_idle_where(|_, _| true) {
             self.close(server, reason);
         }
+    }
+}
+
+impl queue::CapMember for Pool {
+    fn oldest_idle(&self) -> Option<Instant> {
+        self.queue.oldest_idle()
+    }
+
+    fn evict_oldest_idle(&self) -> bool {
+        let Some(server) = self.queue.take_oldest_idle() else {
+            return false;
+        };
+        self.close(server, reasons::EVICTED);
+        true
     }
 }
 

@@ -3,12 +3,14 @@
 //! sockets. The mutex is held only for a few pointer moves, never across an await.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+
+pub use super::cap::{CapMember, SharedCap};
 
 /// Limits a pool checks when it hands out a connection; they may change on reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,64 +26,6 @@ pub struct Limits {
     /// `server_round_robin`: idle connections are reused oldest first, spreading the load
     /// over all of them (for a load balancer behind the address), instead of newest first.
     pub round_robin: bool,
-}
-
-/// Connections shared by every pool of one database (`max_db_connections`) or one user
-/// (`max_user_connections`); 0 means unlimited.
-#[derive(Debug, Default)]
-pub struct SharedCap {
-    state: Mutex<(usize, usize)>,
-    /// The maximum again, so waiters ask "is it capped?" without the lock.
-    capped: AtomicBool,
-    freed: Notify,
-}
-
-impl SharedCap {
-    /// A cap of `max` connections (0 = unlimited).
-    pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(SharedCap {
-            state: Mutex::new((0, max)),
-            capped: AtomicBool::new(max != 0),
-            freed: Notify::new(),
-        })
-    }
-
-    /// Changes the cap (reload).
-    pub fn set_max(&self, max: usize) {
-        lock(&self.state).1 = max;
-        self.capped.store(max != 0, Relaxed);
-        self.freed.notify_waiters();
-    }
-
-    /// Whether a maximum is set (0 means unlimited).
-    pub fn is_capped(&self) -> bool {
-        self.capped.load(Relaxed)
-    }
-
-    /// Connections currently counted.
-    pub fn open(&self) -> usize {
-        lock(&self.state).0
-    }
-
-    fn try_take(&self) -> bool {
-        let mut state = lock(&self.state);
-        if state.1 != 0 && state.0 >= state.1 {
-            return false;
-        }
-        state.0 += 1;
-        true
-    }
-
-    fn give_back(&self) {
-        let capped = {
-            let mut state = lock(&self.state);
-            state.0 = state.0.saturating_sub(1);
-            state.1 != 0
-        };
-        if capped {
-            self.freed.notify_waiters();
-        }
-    }
 }
 
 /// Counts of one pool at one moment.
@@ -275,7 +219,7 @@ impl<T: Send + 'static> Queue<T> {
         if paused {
             self.wait_unpaused(started).await?;
         }
-        let (id, mut rx, limits) = {
+        let (id, mut rx, limits, capped) = {
             let mut state = lock(&self.state);
             if state.closed {
                 return Err(CheckoutError::Closed);
@@ -289,6 +233,9 @@ impl<T: Send + 'static> Queue<T> {
                     return Ok((Lease::Open(self.slot()), paused));
                 }
             }
+            // With room in the pool, only a shared cap keeps this client waiting.
+            let capped =
+                state.open < state.limits.pool_size && self.caps.iter().any(|c| c.is_capped());
             let (tx, rx) = oneshot::channel();
             let id = state.next_waiter;
             state.next_waiter += 1;
@@ -298,10 +245,19 @@ impl<T: Send + 'static> Queue<T> {
                 tx,
             });
             self.start_sweeper(&mut state);
-            (id, rx, state.limits)
+            (id, rx, state.limits, capped)
         };
         let mut reserve_at =
             Some(started + limits.reserve_timeout).filter(|_| limits.reserve_size > 0);
+        // Another pool's idle server may be closed to make room now, or, when its servers are
+        // all busy, once one of them goes idle: looked for again every MAKE_ROOM_EVERY.
+        let mut room_at = None;
+        if capped {
+            if let Some(lease) = self.open_in_room(id, reserve_at.is_none()) {
+                return Ok((lease, true));
+            }
+            room_at = Some(Instant::now() + MAKE_ROOM_EVERY);
+        }
         loop {
             // Unlimited caps never block an open, so only capped ones are worth waiting on.
             let cap_freed = self
@@ -330,6 +286,12 @@ impl<T: Send + 'static> Queue<T> {
                     if let Some(lease) = self.try_open_as_waiter(id, reserve_at.is_none()) {
                         return Ok((lease, true));
                     }
+                }
+                () = sleep_until(room_at) => {
+                    if let Some(lease) = self.open_in_room(id, reserve_at.is_none()) {
+                        return Ok((lease, true));
+                    }
+                    room_at = Some(Instant::now() + MAKE_ROOM_EVERY);
                 }
             }
         }
@@ -423,6 +385,22 @@ impl<T: Send + 'static> Queue<T> {
         Some(Lease::Open(self.slot()))
     }
 
+    /// For waiter `id` of a pool with room that a full cap holds back: has the cap close
+    /// another pool's longest-idle connection, then opens in its place.
+    fn open_in_room(self: &Arc<Self>, id: u64, reserve: bool) -> Option<Lease<T>> {
+        {
+            let state = lock(&self.state);
+            if state.open >= state.limits.pool_size {
+                return None;
+            }
+        }
+        let mut made = false;
+        for cap in &self.caps {
+            made |= cap.make_room();
+        }
+        made.then(|| self.try_open_as_waiter(id, reserve)).flatten()
+    }
+
     /// [`Queue::checkin_at`] now, for tests: a refused connection is dropped and its slot freed.
     #[cfg(test)]
     pub fn checkin(&self, conn: T) {
@@ -501,6 +479,18 @@ impl<T: Send + 'static> Queue<T> {
         false
     }
 
+    /// Since when the connection idle longest has been idle.
+    pub fn oldest_idle(&self) -> Option<Instant> {
+        lock(&self.state).idle.iter().map(|i| i.since).min()
+    }
+
+    /// Takes the connection idle longest out of the idle list; the caller closes it.
+    pub fn take_oldest_idle(&self) -> Option<T> {
+        let mut state = lock(&self.state);
+        let (pos, _) = state.idle.iter().enumerate().min_by_key(|(_, i)| i.since)?;
+        Some(state.idle.remove(pos).conn)
+    }
+
     /// Removes idle connections for which `expired(conn, idle_for)` holds; the caller closes them.
     pub fn take_idle_where(&self, mut expired: impl FnMut(&T, Duration) -> bool) -> Vec<T> {
         let now = Instant::now();
@@ -564,6 +554,9 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// How often a waiter held back by a full cap looks for an idle connection to close.
+const MAKE_ROOM_EVERY: Duration = Duration::from_millis(200);
 
 /// Resolves when any of `futures` does; never when there are none.
 async fn futures_any<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {

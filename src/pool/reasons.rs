@@ -28,6 +28,8 @@ pub const TRANSACTION_TIMEOUT: &str = "transaction timeout";
 pub const PAUSE: &str = "pause mode";
 /// KILL of the database.
 pub const KILLED: &str = "database killed";
+/// Closed to make room under `max_db_connections`/`max_user_connections` for another pool.
+pub const EVICTED: &str = "evicted";
 /// A reload made the pool smaller than the servers it has open.
 pub const TOO_MANY: &str = "too many servers in the pool";
 /// The pooler is shutting down.

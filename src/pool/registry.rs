@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::control::Controls;
-use super::queue::{Queue, SharedCap};
+use super::queue::{CapMember, Queue, SharedCap};
 use super::server::{LoginInfo, ServerConn};
 use super::{Hot, Pool, PoolSettings, hosts, lock, reasons, statements};
 use crate::FastMap;
@@ -97,7 +97,10 @@ impl PoolRegistry {
         let pool = Arc::new(Pool {
             database: database.to_owned(),
             user: user.to_owned(),
-            queue: Queue::new(spec.settings.limits, vec![db_cap, user_cap]),
+            queue: Queue::new(
+                spec.settings.limits,
+                vec![Arc::clone(&db_cap), Arc::clone(&user_cap)],
+            ),
             stats: PoolStats::default(),
             statements: statements::Registry::default(),
             hot: {
@@ -116,6 +119,9 @@ impl PoolRegistry {
             unused_since: Mutex::new(None),
         });
         pool.queue.set_paused(self.controls.is_paused(database));
+        let member: Arc<dyn CapMember> = Arc::clone(&pool) as _;
+        db_cap.join(Arc::downgrade(&member));
+        user_cap.join(Arc::downgrade(&member));
         pools
             .entry(database.to_owned())
             .or_default()

@@ -1,12 +1,12 @@
 //! A RELOAD that changes `default_pool_size` under load: a larger pool serves the clients queued
 //! at once, and a smaller one closes the servers over its size as they come back, leaving SHOW
-//! SERVERS in step with what PostgreSQL has.
+//! SERVERS in step with what PostgreSQL has. `max_db_connections` shared by two users' pools.
 
 use std::time::{Duration, Instant};
 
 use crate::support::bouncer::{ADMIN_USER, TestBouncer};
 use crate::support::client::RawClient;
-use crate::support::postgres::{MD5_USER, TempPostgres};
+use crate::support::postgres::{MD5_USER, SCRAM_USER, TempPostgres};
 use crate::support::{self};
 
 /// Rewrites the pooler's file with `size` as `default_pool_size` and reloads it.
@@ -92,5 +92,79 @@ async fn a_reloaded_pool_size_applies_to_queued_clients_and_returning_servers() 
     }
     for c in &holders {
         assert!(support::select_one(c).await);
+    }
+}
+
+/// PostgreSQL's sessions of the test database's two roles.
+async fn backends_of_both(su: &tokio_postgres::Client) -> i64 {
+    su.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 OR usename = $2",
+        &[&MD5_USER, &SCRAM_USER],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Under `max_db_connections`, servers idle in one user's pool make room for another user's
+/// client (PgBouncer's "evicted"), at once or as soon as one goes idle, instead of keeping it
+/// waiting until `server_idle_timeout` or `query_wait_timeout`; the database never sees more
+/// than the cap.
+#[tokio::test]
+async fn max_db_connections_makes_room_from_another_pools_idle_servers() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "max_db_connections = 2\nquery_wait_timeout = 20").await;
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    let md5_url = bouncer.url(MD5_USER, "postgres");
+    let scram_url = bouncer.url(SCRAM_USER, "postgres");
+    let mut md5 = Vec::new();
+    for _ in 0..2 {
+        let client = support::connect(&md5_url).await.unwrap();
+        client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        md5.push(client);
+    }
+    // Both servers busy: the other user's client waits (a new pool's first login already
+    // needs a server, for the session parameters it reports)...
+    let url = scram_url.clone();
+    let query = tokio::spawn(async move {
+        let scram = support::connect(&url).await.unwrap();
+        let answered = support::select_one(&scram).await;
+        (scram, answered)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!query.is_finished(), "served past max_db_connections");
+    assert_eq!(backends_of_both(&su).await, 2);
+    // ...until one of them goes idle in its own pool.
+    for client in &md5 {
+        client.batch_execute("COMMIT").await.unwrap();
+    }
+    let started = Instant::now();
+    let (scram, answered) = tokio::time::timeout(Duration::from_secs(5), query)
+        .await
+        .expect("still waiting with idle servers in the other pool")
+        .unwrap();
+    assert!(answered);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(backends_of_both(&su).await, 2);
+
+    // A second client of the same user finds the other pool's server idle: room at once.
+    scram.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    let second = support::connect(&scram_url).await.unwrap();
+    let started = Instant::now();
+    assert!(support::select_one(&second).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    scram.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(backends_of_both(&su).await, 2);
+    for client in &md5 {
+        assert!(
+            support::select_one(client).await,
+            "the first user is served again"
+        );
     }
 }
