@@ -53,6 +53,9 @@ pub enum PoolError {
     LoginFailing(String),
 }
 
+/// The shortest pause between failed logins of one pool, also with `server_login_retry = 0`.
+const MIN_RETRY: Duration = Duration::from_millis(100);
+
 /// Who meets a remembered login failure ([`Pool::login_retry`]).
 #[derive(Debug, Clone, Copy)]
 enum Asker {
@@ -373,7 +376,21 @@ impl Pool {
                 Lease::Open(slot) => {
                     // Boxed: a login (TLS, SCRAM) is rare next to a lease, and inline it would
                     // add its 2 KB to every waiting client's task.
-                    let server = Box::pin(self.open_for(started, queued)).await?;
+                    let server = match Box::pin(self.open_for(started, queued)).await {
+                        Ok(server) => server,
+                        // PostgreSQL refused one more connection (its max_connections, the
+                        // role's limit) while this pool has servers: as in PgBouncer, the client
+                        // waits for one of them, and no new login is tried for
+                        // server_login_retry. Held before the slot goes, so that it is not
+                        // handed to the next waiter to fail the same way.
+                        Err(PoolError::Server(e)) if self.servers_up() > 0 => {
+                            let retry = self.settings().server_login_retry.max(MIN_RETRY);
+                            self.queue.hold_opens(Instant::now() + retry);
+                            drop((slot, e));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     slot.fill();
                     let now = Instant::now();
                     server.set_active(now);
@@ -416,12 +433,20 @@ impl Pool {
                     }
                     // With `server_login_retry = 0` nothing else spaces the tries out.
                     if self.settings().server_login_retry.is_zero() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(MIN_RETRY).await;
                     }
                 }
                 done => return done.map_err(PoolError::from),
             }
         }
+    }
+
+    /// Servers logged in, in use or idle.
+    fn servers_up(&self) -> usize {
+        lock(&self.servers)
+            .values()
+            .filter(|s| s.state() != ServerState::Login)
+            .count()
     }
 
     /// `server_login_retry` after a failed login, for `asker`. With no server up, the cached
@@ -433,11 +458,7 @@ impl Pool {
         let Some((failure, until)) = self.retry.cached(self.settings().server_login_retry) else {
             return Ok(());
         };
-        let up = lock(&self.servers)
-            .values()
-            .filter(|s| s.state() != ServerState::Login)
-            .count();
-        let refuse = up == 0
+        let refuse = self.servers_up() == 0
             && match asker {
                 Asker::New | Asker::Opening => true,
                 Asker::Waiting(_) => !failure.temporary,

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 pub use super::cap::{CapMember, SharedCap};
+use room::MAKE_ROOM_EVERY;
 
 /// Limits a pool checks when it hands out a connection; they may change on reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +100,16 @@ struct State<T> {
     /// A sweeper task enforces `query_wait_timeout` while anyone waits: one timer per pool
     /// instead of one per waiting client.
     sweeping: bool,
+    /// Until then no new connection is opened; clients wait for those open ([`Queue::hold_opens`]).
+    opens_held_until: Option<Instant>,
+}
+
+impl<T> State<T> {
+    /// Whether the pool may count a new connection now: room under its size (plus `extra`)
+    /// and no hold on opens.
+    fn may_open(&self, extra: usize, now: Instant) -> bool {
+        self.open < self.limits.pool_size + extra && self.opens_held_until.is_none_or(|t| now >= t)
+    }
 }
 
 /// One pool's idle list and wait queue.
@@ -156,6 +167,7 @@ impl<T: Send + 'static> Queue<T> {
                 limits,
                 closed: false,
                 sweeping: false,
+                opens_held_until: None,
             }),
             caps,
             paused: tokio::sync::watch::Sender::new(false),
@@ -228,7 +240,7 @@ impl<T: Send + 'static> Queue<T> {
                 if let Some(idle) = state.idle.pop() {
                     return Ok((Lease::Ready(idle.conn), paused));
                 }
-                if state.open < state.limits.pool_size && self.take_caps() {
+                if state.may_open(0, started) && self.take_caps() {
                     state.open += 1;
                     return Ok((Lease::Open(self.slot()), paused));
                 }
@@ -368,37 +380,20 @@ impl<T: Send + 'static> Queue<T> {
 
     fn try_open_as_waiter(self: &Arc<Self>, id: u64, reserve: bool) -> Option<Lease<T>> {
         let mut state = lock(&self.state);
-        let limit = state.limits.pool_size
-            + if reserve {
-                state.limits.reserve_size
-            } else {
-                0
-            };
+        let extra = if reserve {
+            state.limits.reserve_size
+        } else {
+            0
+        };
         // Found before the caps are taken: a waiter already granted is gone from the line, and
         // caps taken for it would never be given back.
         let pos = state.waiters.iter().position(|w| w.id == id)?;
-        if state.open >= limit || !self.take_caps() {
+        if !state.may_open(extra, Instant::now()) || !self.take_caps() {
             return None;
         }
         state.waiters.remove(pos);
         state.open += 1;
         Some(Lease::Open(self.slot()))
-    }
-
-    /// For waiter `id` of a pool with room that a full cap holds back: has the cap close
-    /// another pool's longest-idle connection, then opens in its place.
-    fn open_in_room(self: &Arc<Self>, id: u64, reserve: bool) -> Option<Lease<T>> {
-        {
-            let state = lock(&self.state);
-            if state.open >= state.limits.pool_size {
-                return None;
-            }
-        }
-        let mut made = false;
-        for cap in &self.caps {
-            made |= cap.make_room();
-        }
-        made.then(|| self.try_open_as_waiter(id, reserve)).flatten()
     }
 
     /// [`Queue::checkin_at`] now, for tests: a refused connection is dropped and its slot freed.
@@ -466,7 +461,7 @@ impl<T: Send + 'static> Queue<T> {
     /// Lets the first waiter still there open a connection, when the pool's size and the caps
     /// have room for one more; false when no waiter got it.
     fn grant_open(&self, state: &mut State<T>) -> bool {
-        if state.open >= state.limits.pool_size || state.waiters.is_empty() || !self.take_caps() {
+        if state.waiters.is_empty() || !state.may_open(0, Instant::now()) || !self.take_caps() {
             return false;
         }
         while let Some(waiter) = state.waiters.pop_front() {
@@ -477,18 +472,6 @@ impl<T: Send + 'static> Queue<T> {
         }
         self.caps.iter().for_each(|c| c.give_back());
         false
-    }
-
-    /// Since when the connection idle longest has been idle.
-    pub fn oldest_idle(&self) -> Option<Instant> {
-        lock(&self.state).idle.iter().map(|i| i.since).min()
-    }
-
-    /// Takes the connection idle longest out of the idle list; the caller closes it.
-    pub fn take_oldest_idle(&self) -> Option<T> {
-        let mut state = lock(&self.state);
-        let (pos, _) = state.idle.iter().enumerate().min_by_key(|(_, i)| i.since)?;
-        Some(state.idle.remove(pos).conn)
     }
 
     /// Removes idle connections for which `expired(conn, idle_for)` holds; the caller closes them.
@@ -555,9 +538,6 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// How often a waiter held back by a full cap looks for an idle connection to close.
-const MAKE_ROOM_EVERY: Duration = Duration::from_millis(200);
-
 /// Resolves when any of `futures` does; never when there are none.
 async fn futures_any<F: std::future::Future<Output = ()>>(futures: impl Iterator<Item = F>) {
     let mut futures: Vec<_> = futures.map(Box::pin).collect();
@@ -576,5 +556,6 @@ async fn futures_any<F: std::future::Future<Output = ()>>(futures: impl Iterator
     .await
 }
 
+mod room;
 #[cfg(test)]
 mod tests;

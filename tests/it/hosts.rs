@@ -430,3 +430,49 @@ async fn a_cancel_goes_to_the_address_the_server_connection_reached() {
     let reached = std::net::SocketAddr::from(([127, 0, 0, 1], pg.port()));
     assert_eq!(targets, [Some(reached)]);
 }
+
+/// PostgreSQL refusing one connection more (here the role's CONNECTION LIMIT; its
+/// max_connections alike) while the pool has servers: as in PgBouncer, clients wait for those
+/// servers instead of getting the refusal, and no new login is tried for server_login_retry.
+#[tokio::test]
+async fn a_database_at_its_connection_limit_keeps_clients_on_the_pools_servers() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    pg.psql(&format!("ALTER ROLE {MD5_USER} CONNECTION LIMIT 2"));
+    let bouncer = TestBouncer::start(&pg, "default_pool_size = 4\nquery_wait_timeout = 20").await;
+    let url = bouncer.url(MD5_USER, "postgres");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = support::connect(&url).await.map_err(|e| e.to_string())?;
+            for _ in 0..20 {
+                client
+                    .batch_execute("SELECT pg_sleep(0.005)")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    let started = Instant::now();
+    for task in tasks {
+        let done = tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .expect("a client still waiting after 15 s")
+            .unwrap();
+        assert_eq!(done, Ok(()));
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    let backends: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
+            &[&MD5_USER],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(backends, 2);
+}

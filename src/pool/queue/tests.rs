@@ -268,3 +268,62 @@ async fn a_reserve_try_for_a_waiter_already_served_takes_no_cap() {
     assert_eq!(q.try_reserve(12345).map(|_| ()), None);
     assert_eq!(cap.open(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn held_opens_queue_clients_for_a_released_connection_until_the_hold_ends() {
+    let q = Queue::new(limits(3), vec![]);
+    open(&q).await.fill();
+    q.hold_opens(Instant::now() + Duration::from_secs(1));
+    let waiter = |q: &Arc<Queue<u32>>| {
+        let q = Arc::clone(q);
+        tokio::spawn(async move { q.checkout().await })
+    };
+    let first = waiter(&q);
+    let second = waiter(&q);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        q.counts().waiting,
+        2,
+        "room in the pool, but opens are held"
+    );
+    q.checkin(7);
+    assert!(matches!(first.await.unwrap(), Ok(Lease::Ready(7))));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        matches!(second.await.unwrap(), Ok(Lease::Open(_))),
+        "the hold ended"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_cap_closes_the_longest_idle_connection_of_another_pool() {
+    struct Member(Arc<Queue<u32>>);
+    impl CapMember for Member {
+        fn oldest_idle(&self) -> Option<Instant> {
+            self.0.oldest_idle()
+        }
+        fn evict_oldest_idle(&self) -> bool {
+            let gone = self.0.take_oldest_idle();
+            if gone.is_some() {
+                self.0.discard();
+            }
+            gone.is_some()
+        }
+    }
+    let cap = SharedCap::new(2);
+    let a = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let member: Arc<dyn CapMember> = Arc::new(Member(Arc::clone(&a)));
+    cap.join(Arc::downgrade(&member));
+    open(&a).await.fill();
+    open(&a).await.fill();
+    a.checkin(1);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    a.checkin(2);
+    assert!(matches!(b.checkout().await, Ok(Lease::Open(_))));
+    assert_eq!(a.counts().idle, 1);
+    assert!(
+        matches!(a.checkout().await, Ok(Lease::Ready(2))),
+        "1 idled longest"
+    );
+}
