@@ -417,8 +417,8 @@ impl Pool {
     /// cannot take connections now (57P03: starting up, shutting down): it tries again each
     /// `server_login_retry`, until its `query_wait_timeout`, as PgBouncer keeps its waiting
     /// clients through that answer, so a restart can cost those clients a wait instead of an
-    /// error. Any other failure, and any failure of a client that did not wait, is the
-    /// client's at once.
+    /// error. Any other failure, and any failure of a client that did not wait, is returned
+    /// at once ([`Pool::acquire`] still keeps the client waiting when the pool has servers).
     async fn open_for(&self, started: Instant, queued: bool) -> Result<ServerConn, PoolError> {
         let waiting = queued.then(|| self.queue.wait_timeout().map(|t| started + t));
         loop {
