@@ -466,13 +466,5 @@ async fn a_database_at_its_connection_limit_keeps_clients_on_the_pools_servers()
     }
     assert!(started.elapsed() < Duration::from_secs(15));
     let su = support::connect(&pg.superuser_url()).await.unwrap();
-    let backends: i64 = su
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
-            &[&MD5_USER],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(backends, 2);
+    assert_eq!(support::sessions_of(&su, &[MD5_USER]).await, 2);
 }

@@ -336,14 +336,7 @@ async fn min_pool_size_keeps_servers_open_and_checks_run_before_reuse() {
 async fn backends_reaching(su: &Client, n: i64, within: Duration) -> i64 {
     let deadline = Instant::now() + within;
     loop {
-        let backends: i64 = su
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
-                &[&MD5_USER],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let backends = support::sessions_of(su, &[MD5_USER]).await;
         if backends >= n || Instant::now() >= deadline {
             return backends;
         }

@@ -22,15 +22,9 @@ async fn reload_pool_size(bouncer: &TestBouncer, console: &mut RawClient, from: 
     assert!(reloaded.error.is_none(), "RELOAD: {:?}", reloaded.error);
 }
 
-/// PostgreSQL's sessions of the test role, as a superuser session sees them.
+/// PostgreSQL's sessions of the test role.
 async fn backends(su: &tokio_postgres::Client) -> i64 {
-    su.query_one(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1",
-        &[&MD5_USER],
-    )
-    .await
-    .unwrap()
-    .get(0)
+    support::sessions_of(su, &[MD5_USER]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,13 +91,7 @@ async fn a_reloaded_pool_size_applies_to_queued_clients_and_returning_servers() 
 
 /// PostgreSQL's sessions of the test database's two roles.
 async fn backends_of_both(su: &tokio_postgres::Client) -> i64 {
-    su.query_one(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 OR usename = $2",
-        &[&MD5_USER, &SCRAM_USER],
-    )
-    .await
-    .unwrap()
-    .get(0)
+    support::sessions_of(su, &[MD5_USER, SCRAM_USER]).await
 }
 
 /// Under `max_db_connections`, servers idle in one user's pool make room for another user's

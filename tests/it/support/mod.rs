@@ -64,6 +64,17 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// PostgreSQL's sessions of `users`, as the superuser session `su` sees them.
+pub async fn sessions_of(su: &tokio_postgres::Client, users: &[&str]) -> i64 {
+    su.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = ANY($1)",
+        &[&users],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
 /// Connects tokio-postgres without TLS and drives the connection in the background.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
