@@ -241,12 +241,20 @@ impl Pool {
     }
 
     /// Opens one connection for `min_pool_size` into the idle list, unless a login failed within
-    /// `server_login_retry`; a failure starts that delay.
-    pub async fn open_spare(&self) -> Result<(), PoolError> {
+    /// `server_login_retry`; a failure starts that delay. The slot is taken before the login:
+    /// with the pool, `max_db_connections` or `max_user_connections` full there is no login
+    /// at all (false), where one made first would be closed at once, every janitor tick.
+    pub async fn open_spare(&self) -> Result<bool, PoolError> {
         if let Some((failure, _)) = self.retry.cached(self.settings().server_login_retry) {
             return Err(PoolError::LoginFailing(failure.reason));
         }
-        self.open_idle(true).await
+        let Some(slot) = self.queue.try_slot() else {
+            return Ok(false);
+        };
+        let server = self.login_server(true).await?;
+        slot.fill();
+        self.release(server);
+        Ok(true)
     }
 
     /// Replaces the `server_tls_*` settings new server logins use (reload).

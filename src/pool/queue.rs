@@ -435,6 +435,21 @@ impl<T: Send + 'static> Queue<T> {
         Ok(())
     }
 
+    /// A slot to open a connection with, when the pool and its caps have room and nobody waits
+    /// (a waiter would be granted it first).
+    pub fn try_slot(self: &Arc<Self>) -> Option<Slot<T>> {
+        let mut state = lock(&self.state);
+        if state.closed
+            || !state.waiters.is_empty()
+            || !state.may_open(0, Instant::now())
+            || !self.take_caps()
+        {
+            return None;
+        }
+        state.open += 1;
+        Some(self.slot())
+    }
+
     /// Takes in a connection opened outside a slot when there is room; gives it back otherwise.
     pub fn adopt(&self, conn: T) -> Result<(), T> {
         {

@@ -154,7 +154,7 @@ impl PoolRegistry {
             tokio::spawn(async move {
                 let _done = Filling(&pool.filling);
                 for _ in 0..missing {
-                    if pool.open_spare().await.is_err() {
+                    if !matches!(pool.open_spare().await, Ok(true)) {
                         break;
                     }
                 }

@@ -156,3 +156,50 @@ async fn max_db_connections_makes_room_from_another_pools_idle_servers() {
         );
     }
 }
+
+/// `min_pool_size` under a full `max_db_connections`: the janitor's fill makes no login it
+/// could not keep (each one used to be closed at once, every second, for as long as the cap
+/// stayed full).
+#[tokio::test]
+async fn min_pool_size_under_a_full_cap_makes_no_logins_it_cannot_keep() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer = TestBouncer::start(&pg, "max_db_connections = 2\nmin_pool_size = 2").await;
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    let md5 = support::connect(&bouncer.url(MD5_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&md5).await);
+    let scram = support::connect(&bouncer.url(SCRAM_USER, "postgres"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&scram).await);
+    // Both pools below their minimum, the cap full between them.
+    let settled = support::eventually(Duration::from_secs(5), || {
+        let counts = bouncer.shared().registry.pools();
+        counts.iter().map(|p| p.queue.counts().open).sum::<usize>() == 2
+    });
+    assert!(settled.await);
+    let sessions = async || -> i64 {
+        su.query_one(
+            "SELECT sessions FROM pg_stat_database WHERE datname = 'postgres'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+    };
+    // PostgreSQL counts a session in its statistics when the backend flushes them: give the
+    // ones opened so far time to.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = sessions().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = sessions().await;
+    assert!(
+        after - before <= 1,
+        "{} server logins in 4 s under a full cap",
+        after - before
+    );
+    assert_eq!(backends_of_both(&su).await, 2);
+}
