@@ -1,6 +1,7 @@
 //! A RELOAD that changes `default_pool_size` under load: a larger pool serves the clients queued
 //! at once, and a smaller one closes the servers over its size as they come back, leaving SHOW
-//! SERVERS in step with what PostgreSQL has. `max_db_connections` shared by two users' pools.
+//! SERVERS in step with what PostgreSQL has. `max_db_connections` and `max_user_connections`
+//! shared by several pools, with `min_pool_size` under them.
 
 use std::time::{Duration, Instant};
 
@@ -202,4 +203,38 @@ async fn min_pool_size_under_a_full_cap_makes_no_logins_it_cannot_keep() {
         after - before
     );
     assert_eq!(backends_of_both(&su).await, 2);
+}
+
+/// The same for `max_user_connections`: one user's idle servers for one database make room for
+/// its client of another database.
+#[tokio::test]
+async fn max_user_connections_makes_room_from_the_users_idle_servers_elsewhere() {
+    let Some(pg) = TempPostgres::start_or_skip() else {
+        return;
+    };
+    let bouncer =
+        TestBouncer::start(&pg, "max_user_connections = 2\nquery_wait_timeout = 20").await;
+    let su = support::connect(&pg.superuser_url()).await.unwrap();
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        let client = support::connect(&bouncer.url(MD5_USER, "postgres"))
+            .await
+            .unwrap();
+        client.batch_execute("BEGIN; SELECT 1").await.unwrap();
+        first.push(client);
+    }
+    for client in &first {
+        client.batch_execute("COMMIT").await.unwrap();
+    }
+    let started = Instant::now();
+    let other = support::connect(&bouncer.url(MD5_USER, "template1"))
+        .await
+        .unwrap();
+    assert!(support::select_one(&other).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(backends(&su).await, 2);
 }
