@@ -4,7 +4,7 @@
 //! otherwise idle servers of one user would keep another user's clients waiting until
 //! `server_idle_timeout`.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::Notify;
@@ -26,6 +26,8 @@ pub struct SharedCap {
     capped: AtomicBool,
     pub(super) freed: Notify,
     members: Mutex<Vec<Weak<dyn CapMember>>>,
+    /// Clients waiting only because this cap was full when they queued ([`Blocked`]).
+    blocked: AtomicUsize,
 }
 
 impl std::fmt::Debug for SharedCap {
@@ -100,6 +102,12 @@ impl SharedCap {
         }
     }
 
+    /// Whether a client of one of its pools waits for it: a connection coming back idle
+    /// elsewhere is better closed, to free its place.
+    pub(super) fn is_wanted(&self) -> bool {
+        self.is_capped() && self.blocked.load(Relaxed) > 0 && self.is_full()
+    }
+
     /// When full, closes the connection idle longest among its pools; whether one closed.
     pub(super) fn make_room(&self) -> bool {
         if !self.is_full() {
@@ -115,5 +123,27 @@ impl SharedCap {
             .filter_map(|m| Some((m.oldest_idle()?, m)))
             .min_by_key(|(since, _)| *since)
             .is_some_and(|(_, m)| m.evict_oldest_idle())
+    }
+}
+
+/// A waiting client counted on the caps that were full when it queued, until it stops waiting.
+pub(super) struct Blocked<'a>(Vec<&'a SharedCap>);
+
+impl<'a> Blocked<'a> {
+    /// Counts the client on each of `caps` that is full now.
+    pub(super) fn on(caps: &'a [Arc<SharedCap>]) -> Self {
+        let full: Vec<&SharedCap> = caps.iter().map(|c| &**c).filter(|c| c.is_full()).collect();
+        for cap in &full {
+            cap.blocked.fetch_add(1, Relaxed);
+        }
+        Blocked(full)
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        for cap in &self.0 {
+            cap.blocked.fetch_sub(1, Relaxed);
+        }
     }
 }

@@ -599,6 +599,7 @@ impl Pool {
             let reason = match why {
                 Refusal::Closed => reasons::SHUTDOWN,
                 Refusal::OverSize => reasons::TOO_MANY,
+                Refusal::Wanted => reasons::EVICTED,
             };
             self.close(server, reason);
         }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::cap::Blocked;
 pub use super::cap::{CapMember, SharedCap};
 use room::MAKE_ROOM_EVERY;
 
@@ -58,6 +59,9 @@ pub enum Refusal {
     Closed,
     /// More connections are open than the pool's size (plus reserve) allows.
     OverSize,
+    /// Nobody here waits for it, and a client of another pool waits for the place it takes
+    /// under a full `max_db_connections`/`max_user_connections`.
+    Wanted,
 }
 
 /// Why a checkout failed.
@@ -261,8 +265,10 @@ impl<T: Send + 'static> Queue<T> {
         };
         let mut reserve_at =
             Some(started + limits.reserve_timeout).filter(|_| limits.reserve_size > 0);
-        // Another pool's idle server may be closed to make room now, or, when its servers are
-        // all busy, once one of them goes idle: looked for again every MAKE_ROOM_EVERY.
+        // Another pool's idle server may be closed to make room now; a server of another pool
+        // coming back idle is closed for this client ([`Refusal::Wanted`]); and a server idle
+        // since before is looked for again every MAKE_ROOM_EVERY.
+        let _blocked = capped.then(|| Blocked::on(&self.caps));
         let mut room_at = None;
         if capped {
             if let Some(lease) = self.open_in_room(id, reserve_at.is_none()) {
@@ -424,6 +430,9 @@ impl<T: Send + 'static> Queue<T> {
                 // Only a Conn was sent, so only a Conn comes back.
                 Err(Grant::Open | Grant::TimedOut) => return Ok(()),
             }
+        }
+        if self.caps.iter().any(|c| c.is_wanted()) {
+            return Err((conn, Refusal::Wanted));
         }
         // Checkouts take from the end: the newest there (LIFO, PgBouncer's default), or the
         // oldest when new ones queue up at the front.

@@ -327,3 +327,27 @@ async fn a_full_cap_closes_the_longest_idle_connection_of_another_pool() {
         "1 idled longest"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_coming_back_is_refused_while_another_pool_waits_for_its_place() {
+    let cap = SharedCap::new(1);
+    let a: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    open(&a).await.fill();
+    let waiting = tokio::spawn({
+        let b = Arc::clone(&b);
+        async move { b.checkout().await }
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(b.counts().waiting, 1);
+    match a.checkin_at(7, Instant::now()) {
+        Err((7, Refusal::Wanted)) => a.discard(),
+        other => panic!("kept: {other:?}"),
+    }
+    // (The slot is dropped unfilled, giving the place back.)
+    assert!(matches!(waiting.await.unwrap(), Ok(Lease::Open(_))));
+    // Nobody waits now: the next one coming back stays idle.
+    open(&a).await.fill();
+    assert!(a.checkin_at(8, Instant::now()).is_ok());
+    assert_eq!(a.counts().idle, 1);
+}
