@@ -16,6 +16,8 @@ pub trait CapMember: Send + Sync {
     fn oldest_idle(&self) -> Option<Instant>;
     /// Closes that connection (PgBouncer's reason: "evicted"); false when it is gone already.
     fn evict_oldest_idle(&self) -> bool;
+    /// Whether a client waits that a free place under the cap would let open a connection.
+    fn wants_room(&self) -> bool;
 }
 
 /// A cap on connections shared by pools; 0 means unlimited.
@@ -102,10 +104,20 @@ impl SharedCap {
         }
     }
 
-    /// Whether a client of one of its pools waits for it: a connection coming back idle
-    /// elsewhere is better closed, to free its place.
+    /// Whether a client of one of its pools waits for a place: a connection coming back idle
+    /// elsewhere is better closed, to free its own. The count of held-back clients keeps the
+    /// common case to two loads; the pools are asked only then, since a client counted may
+    /// have come up against its own pool's size since (a place freed for it would go unused,
+    /// and the closed connection be logged in again at its pool's next transaction).
     pub(super) fn is_wanted(&self) -> bool {
-        self.is_capped() && self.blocked.load(Relaxed) > 0 && self.is_full()
+        if !self.is_capped() || self.blocked.load(Relaxed) == 0 || !self.is_full() {
+            return false;
+        }
+        let members: Vec<_> = lock(&self.members)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        members.iter().any(|m| m.wants_room())
     }
 
     /// When full, closes the connection idle longest among its pools; whether one closed.

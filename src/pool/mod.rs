@@ -663,6 +663,10 @@ impl queue::CapMember for Pool {
         self.queue.oldest_idle()
     }
 
+    fn wants_room(&self) -> bool {
+        self.queue.wants_room()
+    }
+
     fn evict_oldest_idle(&self) -> bool {
         let Some(server) = self.queue.take_oldest_idle() else {
             return false;

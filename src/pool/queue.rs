@@ -416,6 +416,9 @@ impl<T: Send + 'static> Queue<T> {
     /// caller closes it the usual way (which frees the slot).
     pub fn checkin_at(&self, conn: T, now: Instant) -> Result<(), (T, Refusal)> {
         let mut conn = conn;
+        // Asked before this queue's lock is taken: it asks the other pools under the caps, whose
+        // own check-ins may be asking this one.
+        let wanted = self.caps.iter().any(|c| c.is_wanted());
         let mut state = lock(&self.state);
         if state.closed {
             return Err((conn, Refusal::Closed));
@@ -431,7 +434,7 @@ impl<T: Send + 'static> Queue<T> {
                 Err(Grant::Open | Grant::TimedOut) => return Ok(()),
             }
         }
-        if self.caps.iter().any(|c| c.is_wanted()) {
+        if wanted {
             return Err((conn, Refusal::Wanted));
         }
         // Checkouts take from the end: the newest there (LIFO, PgBouncer's default), or the

@@ -26,6 +26,12 @@ impl<T: Send + 'static> Queue<T> {
         made.then(|| self.try_open_as_waiter(id, reserve)).flatten()
     }
 
+    /// Whether a client waits that could open a connection if a shared cap had room.
+    pub fn wants_room(&self) -> bool {
+        let state = lock(&self.state);
+        !state.waiters.is_empty() && state.may_open(0, Instant::now())
+    }
+
     /// Since when the connection idle longest has been idle.
     pub fn oldest_idle(&self) -> Option<Instant> {
         lock(&self.state).idle.iter().map(|i| i.since).min()

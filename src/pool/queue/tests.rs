@@ -295,21 +295,26 @@ async fn held_opens_queue_clients_for_a_released_connection_until_the_hold_ends(
     );
 }
 
+/// A bare queue as a cap sees a pool.
+struct Member(Arc<Queue<u32>>);
+impl CapMember for Member {
+    fn oldest_idle(&self) -> Option<Instant> {
+        self.0.oldest_idle()
+    }
+    fn wants_room(&self) -> bool {
+        self.0.wants_room()
+    }
+    fn evict_oldest_idle(&self) -> bool {
+        let gone = self.0.take_oldest_idle();
+        if gone.is_some() {
+            self.0.discard();
+        }
+        gone.is_some()
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_cap_closes_the_longest_idle_connection_of_another_pool() {
-    struct Member(Arc<Queue<u32>>);
-    impl CapMember for Member {
-        fn oldest_idle(&self) -> Option<Instant> {
-            self.0.oldest_idle()
-        }
-        fn evict_oldest_idle(&self) -> bool {
-            let gone = self.0.take_oldest_idle();
-            if gone.is_some() {
-                self.0.discard();
-            }
-            gone.is_some()
-        }
-    }
     let cap = SharedCap::new(2);
     let a = Queue::new(limits(2), vec![Arc::clone(&cap)]);
     let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
@@ -333,6 +338,13 @@ async fn a_connection_coming_back_is_refused_while_another_pool_waits_for_its_pl
     let cap = SharedCap::new(1);
     let a: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
     let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let members: Vec<Arc<dyn CapMember>> = vec![
+        Arc::new(Member(Arc::clone(&a))),
+        Arc::new(Member(Arc::clone(&b))),
+    ];
+    for m in &members {
+        cap.join(Arc::downgrade(m));
+    }
     open(&a).await.fill();
     let waiting = tokio::spawn({
         let b = Arc::clone(&b);
@@ -349,5 +361,31 @@ async fn a_connection_coming_back_is_refused_while_another_pool_waits_for_its_pl
     // Nobody waits now: the next one coming back stays idle.
     open(&a).await.fill();
     assert!(a.checkin_at(8, Instant::now()).is_ok());
+    assert_eq!(a.counts().idle, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_coming_back_is_kept_when_the_waiting_pool_could_not_use_its_place() {
+    let cap = SharedCap::new(2);
+    let a: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let members: Vec<Arc<dyn CapMember>> = vec![
+        Arc::new(Member(Arc::clone(&a))),
+        Arc::new(Member(Arc::clone(&b))),
+    ];
+    for m in &members {
+        cap.join(Arc::downgrade(m));
+    }
+    open(&a).await.fill();
+    open(&b).await.fill();
+    let _waiting = tokio::spawn({
+        let b = Arc::clone(&b);
+        async move { b.checkout().await }
+    });
+    tokio::task::yield_now().await;
+    assert_eq!(b.counts().waiting, 1, "held back by the cap");
+    // Now its own pool's size holds it back: a freed place would go unused.
+    b.set_limits(limits(1));
+    assert!(a.checkin_at(7, Instant::now()).is_ok());
     assert_eq!(a.counts().idle, 1);
 }
