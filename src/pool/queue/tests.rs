@@ -313,13 +313,26 @@ impl CapMember for Member {
     }
 }
 
+/// Two pools of size 2 under one cap of `max`, both its members (keep the members alive).
+type UnderCap = (Arc<Queue<u32>>, Arc<Queue<u32>>, Vec<Arc<dyn CapMember>>);
+
+fn two_pools_under(max: usize) -> UnderCap {
+    let cap = SharedCap::new(max);
+    let a: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
+    let members: Vec<Arc<dyn CapMember>> = vec![
+        Arc::new(Member(Arc::clone(&a))),
+        Arc::new(Member(Arc::clone(&b))),
+    ];
+    for m in &members {
+        cap.join(Arc::downgrade(m));
+    }
+    (a, b, members)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_full_cap_closes_the_longest_idle_connection_of_another_pool() {
-    let cap = SharedCap::new(2);
-    let a = Queue::new(limits(2), vec![Arc::clone(&cap)]);
-    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
-    let member: Arc<dyn CapMember> = Arc::new(Member(Arc::clone(&a)));
-    cap.join(Arc::downgrade(&member));
+    let (a, b, _members) = two_pools_under(2);
     open(&a).await.fill();
     open(&a).await.fill();
     a.checkin(1);
@@ -335,16 +348,7 @@ async fn a_full_cap_closes_the_longest_idle_connection_of_another_pool() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_coming_back_is_refused_while_another_pool_waits_for_its_place() {
-    let cap = SharedCap::new(1);
-    let a: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
-    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
-    let members: Vec<Arc<dyn CapMember>> = vec![
-        Arc::new(Member(Arc::clone(&a))),
-        Arc::new(Member(Arc::clone(&b))),
-    ];
-    for m in &members {
-        cap.join(Arc::downgrade(m));
-    }
+    let (a, b, _members) = two_pools_under(1);
     open(&a).await.fill();
     let waiting = tokio::spawn({
         let b = Arc::clone(&b);
@@ -366,16 +370,7 @@ async fn a_connection_coming_back_is_refused_while_another_pool_waits_for_its_pl
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_coming_back_is_kept_when_the_waiting_pool_could_not_use_its_place() {
-    let cap = SharedCap::new(2);
-    let a: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
-    let b: Arc<Queue<u32>> = Queue::new(limits(2), vec![Arc::clone(&cap)]);
-    let members: Vec<Arc<dyn CapMember>> = vec![
-        Arc::new(Member(Arc::clone(&a))),
-        Arc::new(Member(Arc::clone(&b))),
-    ];
-    for m in &members {
-        cap.join(Arc::downgrade(m));
-    }
+    let (a, b, _members) = two_pools_under(2);
     open(&a).await.fill();
     open(&b).await.fill();
     let _waiting = tokio::spawn({
