@@ -10,7 +10,7 @@ use crate::config::{Config, Key};
 /// Descriptors the configuration may hold at once, as PgBouncer counts them: every client,
 /// ten spare, and each database's pool size, once per auth_file user unless the database
 /// forces its user.
-pub fn expected_use(config: &Config, users: usize) -> u64 {
+fn expected_use(config: &Config, users: usize) -> u64 {
     let s = &config.pgbouncer;
     let clients = u64::try_from(s.int(Key::MaxClientConn)).unwrap_or(0);
     let default_size = u64::try_from(s.int(Key::DefaultPoolSize)).unwrap_or(0);
@@ -49,7 +49,7 @@ pub fn check(config: &Config, users: usize) {
     if now < expected {
         tracing::warn!(
             "the file descriptor limit ({now}) is below the expected use ({expected}): \
-             connections past it are refused; raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+             clients past it wait to be accepted; raise the hard limit (ulimit -Hn, LimitNOFILE=)"
         );
     }
 }
